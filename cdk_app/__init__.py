@@ -1,0 +1,1 @@
+"""The CDK app of the FinAI platform: typed configuration, compliance gates and the entry point."""

@@ -1,0 +1,173 @@
+"""Typed, validated configuration for the whole platform.
+
+Every value comes from CDK context (defaults in ``cdk.json``, overrides with ``-c key=value``)
+and is validated here at synth time, so a typo fails ``cdk synth`` instead of a deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STRATEGY_DOCUMENT = REPO_ROOT / "lambdas" / "shared" / "strategy" / "model_selection.json"
+STRATEGY_SCHEMA = REPO_ROOT / "lambdas" / "shared" / "strategy" / "model_selection.schema.json"
+
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+# Bedrock model ids look like ``provider.model-name-version[:n]``; inference profiles add a
+# geography prefix (``us.``, ``eu.``, ``apac.``).
+_MODEL_ID = re.compile(r"^([a-z]{2,4}\.)?[a-z0-9-]+\.[a-zA-Z0-9.\-:]+$")
+
+CONTEXT_KEYS = (
+    "primary_region",
+    "secondary_region",
+    "account",
+    "domain_name",
+    "hosted_zone_id",
+    "alarm_email",
+    "bedrock_models",
+    "fallback_model",
+    "max_prompt_chars",
+    "powertools_layer_version",
+)
+
+
+class BedrockModels(BaseModel):
+    """The Bedrock models the platform may call; IAM is scoped to exactly these ARNs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    primary: tuple[str, ...] = Field(min_length=1)
+    fallback: str
+
+    @field_validator("primary")
+    @classmethod
+    def _check_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for model_id in value:
+            _check_model_id(model_id)
+        if len(set(value)) != len(value):
+            raise ValueError("bedrock_models lists a model twice")
+        return value
+
+    @field_validator("fallback")
+    @classmethod
+    def _check_fallback(cls, value: str) -> str:
+        return _check_model_id(value)
+
+    @property
+    def all_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.primary, self.fallback)))
+
+
+def _check_model_id(model_id: str) -> str:
+    if not _MODEL_ID.match(model_id):
+        raise ValueError(f"{model_id!r} is not a Bedrock model id (e.g. anthropic.claude-3-haiku-20240307-v1:0)")
+    return model_id
+
+
+class PlatformConfig(BaseModel):
+    """Everything that varies between deployments of the platform."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    primary_region: str
+    secondary_region: str
+    account: str | None = None
+    domain_name: str | None = None
+    hosted_zone_id: str | None = None
+    alarm_email: str | None = None
+    bedrock_models: BedrockModels
+    # The API rejects longer prompts with 413 before starting the state machine, whose
+    # StartSyncExecution input is capped at 256 KB.
+    max_prompt_chars: int = Field(default=16_000, ge=1, le=60_000)
+    powertools_layer_version: int = Field(default=27, ge=1)
+
+    @field_validator("primary_region", "secondary_region")
+    @classmethod
+    def _check_region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise ValueError(f"{value!r} is not an AWS region name (e.g. us-east-1)")
+        return value
+
+    @field_validator("account")
+    @classmethod
+    def _check_account(cls, value: str | None) -> str | None:
+        if value is not None and not _ACCOUNT.match(value):
+            raise ValueError(f"account {value!r} must be 12 digits")
+        return value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _check_email(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError(f"alarm_email {value!r} is not an e-mail address")
+        return value
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> PlatformConfig:
+        if self.primary_region == self.secondary_region:
+            raise ValueError("primary_region and secondary_region must differ")
+        if (self.domain_name is None) != (self.hosted_zone_id is None):
+            raise ValueError("domain_name and hosted_zone_id go together: set both or neither")
+        return self
+
+    @property
+    def regions(self) -> tuple[str, str]:
+        return (self.primary_region, self.secondary_region)
+
+    @property
+    def dns_failover_enabled(self) -> bool:
+        return self.domain_name is not None
+
+
+def _none_if_blank(value: Any) -> Any:
+    return None if value in ("", None) else value
+
+
+def load_config(context: dict[str, Any]) -> PlatformConfig:
+    """Build the config from a CDK context mapping (``cdk.json`` plus ``-c`` overrides).
+
+    Values given on the command line arrive as strings, so JSON-looking strings are decoded.
+    """
+    unknown = set(context) - set(CONTEXT_KEYS)
+    if unknown:
+        raise ValueError(f"unknown context keys {sorted(unknown)}; known keys are {list(CONTEXT_KEYS)}")
+    values: dict[str, Any] = {}
+    for key in CONTEXT_KEYS:
+        if key not in context:
+            continue
+        value = context[key]
+        if isinstance(value, str) and value[:1] in "[{":
+            value = json.loads(value)
+        values[key] = _none_if_blank(value)
+    models = values.pop("bedrock_models", None)
+    fallback = values.pop("fallback_model", None)
+    values["bedrock_models"] = {"primary": models, "fallback": fallback}
+    config = PlatformConfig.model_validate(values)
+    check_strategy_against_config(config)
+    return config
+
+
+def load_strategy() -> dict[str, Any]:
+    return json.loads(STRATEGY_DOCUMENT.read_text())
+
+
+def check_strategy_against_config(config: PlatformConfig) -> None:
+    """Fail synth when the shipped strategy names a Bedrock model that IAM would not allow."""
+    import jsonschema  # imported here: only synth needs it
+
+    strategy = load_strategy()
+    jsonschema.validate(strategy, json.loads(STRATEGY_SCHEMA.read_text()))
+    allowed = set(config.bedrock_models.all_ids)
+    for use_case, entry in strategy["use_cases"].items():
+        for variant in entry["variants"]:
+            if variant["provider"] == "bedrock" and variant["model_id"] not in allowed:
+                raise ValueError(
+                    f"strategy use case {use_case!r} names {variant['model_id']!r}, "
+                    f"which is not in bedrock_models {sorted(allowed)}"
+                )

@@ -1,0 +1,164 @@
+"""Front Lambda behind API Gateway: validates requests and runs the circuit breaker."""
+
+import os
+import time
+import uuid
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from api_front.dal import CircuitReader, Executor, PollingExecutor, SyncExecutor
+from api_front.logic import (
+    MAX_BODY_BYTES,
+    FrontSettings,
+    Outcome,
+    check_prompt_size,
+    error,
+    generate,
+    health,
+)
+from api_front.models import ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
+from shared.observability import emit, logger, metrics, tracer
+from shared.use_cases import UseCase
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+ERROR_RESPONSES: dict[int | str, Any] = {
+    400: {
+        "description": "The request is malformed; the message says what is wrong.",
+        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
+    },
+    413: {
+        "description": "The prompt is longer than the configured limit.",
+        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
+    },
+    502: {
+        "description": "The request path failed to produce an answer.",
+        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
+    },
+    504: {
+        "description": "The request path did not answer in time.",
+        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
+    },
+}
+
+
+@cache
+def settings() -> FrontSettings:
+    return FrontSettings.from_env(dict(os.environ))
+
+
+@cache
+def executor() -> Executor:
+    s = settings()
+    return PollingExecutor(s.state_machine_arn) if s.execution_mode == "poll" else SyncExecutor(s.state_machine_arn)
+
+
+@cache
+def circuit_reader() -> CircuitReader:
+    return CircuitReader(settings().circuit_table)
+
+
+def _request_id() -> str:
+    # API Gateway's request id ties our logs to its access logs; direct invocations get a uuid.
+    request_id = app.current_event.request_context.request_id if app.current_event else None
+    return request_id or str(uuid.uuid4())
+
+
+def _respond(outcome: Outcome) -> Response[Any]:
+    return Response(status_code=outcome.status_code, content_type=content_types.APPLICATION_JSON, body=outcome.body)
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        if err.get("type") == "json_invalid":
+            parts.append("body is not valid JSON")
+            continue
+        message = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
+        if err.get("type") == "missing":
+            message = "is required"
+        elif err.get("type") == "enum" or loc == "use_case":
+            message = f"must be one of {', '.join(u.value for u in UseCase)}"
+        parts.append(f"{loc}: {message}")
+    return "; ".join(parts) or "request body is invalid"
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+    errors = list(exc.errors())
+    logger.info("invalid request", extra={"errors": [{k: e.get(k) for k in ("loc", "type")} for e in errors]})
+    return _respond(error(400, "invalid_request", _describe(errors), _request_id()))
+
+
+@app.post(
+    "/v1/generate",
+    summary="Answer a financial task",
+    description="Routes the prompt to the model configured for the use case, behind a circuit breaker "
+    "with a fallback model and static, compliant degradation.",
+    responses={
+        200: {
+            "description": "An answer, from the tier that served it.",
+            "content": {"application/json": {"model": GenerateResponse}},
+        },
+        **ERROR_RESPONSES,
+    },
+    tags=["generate"],
+)
+@tracer.capture_method
+def post_generate(body: GenerateRequest) -> Response[Any]:
+    request_id = _request_id()
+    too_large = check_prompt_size(body, settings().max_prompt_chars, request_id)
+    if too_large:
+        return _respond(too_large)
+    started = time.monotonic()
+    outcome = generate(body, request_id, executor())
+    latency_ms = (time.monotonic() - started) * 1000
+    tier = outcome.body.get("tier", "error")
+    model = outcome.body.get("model_used", "none")
+    logger.info(
+        "request answered",
+        extra={
+            "status": outcome.status_code,
+            "tier": tier,
+            "model_used": model,
+            "use_case": str(body.use_case),
+            "latency_ms": round(latency_ms),
+        },
+    )
+    emit("Requests", 1, use_case=str(body.use_case), tier=tier)
+    emit("Requests", 1, model=model, tier=tier)
+    emit("Latency", latency_ms, MetricUnit.Milliseconds, tier=tier)
+    return _respond(outcome)
+
+
+@app.get(
+    "/v1/health",
+    summary="Regional health for Route 53",
+    responses={200: {"description": "Health and circuit states."}},
+    tags=["health"],
+)
+def get_health() -> HealthResponse:
+    return health(circuit_reader(), settings().region)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    body = event.get("body") or ""
+    if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
+        return {
+            "statusCode": 413,
+            "headers": {"Content-Type": "application/json"},
+            "body": ErrorResponse(
+                error="payload_too_large", message=f"request body exceeds {MAX_BODY_BYTES} bytes"
+            ).model_dump_json(),
+        }
+    return app.resolve(event, context)

@@ -1,0 +1,63 @@
+"""The API's request and response contract; the OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.use_cases import Tier, UseCase
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"prompt": "What is the difference between a Roth IRA and a traditional IRA?", "use_case": "general"}
+            ]
+        },
+    )
+
+    prompt: str = Field(description="The question or instruction. Its length limit is enforced with 413.")
+    use_case: UseCase = Field(description="Which kind of task this is; it decides the model.")
+    user_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.@:-]{1,128}$",
+        description="Optional opaque user id; keeps a user in the same A/B variant.",
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("prompt must not be empty or only whitespace")
+        return value
+
+
+class GenerateResponse(BaseModel):
+    response: str
+    model_used: str
+    use_case: UseCase
+    tier: Tier
+    attempt: int = Field(ge=1, le=3, description="1 primary, 2 fallback, 3 degraded: which link of the chain answered.")
+    request_id: str
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="A stable machine-readable code.")
+    message: str = Field(description="What is wrong, for a person.")
+    request_id: str | None = None
+
+
+class CircuitStatus(BaseModel):
+    state: Literal["CLOSED", "OPEN", "HALF_OPEN"]
+    failures: int
+    opened_at: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    region: str
+    circuits: dict[str, CircuitStatus]
+    checks: dict[str, str]

@@ -1,0 +1,82 @@
+"""Fallback Lambda: a cheaper, reliable model with conservative parameters.
+
+It answers when the primary model's circuit is open or the primary call failed. Answers are
+tagged FALLBACK in logs and counted in the FALLBACK metric so operators see how often the
+platform runs on its spare.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.bedrock import converse
+from shared.observability import emit, logger, metrics, tracer
+from shared.use_cases import UseCase
+
+MAX_TOKENS = 300
+TEMPERATURE = 0.5
+SAFETY_MARGIN_S = 1.0
+SYSTEM_PROMPT = (
+    "You are a backup assistant for a regulated financial institution. Give a short, cautious, "
+    "factual answer. Do not give individualised financial, tax or legal advice. If unsure, say so "
+    "and suggest contacting the institution."
+)
+
+
+class FallbackEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: str
+    use_case: UseCase
+    prompt: str = Field(min_length=1)
+
+
+@cache
+def _client() -> Any:
+    return boto3.client("bedrock-runtime", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+
+
+def fallback_model_id() -> str:
+    model_id = os.environ.get("FALLBACK_MODEL_ID", "")
+    if not model_id:
+        raise RuntimeError("FALLBACK_MODEL_ID is not set")
+    return model_id
+
+
+def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> dict[str, Any]:
+    completion = converse(
+        client or _client(),
+        model_id=fallback_model_id(),
+        prompt=event.prompt,
+        system_prompt=SYSTEM_PROMPT,
+        max_tokens=MAX_TOKENS,
+        temperature=TEMPERATURE,
+        deadline=deadline,
+    )
+    logger.warning(
+        "FALLBACK answer served",
+        extra={"tier": "fallback", "marker": "FALLBACK", "model_id": completion.model_id, "use_case": event.use_case},
+    )
+    emit("FALLBACK", 1, use_case=str(event.use_case))
+    return {
+        "response": completion.text,
+        "model_used": completion.model_id,
+        "input_tokens": completion.input_tokens,
+        "output_tokens": completion.output_tokens,
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path="request_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S
+    return answer(FallbackEvent.model_validate(event), deadline)

@@ -1,0 +1,1 @@
+"""Code shared by the platform's Lambda functions (packaged with every zip function)."""

@@ -1,0 +1,116 @@
+"""One Converse API code path for every Bedrock model, with bounded retries on throttling."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+# Errors worth retrying: the request was fine, the service was busy. Anything else (access
+# denied, validation, model not found) fails fast so the circuit breaker sees it at once.
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "ModelNotReadyException",
+        "InternalServerException",
+    }
+)
+
+
+class ModelCallError(RuntimeError):
+    """A model call failed; ``code`` is the service's error code."""
+
+    def __init__(self, model_id: str, code: str, message: str) -> None:
+        super().__init__(f"{model_id}: {code}: {message}")
+        self.model_id = model_id
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model_id: str
+    input_tokens: int
+    output_tokens: int
+    stop_reason: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_delay_s: float = 0.2
+    max_delay_s: float = 2.0
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
+    """Full-jitter exponential backoff (the AWS Architecture Blog's recommended variant)."""
+    cap = min(policy.max_delay_s, policy.base_delay_s * (2**attempt))
+    return rng.uniform(0, cap)
+
+
+def converse(
+    client: Any,
+    *,
+    model_id: str,
+    prompt: str,
+    system_prompt: str | None,
+    max_tokens: int,
+    temperature: float,
+    top_p: float | None = None,
+    deadline: float | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> Completion:
+    """Call Bedrock's Converse API and return the first text block of the answer.
+
+    ``deadline`` is a ``clock()`` value: a retry that would sleep past it is not attempted, so the
+    caller's Lambda never times out while backing off.
+    """
+    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    inference: dict[str, Any] = {"maxTokens": max_tokens, "temperature": temperature}
+    if top_p is not None:
+        inference["topP"] = top_p
+    request: dict[str, Any] = {
+        "modelId": model_id,
+        "messages": [{"role": "user", "content": [{"text": prompt}]}],
+        "inferenceConfig": inference,
+    }
+    if system_prompt:
+        request["system"] = [{"text": system_prompt}]
+
+    attempt = 0
+    while True:
+        try:
+            response = client.converse(**request)
+            break
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            message = exc.response.get("Error", {}).get("Message", str(exc))
+            attempt += 1
+            if code not in RETRYABLE_CODES or attempt >= policy.max_attempts:
+                raise ModelCallError(model_id, code, message) from exc
+            delay = backoff_delay(attempt, policy, rng)
+            if deadline is not None and clock() + delay >= deadline:
+                raise ModelCallError(model_id, code, f"{message} (no time left to retry)") from exc
+            sleep(delay)
+
+    blocks = response.get("output", {}).get("message", {}).get("content", [])
+    text = "".join(block.get("text", "") for block in blocks).strip()
+    if not text:
+        raise ModelCallError(model_id, "EmptyResponse", "the model returned no text")
+    usage = response.get("usage", {})
+    return Completion(
+        text=text,
+        model_id=model_id,
+        input_tokens=int(usage.get("inputTokens", 0)),
+        output_tokens=int(usage.get("outputTokens", 0)),
+        stop_reason=str(response.get("stopReason", "")),
+    )

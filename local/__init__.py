@@ -1,0 +1,1 @@
+"""The platform on one machine: the shipped ASL and handlers, run against moto."""

@@ -1,0 +1,69 @@
+"""A stand-in for the ``bedrock-runtime`` client that answers Converse calls offline.
+
+It returns Converse-shaped responses, so the real ``shared.bedrock.converse`` code (request
+building, retries, parsing) runs unchanged. Faults are set per model id, which is how tests and
+the demo make a primary model fail while the fallback keeps answering.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+@dataclass
+class Fault:
+    """Make calls to one model fail: always (rate 1.0) or at a given rate."""
+
+    error_code: str = "ModelErrorException"
+    rate: float = 1.0
+
+
+@dataclass
+class OfflineBedrock:
+    faults: dict[str, Fault] = field(default_factory=dict)
+    seed: int = 0
+    calls: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def fail(self, model_id: str, error_code: str = "ModelErrorException", rate: float = 1.0) -> None:
+        self.faults[model_id] = Fault(error_code, rate)
+
+    def heal(self, model_id: str | None = None) -> None:
+        if model_id is None:
+            self.faults.clear()
+        else:
+            self.faults.pop(model_id, None)
+
+    def calls_to(self, model_id: str) -> int:
+        return sum(1 for call in self.calls if call == model_id)
+
+    def converse(self, **request: Any) -> dict[str, Any]:
+        model_id = request["modelId"]
+        with self._lock:
+            self.calls.append(model_id)
+            fault = self.faults.get(model_id)
+            failing = fault is not None and self._rng.random() < fault.rate
+        if failing and fault is not None:
+            raise ClientError(
+                {
+                    "Error": {"Code": fault.error_code, "Message": f"injected fault for {model_id}"},
+                    "ResponseMetadata": {"HTTPStatusCode": 424},
+                },
+                "Converse",
+            )
+        prompt = request["messages"][0]["content"][0]["text"]
+        text = f"[{model_id}] Offline answer to: {prompt[:120]}"
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": len(prompt.split()), "outputTokens": len(text.split()), "totalTokens": 0},
+            "metrics": {"latencyMs": 1},
+        }

@@ -1,0 +1,266 @@
+"""Run the regional request path in one process: the shipped ASL in moto, the real handlers.
+
+moto's Step Functions interpreter executes ``statemachines/circuit_breaker.asl.json`` with the
+same substitutions CDK applies; its DynamoDB tasks hit moto's DynamoDB, and its Lambda tasks are
+routed here to the real handler functions. Only the model endpoint is replaced, by
+:class:`local.bedrock_stub.OfflineBedrock`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+
+from local.bedrock_stub import OfflineBedrock
+
+REPO = Path(__file__).resolve().parent.parent
+ASL_PATH = REPO / "statemachines" / "circuit_breaker.asl.json"
+ACCOUNT = "123456789012"
+CIRCUIT_KEY_SCHEMA = [{"AttributeName": "model_id", "KeyType": "HASH"}]
+FUNCTIONS = ("router", "fallback", "degradation", "api_front")
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class FakeContext:
+    """Enough of Lambda's context object for Powertools and our deadline arithmetic."""
+
+    function_name: str
+    region: str
+    timeout_ms: int = 30_000
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.function_name}"
+
+    memory_limit_in_mb: int = 512
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_ms
+
+
+def render_definition(substitutions: dict[str, str], path: Path = ASL_PATH) -> str:
+    """Apply ``definition_substitutions`` the way CDK's ``DefinitionBody.from_file`` does."""
+    text = path.read_text()
+    for key, value in substitutions.items():
+        text = text.replace("${" + key + "}", value)
+    if "${" in text:
+        raise ValueError(f"unsubstituted placeholder left in {path.name}")
+    return text
+
+
+def function_env(region: str, table: str, state_machine_arn: str, max_prompt_chars: int) -> dict[str, str]:
+    return {
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "POWERTOOLS_METRICS_NAMESPACE": "FinAI",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "STRATEGY_SOURCE": "bundled",
+        "FALLBACK_MODEL_ID": "amazon.nova-micro-v1:0",
+        "CIRCUIT_TABLE": table,
+        "STATE_MACHINE_ARN": state_machine_arn,
+        "MAX_PROMPT_CHARS": str(max_prompt_chars),
+        "EXECUTION_MODE": "poll",
+    }
+
+
+class InProcessLambdas:
+    """Routes moto's Lambda invocations to handler functions in this process."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.handlers: dict[str, Handler] = {}
+        self.invocations: list[str] = []
+
+    def register(self, name: str, handler: Handler) -> None:
+        self.handlers[name] = handler
+
+    @staticmethod
+    def short_name(function_name: str) -> str:
+        # Step Functions passes the full ARN, possibly with a qualifier.
+        if ":function:" in function_name:
+            function_name = function_name.split(":function:", 1)[1]
+        return function_name.split(":", 1)[0]
+
+    def invoke(self, function_name: str, body: Any, response_headers: dict[str, Any]) -> bytes:
+        name = self.short_name(function_name)
+        self.invocations.append(name)
+        handler = self.handlers[name]
+        event = json.loads(body) if body else {}
+        try:
+            result = handler(event, FakeContext(name, self.region))
+        except Exception as exc:  # surfaces in the state machine like an unhandled Lambda error
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
+        return json.dumps(result).encode()
+
+
+@dataclass
+class RequestPath:
+    """One emulated region: table, state machine and the handlers wired to them."""
+
+    region: str
+    table_name: str
+    state_machine_arn: str
+    lambdas: InProcessLambdas
+    bedrock: OfflineBedrock
+    clock: dict[str, datetime]
+
+    @property
+    def sfn(self) -> Any:
+        return boto3.client("stepfunctions", region_name=self.region)
+
+    @property
+    def dynamodb(self) -> Any:
+        return boto3.client("dynamodb", region_name=self.region)
+
+    def advance(self, seconds: float) -> None:
+        """Move the breaker's clock (the router's) forward."""
+        from datetime import timedelta
+
+        self.clock["now"] = self.clock["now"] + timedelta(seconds=seconds)
+
+    def circuit(self, model_id: str) -> dict[str, Any] | None:
+        item = self.dynamodb.get_item(TableName=self.table_name, Key={"model_id": {"S": model_id}}, ConsistentRead=True)
+        if "Item" not in item:
+            return None
+        raw = item["Item"]
+        return {
+            "state": raw.get("circuit_state", {}).get("S"),
+            "failures": int(raw.get("failures", {}).get("N", "0")),
+            "version": int(raw.get("version", {}).get("N", "0")),
+            "opened_at": raw.get("opened_at", {}).get("S"),
+        }
+
+    def execute(self, payload: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+        """Run one execution to completion; returns DescribeExecution's answer with parsed output."""
+        from api_front.dal import PollingExecutor
+
+        result = PollingExecutor(self.state_machine_arn, self.sfn, timeout_s).run(str(uuid.uuid4()), payload)
+        return {"status": result.status, "output": result.output, "error": result.error, "cause": result.cause}
+
+    def api(self, method: str, path: str, body: str | None = None) -> tuple[int, dict[str, Any]]:
+        """Call the front Lambda with an API Gateway REST proxy event."""
+        from api_front import handler as front
+
+        event = {
+            "httpMethod": method,
+            "path": path,
+            "resource": path,
+            "body": body,
+            "headers": {"Content-Type": "application/json"},
+            "requestContext": {"requestId": str(uuid.uuid4()), "stage": "v1"},
+            "queryStringParameters": None,
+            "isBase64Encoded": False,
+        }
+        result = front.lambda_handler(event, FakeContext("api_front", self.region))
+        return int(result["statusCode"]), json.loads(result["body"])
+
+
+def _reset_handler_caches() -> None:
+    from api_front import handler as front
+    from fallback import handler as fallback
+    from router import handler as router
+
+    for fn in (
+        front.settings,
+        front.executor,
+        front.circuit_reader,
+        router._strategy_source,
+        router._bedrock,
+        router._lambda_provider,
+        fallback._client,
+    ):
+        fn.cache_clear()
+
+
+@contextmanager
+def local_request_path(
+    region: str = "us-east-1",
+    *,
+    max_prompt_chars: int = 16_000,
+    bedrock: OfflineBedrock | None = None,
+    strategy_source: Any | None = None,
+    start: datetime | None = None,
+) -> Iterator[RequestPath]:
+    """Start moto, build the region's table and state machine, and wire the real handlers."""
+    from moto import mock_aws
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    from api_front import handler as front
+    from degradation import handler as degradation
+    from fallback import handler as fallback
+    from router import handler as router
+    from router.dal import BedrockProvider
+
+    bedrock = bedrock or OfflineBedrock()
+    clock = {"now": start or datetime(2026, 1, 1, tzinfo=UTC)}
+    table = "finai-circuits"
+    lambdas = InProcessLambdas(region)
+    arns = {name: f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}" for name in FUNCTIONS}
+    sm_arn = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:circuit-breaker"
+    env = function_env(region, table, sm_arn, max_prompt_chars)
+
+    def routed_invoke(  # noqa: PLR0917 - moto's signature
+        backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+    ) -> bytes:
+        return lambdas.invoke(function_name, body, response_headers)
+
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+    with (
+        mock.patch.dict(os.environ, {**credentials, **env}),
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}),
+        mock.patch.object(LambdaSimpleBackend, "invoke", routed_invoke),
+    ):
+        _reset_handler_caches()
+        boto3.client("dynamodb", region_name=region).create_table(
+            TableName=table,
+            KeySchema=CIRCUIT_KEY_SCHEMA,
+            AttributeDefinitions=[{"AttributeName": "model_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        definition = render_definition(
+            {
+                "RouterFunctionArn": arns["router"],
+                "FallbackFunctionArn": arns["fallback"],
+                "DegradationFunctionArn": arns["degradation"],
+                "CircuitTableName": table,
+            }
+        )
+        boto3.client("stepfunctions", region_name=region).create_state_machine(
+            name="circuit-breaker",
+            definition=definition,
+            type="EXPRESS",
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/circuit-breaker",
+        )
+        lambdas.register("router", router.lambda_handler)
+        lambdas.register("fallback", fallback.lambda_handler)
+        lambdas.register("degradation", degradation.lambda_handler)
+        patches = [
+            mock.patch.object(router, "_bedrock", lambda: BedrockProvider(client=bedrock)),
+            mock.patch.object(fallback, "_client", lambda: bedrock),
+            mock.patch.object(router, "_now", lambda: clock["now"]),
+        ]
+        if strategy_source is not None:
+            patches.append(mock.patch.object(router, "_strategy_source", lambda: strategy_source))
+        for p in patches:
+            p.start()
+        try:
+            yield RequestPath(region, table, sm_arn, lambdas, bedrock, clock)
+        finally:
+            for p in reversed(patches):
+                p.stop()
+            _reset_handler_caches()
+            front.executor.cache_clear()
