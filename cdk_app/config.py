@@ -142,7 +142,7 @@ def load_config(context: dict[str, Any]) -> PlatformConfig:
         if key not in context:
             continue
         value = context[key]
-        if isinstance(value, str) and value[:1] in "[{":
+        if isinstance(value, str) and value[:1] in ("[", "{"):
             value = json.loads(value)
         values[key] = _none_if_blank(value)
     models = values.pop("bedrock_models", None)
@@ -151,6 +151,12 @@ def load_config(context: dict[str, Any]) -> PlatformConfig:
     config = PlatformConfig.model_validate(values)
     check_strategy_against_config(config)
     return config
+
+
+def use_case_names() -> tuple[str, ...]:
+    """The use cases, as the strategy schema requires them (the API model's enum comes from here)."""
+    schema = json.loads(STRATEGY_SCHEMA.read_text())
+    return tuple(schema["properties"]["use_cases"]["required"])
 
 
 def load_strategy() -> dict[str, Any]:

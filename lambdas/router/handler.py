@@ -111,6 +111,7 @@ def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
     except ModelCallError as exc:
         logger.warning("primary model failed", extra={"model_id": selection.model_id, "code": exc.code})
         emit("PrimaryModelErrors", 1, model=selection.model_id)
+        emit("ModelErrors", 1)  # undimensioned total: the AppConfig rollback alarm watches it
         raise
     latency_ms = int((time.monotonic() - started) * 1000)
     # Per-variant metrics are what the A/B comparison on the dashboard reads.

@@ -1,0 +1,1 @@
+"""Stacks compose constructs; each construct owns its resources, grants and retry policies."""

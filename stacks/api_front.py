@@ -1,0 +1,184 @@
+"""The regional REST API and its front function.
+
+REST (not HTTP API) because the platform needs request validation, usage plans and WAF.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from cdk_app.compliance import acknowledge
+from cdk_app.config import use_case_names
+from stacks.circuit_breaker import CircuitBreaker
+from stacks.common import PythonFunction, encrypted_log_group
+
+STAGE = "prod"
+ROUTES = (("POST", "/v1/generate"), ("GET", "/v1/health"))
+
+
+class ApiFront(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        powertools_layer_version: int,
+        breaker: CircuitBreaker,
+        max_prompt_chars: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        state_machine: sfn.StateMachine = breaker.state_machine
+        self.handler = PythonFunction(
+            self,
+            "Front",
+            component="api_front",
+            description="Validates API requests and runs the circuit-breaker state machine",
+            key=key,
+            powertools_layer_version=powertools_layer_version,
+            timeout=Duration.seconds(29),
+            environment={
+                "STATE_MACHINE_ARN": state_machine.state_machine_arn,
+                "CIRCUIT_TABLE": breaker.table.table_name,
+                "MAX_PROMPT_CHARS": str(max_prompt_chars),
+                "EXECUTION_MODE": "sync",
+            },
+        )
+        self.function = self.handler.function
+        state_machine.grant_start_sync_execution(self.function)
+        breaker.grant_read_circuits(self.function)
+
+        self.access_logs = encrypted_log_group(self, "AccessLogs", key)
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description="FinAI platform API",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE,
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.INFO,
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                throttling_rate_limit=50,
+                throttling_burst_limit=100,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
+                ),
+            ),
+        )
+        self.validator = apigw.RequestValidator(
+            self, "Validator", rest_api=self.api, validate_request_body=True, validate_request_parameters=True
+        )
+        request_model = self.api.add_model(
+            "GenerateRequest",
+            content_type="application/json",
+            model_name="GenerateRequest",
+            schema=generate_request_model(),
+        )
+        # Gateway-level rejections use the same error shape as the function's own 400s.
+        self.api.add_gateway_response(
+            "BadRequestBody",
+            type=apigw.ResponseType.BAD_REQUEST_BODY,
+            status_code="400",
+            templates={
+                "application/json": '{"error": "invalid_request", "message": "$context.error.validationErrorString", '
+                '"request_id": "$context.requestId"}'
+            },
+        )
+        integration = apigw.LambdaIntegration(self.function, timeout=Duration.seconds(29))
+        v1 = self.api.root.add_resource("v1")
+        v1.add_resource("generate").add_method(
+            "POST",
+            integration,
+            request_validator=self.validator,
+            request_models={"application/json": request_model},
+        )
+        v1.add_resource("health").add_method("GET", integration)
+        acknowledge(
+            self.api,
+            [
+                (
+                    "APIG2",
+                    "Request validation is on for the body of POST /v1/generate; GET /v1/health takes no input.",
+                    None,
+                ),
+                (
+                    "APIG3",
+                    "The web ACL is attached by the security-hardening work (issue 7); until then API Gateway "
+                    "stage throttling bounds abuse.",
+                    None,
+                ),
+                ("APIGWAssociatedWithWAF", "The web ACL is attached by the security-hardening work (issue 7).", None),
+                (
+                    "APIG4",
+                    "API keys with usage plans land with security hardening (issue 7); /v1/health stays "
+                    "open for Route 53, which cannot sign requests.",
+                    None,
+                ),
+                (
+                    "COG4",
+                    "Cognito is not the chosen authorizer: API keys with usage plans (or IAM from context) "
+                    "arrive with security hardening (issue 7).",
+                    None,
+                ),
+                (
+                    "APIGWCacheEnabledAndEncrypted",
+                    "Every answer is generated per request and may be personal; "
+                    "caching responses would serve one user's answer to another.",
+                    None,
+                ),
+                (
+                    "APIGWSSLEnabled",
+                    "The backend is a Lambda proxy integration reached over AWS's signed internal "
+                    "path; a client certificate applies only to HTTP backends.",
+                    None,
+                ),
+                (
+                    "IAM4",
+                    "API Gateway's account-level CloudWatch role uses the AWS-managed "
+                    "AmazonAPIGatewayPushToCloudWatchLogs policy, the documented way to enable execution logs.",
+                    ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
+                ),
+            ],
+        )
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+
+def generate_request_model() -> apigw.JsonSchema:
+    """Defence in depth for POST /v1/generate; the function validates the same rules again.
+
+    The prompt has no maxLength here on purpose: an over-long prompt must get the function's 413
+    with its limit in the message, not a gateway 400.
+    """
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4,
+        title="GenerateRequest",
+        type=apigw.JsonSchemaType.OBJECT,
+        required=["prompt", "use_case"],
+        additional_properties=False,
+        properties={
+            "prompt": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1),
+            "use_case": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, enum=list(use_case_names())),
+            "user_id": apigw.JsonSchema(
+                type=[apigw.JsonSchemaType.STRING, apigw.JsonSchemaType.NULL], pattern="^[A-Za-z0-9_.@:-]{1,128}$"
+            ),
+        },
+    )

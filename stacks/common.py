@@ -1,0 +1,156 @@
+"""Building blocks every regional component uses: the platform key and Python functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk_app.compliance import acknowledge
+
+LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+# Container functions (Dockerfiles) and caches never belong in the zip asset; leaving caches out
+# also keeps the asset hash, and so the template, identical between machines.
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/Dockerfile", "**/.pytest_cache", "**/*.onnx"]
+# Python 3.13 matches the Powertools layer build named below; the code is also tested on 3.11.
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:{version}"
+
+
+class PlatformKey(Construct):
+    """The regional customer-managed key for tables, logs and topics, with rotation on."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="FinAI platform data at rest (circuit state, logs, alarm topic)",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # CloudWatch Logs encrypts with the key only when the key policy names the service and
+        # the encryption context pins it to this account's log groups.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"
+                    }
+                },
+            )
+        )
+
+
+def encrypted_log_group(scope: Construct, construct_id: str, key: kms.IKey, name: str | None = None) -> logs.LogGroup:
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        log_group_name=name,
+        encryption_key=key,
+        retention=logs.RetentionDays.ONE_YEAR,
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+
+
+class PythonFunction(Construct):
+    """A zip Lambda from ``lambdas/`` with Powertools, X-Ray and its own encrypted log group.
+
+    The role is built here instead of using AWSLambdaBasicExecutionRole, so the function may write
+    only to its own log group.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        component: str,
+        description: str,
+        key: kms.IKey,
+        powertools_layer_version: int,
+        environment: dict[str, str] | None = None,
+        timeout: Duration = Duration.seconds(10),
+        memory_size: int = 512,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.log_group = encrypted_log_group(self, "Logs", key)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Execution role of the {component} function",
+        )
+        self.log_group.grant_write(self.role)
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "Powertools",
+            POWERTOOLS_LAYER.format(region=stack.region, version=powertools_layer_version),
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            code=lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=ASSET_EXCLUDES),
+            handler=f"{component}.handler.lambda_handler",
+            role=self.role,
+            layers=[layer],
+            timeout=timeout,
+            memory_size=memory_size,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": component,
+                "POWERTOOLS_METRICS_NAMESPACE": "FinAI",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **(environment or {}),
+            },
+        )
+        acknowledge(
+            self,
+            [
+                (
+                    "IAM5",
+                    "X-Ray's PutTraceSegments/PutTelemetryRecords accept no resource ARN, so they need '*'.",
+                    ["Resource::*"],
+                ),
+                (
+                    "LambdaInsideVPC",
+                    "The function calls only AWS service APIs (Bedrock, Step Functions, DynamoDB, "
+                    "AppConfig) over TLS with SigV4; it holds no network-reachable data, and a VPC would add NAT or "
+                    "endpoint cost without reducing exposure.",
+                    None,
+                ),
+                (
+                    "LambdaDLQ",
+                    "Invoked synchronously (API Gateway and Step Functions); failures return to the "
+                    "caller, which retries or degrades, so there is no asynchronous event to dead-letter.",
+                    None,
+                ),
+                (
+                    "L1",
+                    "Pinned to Python 3.13, the newest runtime with a published Powertools layer build we "
+                    "have verified; moving to a newer runtime means moving the layer with it.",
+                    None,
+                ),
+                (
+                    "LambdaConcurrency",
+                    "Reserved concurrency would take capacity from the account pool and fails "
+                    "to deploy in new accounts (limit 10); API Gateway throttling bounds the load instead.",
+                    None,
+                ),
+            ],
+        )

@@ -1,0 +1,78 @@
+"""AppConfig: the model-selection strategy, validated by the same JSON Schema the router uses."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_appconfig as appconfig
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from cdk_app.config import STRATEGY_DOCUMENT, STRATEGY_SCHEMA
+
+
+class ModelConfig(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, alarm_topic: sns.ITopic) -> None:
+        super().__init__(scope, construct_id)
+        # A new strategy that breaks the primary models shows up as model errors within minutes;
+        # the deployment watches this alarm and rolls back. It reads the router's EMF metric by
+        # name only, so the alarm does not depend on the router (which depends on this config).
+        self.rollback_alarm = cloudwatch.Alarm(
+            self,
+            "ModelErrorsAlarm",
+            alarm_description="Primary model errors spiked: roll back the model-selection strategy",
+            metric=cloudwatch.Metric(
+                namespace="FinAI",
+                metric_name="ModelErrors",
+                dimensions_map={"service": "router"},
+                statistic="Sum",
+                period=Duration.minutes(1),
+            ),
+            threshold=10,
+            evaluation_periods=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.rollback_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+        self.application = appconfig.Application(self, "Application", description="FinAI platform model routing")
+        # Our own role, because the default one may describe every alarm in the account.
+        monitor_role = iam.Role(
+            self,
+            "MonitorRole",
+            assumed_by=iam.ServicePrincipal("appconfig.amazonaws.com"),
+            description="Lets AppConfig watch the model-errors alarm during strategy deployments",
+        )
+        monitor_role.add_to_policy(
+            iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[self.rollback_alarm.alarm_arn])
+        )
+        self.environment = appconfig.Environment(
+            self,
+            "Environment",
+            application=self.application,
+            description="Live model-selection strategy",
+            monitors=[appconfig.Monitor.from_cloud_watch_alarm(self.rollback_alarm, monitor_role)],
+        )
+        self.deployment_strategy = appconfig.DeploymentStrategy(
+            self,
+            "Rollout",
+            description="Linear 20% steps with a bake time, rolled back by the model-errors alarm",
+            rollout_strategy=appconfig.RolloutStrategy.linear(
+                growth_factor=20,
+                deployment_duration=Duration.minutes(5),
+                final_bake_time=Duration.minutes(5),
+            ),
+        )
+        self.profile = appconfig.HostedConfiguration(
+            self,
+            "Strategy",
+            application=self.application,
+            name="model-selection",
+            description="Model per use case, weighted A/B variants and breaker thresholds",
+            type=appconfig.ConfigurationType.FREEFORM,
+            content=appconfig.ConfigurationContent.from_file(str(STRATEGY_DOCUMENT), "application/json"),
+            validators=[appconfig.JsonSchemaValidator.from_file(str(STRATEGY_SCHEMA))],
+            deployment_strategy=self.deployment_strategy,
+            deploy_to=[self.environment],
+        )

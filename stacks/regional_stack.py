@@ -1,0 +1,71 @@
+"""One region of the platform: the API, the circuit breaker and its three tiers, and AppConfig."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from cdk_app.compliance import acknowledge
+from cdk_app.config import PlatformConfig
+from stacks.api_front import ApiFront
+from stacks.circuit_breaker import CircuitBreaker
+from stacks.common import PlatformKey
+from stacks.degradation import Degradation
+from stacks.fallback import Fallback
+from stacks.model_config import ModelConfig
+from stacks.operations import Operations
+from stacks.router import Router
+
+
+class RegionalStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: PlatformConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        layer = config.powertools_layer_version
+        key = PlatformKey(self, "PlatformKey").key
+        operations = Operations(self, "Operations", key=key, alarm_email=config.alarm_email)
+        model_config = ModelConfig(self, "ModelConfig", alarm_topic=operations.topic)
+        router = Router(
+            self,
+            "Router",
+            key=key,
+            powertools_layer_version=layer,
+            bedrock_model_ids=config.bedrock_models.primary,
+            appconfig_application=model_config.application,
+            appconfig_environment=model_config.environment,
+            appconfig_profile=model_config.profile,
+        )
+        fallback = Fallback(
+            self, "Fallback", key=key, powertools_layer_version=layer, model_id=config.bedrock_models.fallback
+        )
+        degradation = Degradation(self, "Degradation", key=key, powertools_layer_version=layer)
+        self.breaker = CircuitBreaker(
+            self,
+            "CircuitBreaker",
+            key=key,
+            router=router.function,
+            fallback=fallback.function,
+            degradation=degradation.function,
+        )
+        self.api_front = ApiFront(
+            self,
+            "ApiFront",
+            key=key,
+            powertools_layer_version=layer,
+            breaker=self.breaker,
+            max_prompt_chars=config.max_prompt_chars,
+        )
+        acknowledge(
+            self,
+            [
+                (
+                    "IAMNoInlinePolicy",
+                    "CDK grant_* methods write one inline policy per role, scoped to that role's "
+                    "exact resources; customer-managed policies would be attachable to other roles and so broader.",
+                    None,
+                )
+            ],
+        )
+        CfnOutput(self, "ApiUrl", value=self.api_front.url, description="Regional API base URL")
+        CfnOutput(self, "StateMachineArn", value=self.breaker.state_machine.state_machine_arn)
