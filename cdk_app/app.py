@@ -16,6 +16,7 @@ from stacks.global_stack import GlobalStack
 from stacks.regional_stack import RegionalStack
 
 STACK_PREFIX = "FinAi"
+DNS_OFF_NOTICE = "DNS failover is off: set domain_name and hosted_zone_id in context to enable it."
 
 
 def context_of(app: cdk.App) -> dict[str, Any]:
@@ -41,15 +42,20 @@ def build(app: cdk.App, config: PlatformConfig, *, compliance: bool = True) -> l
                 description=f"FinAI platform request path in {region}",
             )
         )
-    stacks.append(
-        GlobalStack(
-            app,
-            f"{STACK_PREFIX}-global",
-            config=config,
-            env=cdk.Environment(account=config.account, region=config.primary_region),
-            description="FinAI platform DNS failover",
+    if config.dns_failover_enabled:
+        stacks.append(
+            GlobalStack(
+                app,
+                f"{STACK_PREFIX}-global",
+                config=config,
+                env=cdk.Environment(account=config.account, region=config.primary_region),
+                description="FinAI platform DNS failover",
+            )
         )
-    )
+    else:
+        # CloudFormation rejects a stack without resources, so there is no global stack at all
+        # until a domain is configured; the primary stack carries the notice.
+        cdk.Annotations.of(stacks[0]).add_info(DNS_OFF_NOTICE)
     if compliance:
         apply_compliance(app)
     return stacks

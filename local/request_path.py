@@ -248,7 +248,7 @@ def local_request_path(
         lambdas.register("router", router.lambda_handler)
         lambdas.register("fallback", fallback.lambda_handler)
         lambdas.register("degradation", degradation.lambda_handler)
-        patches = [
+        patches: list[Any] = [
             mock.patch.object(router, "_bedrock", lambda: BedrockProvider(client=bedrock)),
             mock.patch.object(fallback, "_client", lambda: bedrock),
             mock.patch.object(router, "_now", lambda: clock["now"]),

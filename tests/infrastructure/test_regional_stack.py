@@ -1,0 +1,217 @@
+"""Properties of each regional template, asserted on what CloudFormation will receive."""
+
+import json
+import re
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from local.request_path import ASL_PATH, CIRCUIT_KEY_SCHEMA
+from stacks.api_front import ROUTES, STAGE
+
+REGIONS = ("us-east-1", "us-west-2")
+
+
+def only(template: Template, resource_type: str, props: dict[str, Any] | None = None) -> dict[str, Any]:
+    found = template.find_resources(resource_type, {"Properties": props} if props else None)
+    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+    return next(iter(found.values()))
+
+
+def statements_of(template: Template, role_fragment: str) -> list[dict[str, Any]]:
+    policies = template.find_resources("AWS::IAM::Policy")
+    found = []
+    for logical_id, policy in policies.items():
+        if role_fragment in logical_id:
+            found.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    assert found, f"no policy for {role_fragment}"
+    return found
+
+
+def actions_of(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else actions
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_state_machine_is_express_with_full_logging_and_tracing(synthesized, region):
+    template = synthesized.regional(region)
+    machine = only(template, "AWS::StepFunctions::StateMachine")["Properties"]
+    assert machine["StateMachineType"] == "EXPRESS"
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_state_machine_definition_is_the_shipped_asl_file(synthesized, region):
+    """CDK uploads statemachines/circuit_breaker.asl.json unchanged and substitutes only its placeholders."""
+    machine = only(synthesized.regional(region), "AWS::StepFunctions::StateMachine")["Properties"]
+    asset = synthesized.outdir / f"asset.{machine['DefinitionS3Location']['Key']}"
+    shipped = ASL_PATH.read_bytes()
+    assert asset.read_bytes() == shipped
+    placeholders = set(re.findall(r"\$\{(\w+)\}", shipped.decode()))
+    assert set(machine["DefinitionSubstitutions"]) == placeholders
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_circuit_table_has_pitr_kms_and_the_key_schema_the_asl_uses(synthesized, region):
+    table = only(synthesized.regional(region), "AWS::DynamoDB::GlobalTable")["Properties"]
+    assert table["KeySchema"] == CIRCUIT_KEY_SCHEMA
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    replica = table["Replicas"][0]
+    assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
+    assert "Fn::GetAtt" in json.dumps(replica["SSESpecification"]["KMSMasterKeyId"])
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_platform_key_rotates(synthesized, region):
+    key = only(synthesized.regional(region), "AWS::KMS::Key")["Properties"]
+    assert key["EnableKeyRotation"] is True
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_api_is_regional_rest_with_body_validation_on_generate(synthesized, region):
+    template = synthesized.regional(region)
+    api = only(template, "AWS::ApiGateway::RestApi")["Properties"]
+    assert api["EndpointConfiguration"]["Types"] == ["REGIONAL"]
+    validator = only(template, "AWS::ApiGateway::RequestValidator")["Properties"]
+    assert validator["ValidateRequestBody"] is True
+    post = only(template, "AWS::ApiGateway::Method", {"HttpMethod": "POST"})["Properties"]
+    assert "RequestValidatorId" in post
+    assert post["Integration"]["Type"] == "AWS_PROXY"
+    model = only(template, "AWS::ApiGateway::Model")["Properties"]["Schema"]
+    assert model["required"] == ["prompt", "use_case"]
+    assert model["additionalProperties"] is False
+    assert "maxLength" not in model["properties"]["prompt"], "over-long prompts must reach the function's 413"
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_api_routes_are_exactly_the_documented_ones(synthesized, region):
+    template = synthesized.regional(region)
+    resources = template.find_resources("AWS::ApiGateway::Resource")
+    path_of = {lid: r["Properties"]["PathPart"] for lid, r in resources.items()}
+    parent_of = {lid: r["Properties"]["ParentId"] for lid, r in resources.items()}
+
+    def full_path(lid: str) -> str:
+        parent = parent_of[lid]
+        prefix = full_path(parent["Ref"]) if isinstance(parent, dict) and "Ref" in parent else ""
+        return f"{prefix}/{path_of[lid]}"
+
+    methods = template.find_resources("AWS::ApiGateway::Method")
+    routes = {
+        (m["Properties"]["HttpMethod"], full_path(m["Properties"]["ResourceId"]["Ref"])) for m in methods.values()
+    }
+    assert routes == set(ROUTES)
+    openapi = json.loads(open("docs/openapi.json").read())
+    documented = {(method.upper(), path) for path, ops in openapi["paths"].items() for method in ops}
+    assert documented == set(ROUTES)
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_stage_has_access_logs_tracing_and_throttling(synthesized, region):
+    stage = only(synthesized.regional(region), "AWS::ApiGateway::Stage")["Properties"]
+    assert stage["StageName"] == STAGE
+    assert stage["TracingEnabled"] is True
+    assert "DestinationArn" in stage["AccessLogSetting"]
+    settings = stage["MethodSettings"][0]
+    assert settings["LoggingLevel"] == "INFO"
+    assert settings["DataTraceEnabled"] is False
+    assert settings["ThrottlingRateLimit"] > 0
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_functions_trace_and_log_to_their_own_encrypted_groups(synthesized, region):
+    template = synthesized.regional(region)
+    functions = template.find_resources("AWS::Lambda::Function")
+    assert {f["Properties"]["Handler"] for f in functions.values()} == {
+        "router.handler.lambda_handler",
+        "fallback.handler.lambda_handler",
+        "degradation.handler.lambda_handler",
+        "api_front.handler.lambda_handler",
+    }
+    for function in functions.values():
+        props = function["Properties"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert "LogGroup" in props["LoggingConfig"]
+        assert any(
+            f":layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:" in json.dumps(layer) for layer in props["Layers"]
+        )
+        assert props["Runtime"] == "python3.13"
+    for group in template.find_resources("AWS::Logs::LogGroup").values():
+        assert "KmsKeyId" in group["Properties"]
+        assert group["Properties"]["RetentionInDays"] == 365
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_no_function_role_uses_a_managed_policy(synthesized, region):
+    template = synthesized.regional(region)
+    roles = template.find_resources("AWS::IAM::Role")
+    functions = template.find_resources("AWS::Lambda::Function")
+    role_ids = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()}
+    assert len(role_ids) == 4, "each function has its own role"
+    for role_id in role_ids:
+        assert "ManagedPolicyArns" not in roles[role_id]["Properties"], role_id
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_bedrock_access_is_scoped_to_configured_model_arns(synthesized, region):
+    template = synthesized.regional(region)
+    models = synthesized.config.bedrock_models
+    router = [s for s in statements_of(template, "RouterRole") if "bedrock:InvokeModel" in actions_of(s)]
+    assert len(router) == 1
+    assert sorted(router[0]["Resource"]) == sorted(
+        f"arn:aws:bedrock:{region}::foundation-model/{m}" for m in models.primary
+    )
+    fallback = [s for s in statements_of(template, "FallbackRole") if "bedrock:InvokeModel" in actions_of(s)]
+    assert fallback[0]["Resource"] == f"arn:aws:bedrock:{region}::foundation-model/{models.fallback}"
+    # Nobody else may call Bedrock.
+    for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
+        if not logical_id.startswith(("RouterRole", "FallbackRole")):
+            assert "bedrock" not in json.dumps(policy), logical_id
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_appconfig_read_is_granted_to_the_router_only_through_grant_read_config(synthesized, region):
+    template = synthesized.regional(region)
+    reads = [s for s in statements_of(template, "RouterRole") if "appconfig:GetLatestConfiguration" in actions_of(s)]
+    assert len(reads) == 1
+    assert set(actions_of(reads[0])) == {"appconfig:GetLatestConfiguration", "appconfig:StartConfigurationSession"}
+    assert "environment/" in json.dumps(reads[0]["Resource"])
+    for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
+        if not logical_id.startswith("RouterRole"):
+            assert "appconfig:" not in json.dumps(policy), logical_id
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_state_machine_may_only_get_and_update_circuits(synthesized, region):
+    template = synthesized.regional(region)
+    dynamo = [
+        s for s in statements_of(template, "StateMachineRole") if any(a.startswith("dynamodb:") for a in actions_of(s))
+    ]
+    assert {a for s in dynamo for a in actions_of(s)} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    front = [s for s in statements_of(template, "ApiFrontRole") if any(a.startswith("states:") for a in actions_of(s))]
+    assert {a for s in front for a in actions_of(s)} == {"states:StartSyncExecution"}
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_appconfig_profile_is_validated_by_the_repo_schema_and_rolls_back_on_alarm(synthesized, region):
+    template = synthesized.regional(region)
+    profile = only(template, "AWS::AppConfig::ConfigurationProfile")["Properties"]
+    schema = open("lambdas/shared/strategy/model_selection.schema.json").read()
+    assert profile["Validators"] == [{"Type": "JSON_SCHEMA", "Content": schema}]
+    version = only(template, "AWS::AppConfig::HostedConfigurationVersion")["Properties"]
+    assert json.loads(version["Content"]) == json.loads(open("lambdas/shared/strategy/model_selection.json").read())
+    env = only(template, "AWS::AppConfig::Environment")["Properties"]
+    assert len(env["Monitors"]) == 1
+    alarm = only(template, "AWS::CloudWatch::Alarm", {"MetricName": "ModelErrors"})["Properties"]
+    assert alarm["AlarmActions"], "every alarm needs an action"
+    template.has_resource_properties("AWS::AppConfig::Deployment", Match.object_like({}))
+
+
+def test_regions_get_their_own_stack_and_values(synthesized):
+    for region in REGIONS:
+        stack = synthesized.stacks[f"FinAi-{region}"]
+        assert stack.region == region
