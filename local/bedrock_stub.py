@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ class OfflineBedrock:
     faults: dict[str, Fault] = field(default_factory=dict)
     seed: int = 0
     calls: list[str] = field(default_factory=list)
+    # Called with the model id before answering; tests use it to hold one execution mid-call.
+    before_call: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -49,6 +52,9 @@ class OfflineBedrock:
         model_id = request["modelId"]
         with self._lock:
             self.calls.append(model_id)
+        if self.before_call is not None:
+            self.before_call(model_id)
+        with self._lock:
             fault = self.faults.get(model_id)
             failing = fault is not None and self._rng.random() < fault.rate
         if failing and fault is not None:
