@@ -1,5 +1,7 @@
 """Typed configuration: bad context fails synth with a message that says what is wrong."""
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -42,7 +44,7 @@ def test_unknown_context_key_is_rejected():
 
 def test_command_line_json_strings_are_decoded():
     config = with_(
-        bedrock_models='["anthropic.claude-3-haiku-20240307-v1:0", "anthropic.claude-3-5-sonnet-20240620-v1:0", "amazon.nova-lite-v1:0"]'
+        bedrock_models=json.dumps(cdk_json_context()["bedrock_models"]),
     )
     assert len(config.bedrock_models.primary) == 3
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -105,7 +106,7 @@ def test_api_routes_are_exactly_the_documented_ones(synthesized, region):
         (m["Properties"]["HttpMethod"], full_path(m["Properties"]["ResourceId"]["Ref"])) for m in methods.values()
     }
     assert routes == set(ROUTES)
-    openapi = json.loads(open("docs/openapi.json").read())
+    openapi = json.loads(Path("docs/openapi.json").read_text())
     documented = {(method.upper(), path) for path, ops in openapi["paths"].items() for method in ops}
     assert documented == set(ROUTES)
 
@@ -137,7 +138,7 @@ def test_functions_trace_and_log_to_their_own_encrypted_groups(synthesized, regi
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert "LogGroup" in props["LoggingConfig"]
         assert any(
-            f":layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:" in json.dumps(layer) for layer in props["Layers"]
+            ":layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:" in json.dumps(layer) for layer in props["Layers"]
         )
         assert props["Runtime"] == "python3.13"
     for group in template.find_resources("AWS::Logs::LogGroup").values():
@@ -200,10 +201,12 @@ def test_state_machine_may_only_get_and_update_circuits(synthesized, region):
 def test_appconfig_profile_is_validated_by_the_repo_schema_and_rolls_back_on_alarm(synthesized, region):
     template = synthesized.regional(region)
     profile = only(template, "AWS::AppConfig::ConfigurationProfile")["Properties"]
-    schema = open("lambdas/shared/strategy/model_selection.schema.json").read()
+    schema = Path("lambdas/shared/strategy/model_selection.schema.json").read_text()
     assert profile["Validators"] == [{"Type": "JSON_SCHEMA", "Content": schema}]
     version = only(template, "AWS::AppConfig::HostedConfigurationVersion")["Properties"]
-    assert json.loads(version["Content"]) == json.loads(open("lambdas/shared/strategy/model_selection.json").read())
+    assert json.loads(version["Content"]) == json.loads(
+        Path("lambdas/shared/strategy/model_selection.json").read_text()
+    )
     env = only(template, "AWS::AppConfig::Environment")["Properties"]
     assert len(env["Monitors"]) == 1
     alarm = only(template, "AWS::CloudWatch::Alarm", {"MetricName": "ModelErrors"})["Properties"]

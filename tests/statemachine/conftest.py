@@ -21,7 +21,13 @@ def path() -> Iterator[RequestPath]:
 
 
 def ask(path: RequestPath, prompt: str = "How do I raise my credit score?", use_case: str = "general") -> dict:
-    result = path.execute({"request_id": f"req-{len(path.lambdas.invocations)}", "prompt": prompt,
-                           "use_case": use_case, "user_id": "user-1"})
+    result = path.execute(
+        {
+            "request_id": f"req-{len(path.lambdas.invocations)}",
+            "prompt": prompt,
+            "use_case": use_case,
+            "user_id": "user-1",
+        }
+    )
     assert result["status"] == "SUCCEEDED", result
     return result["output"]

@@ -122,7 +122,8 @@ def test_a_probe_that_never_reported_back_is_retried_after_another_cooldown(path
     open_circuit(path)
     key = {"model_id": {"S": PRIMARY}}
     path.dynamodb.update_item(  # a probe claimed the circuit, then its execution died
-        TableName=path.table_name, Key=key,
+        TableName=path.table_name,
+        Key=key,
         UpdateExpression="SET circuit_state = :h, opened_at = :t ADD version :one",
         ExpressionAttributeValues={":h": {"S": "HALF_OPEN"}, ":t": {"S": "2026-01-01T00:00:10Z"}, ":one": {"N": "1"}},
     )
@@ -204,7 +205,7 @@ def test_router_failure_during_selection_falls_back(path, monkeypatch):
         def get(self):
             raise RuntimeError("strategy unavailable")
 
-    monkeypatch.setattr(router, "_strategy_source", lambda: Broken())
+    monkeypatch.setattr(router, "_strategy_source", Broken)
     answer = ask(path)
     assert answer["tier"] == "fallback"
 

@@ -1,0 +1,199 @@
+"""The front Lambda: bad input gets a clear 4xx, outcomes map to honest statuses, docs stay current."""
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api_front import handler as front
+from api_front.dal import ExecutionResult
+from api_front.logic import MAX_BODY_BYTES
+from local.request_path import FakeContext
+from shared.use_cases import UseCase
+
+GOOD = {"prompt": "What is APR?", "use_case": "general"}
+
+
+class FakeExecutor:
+    def __init__(self, result: ExecutionResult | None = None):
+        self.result = result
+        self.calls: list[dict] = []
+
+    def run(self, name, payload):
+        self.calls.append(payload)
+        if self.result is not None:
+            return self.result
+        return ExecutionResult(
+            "SUCCEEDED",
+            {
+                "response": "APR is the yearly cost.",
+                "model_used": "m",
+                "tier": "primary",
+                "attempt": 1,
+                "use_case": payload["use_case"],
+                "request_id": name,
+            },
+        )
+
+
+@pytest.fixture
+def executor(monkeypatch):
+    monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:cb")
+    monkeypatch.setenv("CIRCUIT_TABLE", "circuits")
+    monkeypatch.setenv("MAX_PROMPT_CHARS", "100")
+    front.settings.cache_clear()
+    fake = FakeExecutor()
+    monkeypatch.setattr(front, "executor", lambda: fake)
+    yield fake
+    front.settings.cache_clear()
+
+
+def call(body, method="POST", path="/v1/generate"):
+    event = {
+        "httpMethod": method,
+        "path": path,
+        "resource": path,
+        "body": body,
+        "headers": {"Content-Type": "application/json"},
+        "requestContext": {"requestId": "req-1", "stage": "prod"},
+        "queryStringParameters": None,
+        "isBase64Encoded": False,
+    }
+    result = front.lambda_handler(event, FakeContext("api_front", "us-east-1"))
+    return result["statusCode"], json.loads(result["body"])
+
+
+def test_valid_request_runs_the_state_machine_once(executor):
+    status, body = call(json.dumps({**GOOD, "user_id": "u-42"}))
+    assert status == 200
+    assert body["tier"] == "primary"
+    assert body["request_id"] == "req-1"
+    assert executor.calls == [
+        {"request_id": "req-1", "prompt": "What is APR?", "use_case": "general", "user_id": "u-42"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("{not json", "not valid JSON"),
+        ("", "body: is required"),
+        ("[]", "body:"),
+        (json.dumps({"prompt": "hi"}), "use_case: is required"),
+        (
+            json.dumps({"prompt": "hi", "use_case": "crypto_tips"}),
+            "use_case: must be one of " + ", ".join(u.value for u in UseCase),
+        ),
+        (json.dumps({"prompt": 42, "use_case": "general"}), "prompt: Input should be a valid string"),
+        (json.dumps({"prompt": ["a"], "use_case": "general"}), "prompt: Input should be a valid string"),
+        (json.dumps({"prompt": "", "use_case": "general"}), "prompt: prompt must not be empty"),
+        (json.dumps({"prompt": "   \n", "use_case": "general"}), "prompt: prompt must not be empty"),
+        (json.dumps({"use_case": "general"}), "prompt: is required"),
+        (json.dumps({**GOOD, "user_id": "has spaces"}), "user_id"),
+        (json.dumps({**GOOD, "temperature": 2}), "temperature: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_input_gets_400_with_a_clear_message_and_starts_nothing(executor, body, fragment):
+    status, answer = call(body)
+    assert status == 400
+    assert answer["error"] == "invalid_request"
+    assert fragment in answer["message"]
+    assert executor.calls == []
+
+
+def test_prompt_over_the_limit_gets_413_before_the_state_machine(executor):
+    status, answer = call(json.dumps({"prompt": "x" * 101, "use_case": "general"}))
+    assert status == 413
+    assert answer["message"] == "prompt has 101 characters; the limit is 100"
+    assert executor.calls == []
+    assert call(json.dumps({"prompt": "x" * 100, "use_case": "general"}))[0] == 200
+
+
+def test_body_over_the_step_functions_input_bound_gets_413(executor):
+    status, answer = call(json.dumps({"prompt": "x" * (MAX_BODY_BYTES + 1), "use_case": "general"}))
+    assert status == 413
+    assert answer["error"] == "payload_too_large"
+    assert executor.calls == []
+
+
+@pytest.mark.parametrize(
+    ("result", "status", "error"),
+    [
+        (ExecutionResult("FAILED", None, "States.TaskFailed", "x"), 502, "execution_failed"),
+        (ExecutionResult("TIMED_OUT", None, "States.Timeout", "x"), 504, "timeout"),
+        (ExecutionResult("ABORTED", None), 502, "execution_failed"),
+        (ExecutionResult("SUCCEEDED", {"response": "no tier"}), 502, "bad_model_output"),
+        (ExecutionResult("SUCCEEDED", None), 502, "execution_failed"),
+    ],
+)
+def test_an_execution_that_did_not_succeed_is_never_a_200(executor, monkeypatch, result, status, error):
+    monkeypatch.setattr(front, "executor", lambda: FakeExecutor(result))
+    code, body = call(json.dumps(GOOD))
+    assert (code, body["error"]) == (status, error)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.dictionaries(
+            st.sampled_from(["prompt", "use_case", "user_id", "x"]),
+            st.one_of(st.none(), st.integers(), st.text(max_size=120), st.lists(st.integers(), max_size=3)),
+            max_size=4,
+        ).map(json.dumps),
+    )
+)
+def test_arbitrary_bodies_never_get_a_5xx(executor, body):
+    status, answer = call(body)
+    assert status in (200, 400, 413)
+    if status != 200:
+        assert answer["message"]
+
+
+def test_health_reports_circuits_and_dependency_checks(executor, monkeypatch):
+    class Reader:
+        def circuits(self):
+            return {"m1": {"state": "OPEN", "failures": 5, "opened_at": "2026-01-01T00:00:00Z"}}
+
+    monkeypatch.setattr(front, "circuit_reader", Reader)
+    status, body = call(None, method="GET", path="/v1/health")
+    assert status == 200
+    assert body["status"] == "degraded", "every known circuit is open"
+    assert body["circuits"]["m1"]["state"] == "OPEN"
+    assert body["checks"] == {"circuit_table": "ok"}
+
+
+def test_health_still_answers_when_the_table_is_unreachable(executor, monkeypatch):
+    class Broken:
+        def circuits(self):
+            raise ConnectionError("dynamodb unreachable")
+
+    monkeypatch.setattr(front, "circuit_reader", Broken)
+    status, body = call(None, method="GET", path="/v1/health")
+    assert status == 200
+    assert body["status"] == "degraded"
+    assert body["checks"] == {"circuit_table": "unreachable"}
+
+
+def test_settings_are_validated_at_cold_start(monkeypatch):
+    monkeypatch.setenv("STATE_MACHINE_ARN", "not-an-arn")
+    front.settings.cache_clear()
+    with pytest.raises(ValueError, match="state_machine_arn"):
+        front.settings()
+    front.settings.cache_clear()
+
+
+def test_shipped_openapi_document_is_current():
+    from api_front.openapi import document
+
+    assert Path("docs/openapi.json").read_text() == document(), "run `make openapi`"
+
+
+def test_openapi_documents_every_status_the_api_returns():
+    spec = json.loads(Path("docs/openapi.json").read_text())
+    assert set(spec["paths"]["/v1/generate"]["post"]["responses"]) == {"200", "400", "413", "502", "504"}
+    use_cases = spec["components"]["schemas"]["UseCase"]["enum"]
+    schema = json.loads(Path("lambdas/shared/strategy/model_selection.schema.json").read_text())
+    assert use_cases == schema["properties"]["use_cases"]["required"]

@@ -1,0 +1,56 @@
+"""Fallback: the configured cheap model, conservative parameters, tagged FALLBACK."""
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from fallback import handler as fallback
+from local.request_path import FakeContext
+
+
+@pytest.fixture
+def client(monkeypatch):
+    monkeypatch.setenv("FALLBACK_MODEL_ID", "amazon.nova-micro-v1:0")
+    client = boto3.client("bedrock-runtime", region_name="us-east-1")
+    monkeypatch.setattr(fallback, "_client", lambda: client)
+    return client
+
+
+def test_fallback_uses_its_model_with_300_tokens_at_temperature_half(client, capfd, caplog):
+    answer = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "Short answer."}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7},
+        "metrics": {"latencyMs": 1},
+    }
+    expected = {
+        "modelId": "amazon.nova-micro-v1:0",
+        "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+        "system": [{"text": fallback.SYSTEM_PROMPT}],
+        "inferenceConfig": {"maxTokens": 300, "temperature": 0.5},
+    }
+    with Stubber(client) as stub:
+        stub.add_response("converse", answer, expected)
+        result = fallback.lambda_handler(
+            {"request_id": "r", "use_case": "general", "prompt": "hi"}, FakeContext("fallback", "us-east-1")
+        )
+    assert result["response"] == "Short answer."
+    assert result["model_used"] == "amazon.nova-micro-v1:0"
+    out = capfd.readouterr().out
+    assert '"FALLBACK"' in out  # the EMF metric
+    assert any(getattr(record, "marker", None) == "FALLBACK" for record in caplog.records)
+
+
+def test_fallback_failure_raises_so_the_state_machine_degrades(client):
+    with Stubber(client) as stub:
+        stub.add_client_error("converse", "AccessDeniedException", "denied", 403)
+        with pytest.raises(Exception, match="AccessDeniedException"):
+            fallback.lambda_handler(
+                {"request_id": "r", "use_case": "general", "prompt": "hi"}, FakeContext("fallback", "us-east-1")
+            )
+
+
+def test_fallback_without_a_model_configured_fails_clearly(monkeypatch):
+    monkeypatch.delenv("FALLBACK_MODEL_ID", raising=False)
+    with pytest.raises(RuntimeError, match="FALLBACK_MODEL_ID"):
+        fallback.fallback_model_id()

@@ -1,0 +1,182 @@
+"""Router logic: weighted, sticky A/B choice; the breaker clock; strategy sources; providers."""
+
+import io
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from router import dal
+from router.logic import breaker_clock, bucket, choose_variant, select
+from shared.strategy import Variant, load_default_strategy
+from shared.use_cases import UseCase
+
+
+def variants(*weights: int) -> tuple[Variant, ...]:
+    return tuple(
+        Variant(name=chr(65 + i), provider="bedrock", model_id=f"m.model-{i}", weight=w) for i, w in enumerate(weights)
+    )
+
+
+@given(st.text(min_size=1, max_size=64), st.integers(min_value=1, max_value=1000))
+def test_bucket_is_in_range_and_stable(key, total):
+    assert 0 <= bucket(key, total) < total
+    assert bucket(key, total) == bucket(key, total)
+
+
+@given(st.text(min_size=1, max_size=32))
+def test_a_user_always_gets_the_same_variant(user):
+    arms = variants(80, 20)
+    assert len({choose_variant(arms, user).name for _ in range(5)}) == 1
+
+
+def test_weights_are_honoured_in_aggregate():
+    counts = Counter(choose_variant(variants(80, 20), f"user-{i}").name for i in range(10_000))
+    assert 0.77 < counts["A"] / 10_000 < 0.83
+    assert 0.17 < counts["B"] / 10_000 < 0.23
+
+
+def test_zero_weight_variant_is_never_chosen():
+    assert {choose_variant(variants(0, 100), f"u{i}").name for i in range(500)} == {"B"}
+
+
+def test_breaker_clock_uses_step_functions_timestamp_format():
+    clock = breaker_clock(datetime(2026, 3, 1, 12, 0, 30, 999_999, tzinfo=UTC), 30)
+    assert clock == {"now": "2026-03-01T12:00:30Z", "cooldown_cutoff": "2026-03-01T12:00:00Z"}
+
+
+def test_select_carries_variant_breaker_settings_and_clock():
+    strategy = load_default_strategy()
+    selection = select(
+        strategy, UseCase.PRODUCT_QUESTION, user_id="u-1", request_id="r", now=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert selection["model_id"] in {v.model_id for v in strategy.use_cases[UseCase.PRODUCT_QUESTION].variants}
+    assert selection["breaker"] == {"failure_threshold": 5, "cooldown_seconds": 30}
+    assert selection["clock"]["cooldown_cutoff"] == "2025-12-31T23:59:30Z"
+    assert selection["strategy_version"] == strategy.version
+
+
+def test_both_product_question_variants_serve_some_users():
+    strategy = load_default_strategy()
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    models = Counter(
+        select(strategy, UseCase.PRODUCT_QUESTION, user_id=f"user-{i}", request_id="r", now=now)["model_id"]
+        for i in range(1000)
+    )
+    assert len(models) == 2
+
+
+class FlakySource:
+    def __init__(self, results):
+        self.results = list(results)
+
+    def get(self):
+        result = self.results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+def test_resilient_source_keeps_the_last_good_strategy():
+    good = load_default_strategy()
+    source = dal.ResilientStrategySource(FlakySource([good, OSError("appconfig down")]))
+    assert source.get() is good
+    assert source.get() is good
+
+
+def test_resilient_source_uses_the_bundled_strategy_when_it_never_had_one():
+    source = dal.ResilientStrategySource(FlakySource([ValueError("bad schema")]))
+    assert source.get() == load_default_strategy()
+
+
+def test_strategy_source_is_chosen_by_configuration():
+    ids = {"APPCONFIG_APPLICATION": "a", "APPCONFIG_ENVIRONMENT": "e", "APPCONFIG_PROFILE": "p"}
+    assert isinstance(dal.strategy_source_from_env({"STRATEGY_SOURCE": "bundled"}), dal.BundledStrategySource)
+    assert isinstance(dal.strategy_source_from_env({**ids, "STRATEGY_SOURCE": "agent"}), dal.ResilientStrategySource)
+    with pytest.raises(ValueError, match="STRATEGY_SOURCE"):
+        dal.strategy_source_from_env({**ids, "STRATEGY_SOURCE": "nope"})
+
+
+def test_appconfig_source_reads_through_powertools(monkeypatch):
+    document = json.loads(Path("lambdas/shared/strategy/model_selection.json").read_text())
+    calls = []
+
+    class FakeProvider:
+        def __init__(self, environment, application):
+            calls.append((application, environment))
+
+        def get(self, name, max_age):
+            calls.append((name, max_age))
+            return json.dumps(document).encode()
+
+    from aws_lambda_powertools.utilities import parameters
+
+    monkeypatch.setattr(parameters, "AppConfigProvider", FakeProvider)
+    source = dal.AppConfigStrategySource("app", "env", "profile", max_age=300)
+    assert source.get().version == document["version"]
+    assert calls == [("app", "env"), ("profile", 300)]
+
+
+class FakeLambda:
+    def __init__(self, payload, function_error=None):
+        self.payload = payload
+        self.function_error = function_error
+        self.invoked = []
+
+    def invoke(self, FunctionName, Payload):
+        self.invoked.append((FunctionName, json.loads(Payload)))
+        result = {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(self.payload).encode())}
+        if self.function_error:
+            result["FunctionError"] = self.function_error
+        return result
+
+
+REQUEST = dal.ModelRequest(
+    prompt="Where does my money go?", system_prompt=None, max_tokens=100, temperature=0.2, top_p=None
+)
+
+
+def test_lambda_provider_invokes_the_target_and_reads_its_answer():
+    client = FakeLambda(
+        {
+            "statusCode": 200,
+            "body": json.dumps({"response": "Cut dining by 10%", "confidence": 0.8, "model_version": "advisor-v3"}),
+        }
+    )
+    provider = dal.LambdaProvider({"advisor": "arn:aws:lambda:us-east-1:123456789012:function:advisor"}, client)
+    completion = provider.complete_target("advisor", "advisor-lora", REQUEST)
+    assert completion.text == "Cut dining by 10%"
+    assert completion.model_id == "advisor-v3"
+    assert client.invoked == [
+        ("arn:aws:lambda:us-east-1:123456789012:function:advisor", {"query": "Where does my money go?"})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payload", "function_error", "code"),
+    [
+        ({"errorMessage": "boom"}, "Unhandled", "FunctionError"),
+        ({"statusCode": 400, "body": json.dumps({"error": "bad"})}, None, "BadResponse"),
+        ({"response": ""}, None, "BadResponse"),
+    ],
+)
+def test_lambda_provider_failures_raise_model_call_errors(payload, function_error, code):
+    provider = dal.LambdaProvider({"advisor": "arn"}, FakeLambda(payload, function_error))
+    with pytest.raises(dal.ModelCallError) as raised:
+        provider.complete_target("advisor", "advisor-lora", REQUEST)
+    assert raised.value.code == code
+
+
+def test_lambda_provider_rejects_unknown_targets():
+    with pytest.raises(dal.ModelCallError, match="no function configured"):
+        dal.LambdaProvider({}, FakeLambda({})).complete_target("sentiment", "m", REQUEST)
+
+
+def test_lambda_targets_come_from_the_environment():
+    assert dal.lambda_targets_from_env({"LAMBDA_PROVIDERS": '{"advisor": "arn:x"}'}) == {"advisor": "arn:x"}
+    with pytest.raises(ValueError, match="JSON object"):
+        dal.lambda_targets_from_env({"LAMBDA_PROVIDERS": "[]"})
