@@ -35,7 +35,7 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 
 setup: $(VENV)/.installed node_modules/.installed
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q
 
 lint: setup
