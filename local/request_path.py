@@ -56,6 +56,20 @@ class FakeContext:
         return self.timeout_ms
 
 
+def api_event(method: str, path: str, body: str | None, request_id: str | None = None) -> dict[str, Any]:
+    """An API Gateway REST proxy event, as the regional API sends it to the front Lambda."""
+    return {
+        "httpMethod": method,
+        "path": path,
+        "resource": path,
+        "body": body,
+        "headers": {"Content-Type": "application/json"},
+        "requestContext": {"requestId": request_id or str(uuid.uuid4()), "stage": "prod"},
+        "queryStringParameters": None,
+        "isBase64Encoded": False,
+    }
+
+
 def render_definition(substitutions: dict[str, str], path: Path = ASL_PATH) -> str:
     """Apply ``definition_substitutions`` the way CDK's ``DefinitionBody.from_file`` does."""
     text = path.read_text()
@@ -160,16 +174,7 @@ class RequestPath:
         """Call the front Lambda with an API Gateway REST proxy event."""
         from api_front import handler as front
 
-        event = {
-            "httpMethod": method,
-            "path": path,
-            "resource": path,
-            "body": body,
-            "headers": {"Content-Type": "application/json"},
-            "requestContext": {"requestId": str(uuid.uuid4()), "stage": "v1"},
-            "queryStringParameters": None,
-            "isBase64Encoded": False,
-        }
+        event = api_event(method, path, body)
         result = front.lambda_handler(event, FakeContext("api_front", self.region))
         return int(result["statusCode"]), json.loads(result["body"])
 

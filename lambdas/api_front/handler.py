@@ -28,23 +28,16 @@ from shared.use_cases import UseCase
 
 app = APIGatewayRestResolver(enable_validation=True)
 
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}}}
+
+
 ERROR_RESPONSES: dict[int, Any] = {
-    400: {
-        "description": "The request is malformed; the message says what is wrong.",
-        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
-    },
-    413: {
-        "description": "The prompt is longer than the configured limit.",
-        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
-    },
-    502: {
-        "description": "The request path failed to produce an answer.",
-        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
-    },
-    504: {
-        "description": "The request path did not answer in time.",
-        "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
-    },
+    400: _error_response("The request is malformed; the message says what is wrong."),
+    413: _error_response("The prompt is longer than the configured limit."),
+    502: _error_response("The request path failed to produce an answer."),
+    504: _error_response("The request path did not answer in time."),
 }
 
 

@@ -7,6 +7,19 @@ from router.dal import StaticStrategySource
 from tests.statemachine.conftest import COOLDOWN, FALLBACK, PRIMARY, THRESHOLD, ask
 
 
+def hold_first_call(path: RequestPath, model_id: str) -> tuple[threading.Event, threading.Event]:
+    """Hold the first call to ``model_id`` inside the model until released: a fixed interleaving."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold(called: str) -> None:
+        if called == model_id and not started.is_set():
+            started.set()
+            release.wait(10)
+
+    path.bedrock.before_call = hold
+    return started, release
+
+
 def open_circuit(path: RequestPath) -> None:
     path.bedrock.fail(PRIMARY)
     for _ in range(THRESHOLD):
@@ -96,14 +109,7 @@ def test_half_open_lets_exactly_one_probe_through(path):
     open_circuit(path)
     path.bedrock.heal()
     path.advance(COOLDOWN)
-    probe_started, release = threading.Event(), threading.Event()
-
-    def hold_primary(model_id: str) -> None:
-        if model_id == PRIMARY and not probe_started.is_set():
-            probe_started.set()
-            release.wait(10)
-
-    path.bedrock.before_call = hold_primary
+    probe_started, release = hold_first_call(path, PRIMARY)
     answers: list[dict] = []
     probe = threading.Thread(target=lambda: answers.append(ask(path, prompt="probe")))
     probe.start()
@@ -140,14 +146,7 @@ def test_a_failure_recorded_after_the_circuit_opened_is_not_lost_or_double_opene
     path.bedrock.fail(PRIMARY)
     for _ in range(THRESHOLD - 1):
         ask(path)
-    held, release = threading.Event(), threading.Event()
-
-    def hold_first(model_id: str) -> None:
-        if model_id == PRIMARY and not held.is_set():
-            held.set()
-            release.wait(10)
-
-    path.bedrock.before_call = hold_first
+    held, release = hold_first_call(path, PRIMARY)
     results: list[dict] = []
     first = threading.Thread(target=lambda: results.append(ask(path, prompt="A")))
     first.start()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from api_front import handler as front
 from api_front.dal import ExecutionResult
 from api_front.logic import MAX_BODY_BYTES
-from local.request_path import FakeContext
+from local.request_path import FakeContext, api_event
 from shared.use_cases import UseCase
 
 GOOD = {"prompt": "What is APR?", "use_case": "general"}
@@ -51,16 +51,7 @@ def executor(monkeypatch):
 
 
 def call(body, method="POST", path="/v1/generate"):
-    event = {
-        "httpMethod": method,
-        "path": path,
-        "resource": path,
-        "body": body,
-        "headers": {"Content-Type": "application/json"},
-        "requestContext": {"requestId": "req-1", "stage": "prod"},
-        "queryStringParameters": None,
-        "isBase64Encoded": False,
-    }
+    event = api_event(method, path, body, request_id="req-1")
     result = front.lambda_handler(event, FakeContext("api_front", "us-east-1"))
     return result["statusCode"], json.loads(result["body"])
 
