@@ -45,8 +45,8 @@ lint: setup
 
 synth: setup
 	rm -rf $(CDK_OUT)
-	$(CDK) synth --all --strict --quiet --output $(CDK_OUT)
-	$(PY) -m cfnlint --ignore-checks W3005 -- $(CDK_OUT)/*.template.json
+	$(CDK) synth --strict --quiet --output $(CDK_OUT)
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(CDK_OUT)/*.template.json
 	@echo "Templates and cdk-nag reports are in $(CDK_OUT)/"
 
 deploy: setup
