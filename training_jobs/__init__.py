@@ -1,0 +1,1 @@
+"""SageMaker script-mode training entry points (LoRA adapters for advice and sentiment)."""
