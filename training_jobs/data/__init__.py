@@ -1,0 +1,1 @@
+"""Synthetic transactions, their summaries, a rule-based budgeting baseline and advisor pairs."""
