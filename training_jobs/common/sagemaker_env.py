@@ -1,0 +1,63 @@
+"""The SageMaker script-mode contract, so one script runs in a training job and on a laptop.
+
+Channels arrive as ``SM_CHANNEL_<NAME>`` directories, the model goes to ``SM_MODEL_DIR`` and
+reports to ``SM_OUTPUT_DATA_DIR``; hyperparameters arrive as ``--key value`` arguments. Locally,
+point the same variables at folders (or pass ``--model-dir`` / ``--output-dir``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class JobSetupError(ValueError):
+    """The job cannot start: a channel, a setting or the data is missing or wrong."""
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    model_dir: Path
+    output_dir: Path
+    channels: dict[str, Path]
+
+    def channel(self, name: str, *, required: bool = True) -> Path | None:
+        path = self.channels.get(name)
+        if path is None and required:
+            known = ", ".join(sorted(self.channels)) or "none"
+            raise JobSetupError(f"channel {name!r} is missing (set SM_CHANNEL_{name.upper()}); channels given: {known}")
+        if path is not None and not path.exists():
+            raise JobSetupError(f"channel {name!r} points at {path}, which does not exist")
+        return path
+
+
+def add_path_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", type=Path, default=os.environ.get("SM_MODEL_DIR"))
+    parser.add_argument("--output-dir", type=Path, default=os.environ.get("SM_OUTPUT_DATA_DIR"))
+
+
+def job_paths(args: argparse.Namespace, environ: dict[str, str] | None = None) -> JobPaths:
+    env = dict(os.environ if environ is None else environ)
+    if args.model_dir is None or args.output_dir is None:
+        raise JobSetupError("set SM_MODEL_DIR and SM_OUTPUT_DATA_DIR (or pass --model-dir and --output-dir)")
+    channels = {
+        key.removeprefix("SM_CHANNEL_").lower(): Path(value)
+        for key, value in env.items()
+        if key.startswith("SM_CHANNEL_")
+    }
+    args.model_dir.mkdir(parents=True, exist_ok=True)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    return JobPaths(args.model_dir, args.output_dir, channels)
+
+
+def str2bool(value: str | bool) -> bool:
+    """SageMaker passes every hyperparameter as a string."""
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
