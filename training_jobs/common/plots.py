@@ -8,8 +8,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display in training jobs or CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def confusion_matrix_plot(matrix: np.ndarray, labels: Sequence[str], path: Path, title: str) -> Path:
@@ -23,15 +23,18 @@ def confusion_matrix_plot(matrix: np.ndarray, labels: Sequence[str], path: Path,
     peak = matrix.max() if matrix.size else 0
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                    color="white" if matrix[i, j] > peak / 2 else "black")
+            ax.text(
+                j, i, str(matrix[i, j]), ha="center", va="center", color="white" if matrix[i, j] > peak / 2 else "black"
+            )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
 
 
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def reliability_bins(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Per-bin mean confidence, accuracy and count, and the expected calibration error."""
     edges = np.linspace(0, 1, bins + 1)
     index = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
@@ -62,8 +65,9 @@ def reliability_plot(confidence: np.ndarray, correct: np.ndarray, path: Path, ti
     return ece
 
 
-def confidence_margin_plot(confidence: np.ndarray, margin: np.ndarray, correct: np.ndarray, path: Path,
-                           title: str) -> Path:
+def confidence_margin_plot(
+    confidence: np.ndarray, margin: np.ndarray, correct: np.ndarray, path: Path, title: str
+) -> Path:
     fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
     ax.scatter(confidence[correct], margin[correct], s=6, alpha=0.5, label="correct")
     ax.scatter(confidence[~correct], margin[~correct], s=8, alpha=0.7, color="crimson", label="wrong")

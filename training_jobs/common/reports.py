@@ -68,12 +68,15 @@ def version_comparison(current: dict[str, float], previous_path: Path | None) ->
     previous = json.loads(previous_path.read_text()).get("metrics", {})
     return {
         "previous": previous,
-        "delta": {k: round(v - previous[k], 6) for k, v in current.items() if isinstance(previous.get(k), (int, float))},
+        "delta": {
+            k: round(v - previous[k], 6) for k, v in current.items() if isinstance(previous.get(k), (int, float))
+        },
     }
 
 
-def log_to_mlflow(tracking_uri: str | None, run_name: str, params: dict[str, Any], metrics: dict[str, float],
-                  artifacts: list[Path]) -> str | None:
+def log_to_mlflow(
+    tracking_uri: str | None, run_name: str, params: dict[str, Any], metrics: dict[str, float], artifacts: list[Path]
+) -> str | None:
     """Log to MLflow when a tracking URI is configured; MLflow is an optional extra."""
     if not tracking_uri:
         return None

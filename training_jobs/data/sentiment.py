@@ -64,9 +64,10 @@ def load_labelled(source: str, text_column: str = "text", label_column: str = "s
     if missing:
         raise JobSetupError(f"{path.name} has no column {missing}; its columns are {list(frame.columns)}")
     frame = frame[[text_column, label_column]].rename(columns={text_column: "text", label_column: "label"})
+    frame = frame.dropna(subset=["text", "label"])
     frame["text"] = frame["text"].astype(str).str.strip()
     frame["label"] = frame["label"].astype(str).str.strip().str.lower()
-    frame = frame[(frame["text"] != "") & (frame["text"] != "nan") & frame["label"].isin(LABELS)]
+    frame = frame[(frame["text"] != "") & frame["label"].isin(LABELS)]
     frame = frame.drop_duplicates("text").reset_index(drop=True)
     if frame.empty:
         raise JobSetupError(f"{path.name} has no usable rows (labels must be one of {list(LABELS)})")
@@ -78,9 +79,7 @@ def load_labelled(source: str, text_column: str = "text", label_column: str = "s
 
 def stratified_split(frame: pd.DataFrame, validation: float, test: float, seed: int) -> Splits:
     rest, test_part = train_test_split(frame, test_size=test, stratify=frame["label"], random_state=seed)
-    train, val = train_test_split(
-        rest, test_size=validation / (1 - test), stratify=rest["label"], random_state=seed
-    )
+    train, val = train_test_split(rest, test_size=validation / (1 - test), stratify=rest["label"], random_state=seed)
     return Splits(train.reset_index(drop=True), val.reset_index(drop=True), test_part.reset_index(drop=True))
 
 

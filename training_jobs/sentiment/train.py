@@ -98,8 +98,9 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
         for start in range(0, len(self.texts), self.batch_size):
             chunk = self.texts[start : start + self.batch_size]
-            encoded = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="pt")
+            encoded = self.tokenizer(
+                chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            )
             yield dict(encoded), torch.as_tensor(self.labels[start : start + self.batch_size])
 
     def __len__(self) -> int:
@@ -147,8 +148,16 @@ def trainable_state(model: Any) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
-def fit(model: Any, train: pd.DataFrame, validation: pd.DataFrame, tokenizer: Any, args: argparse.Namespace,
-        weight: torch.Tensor, device: torch.device, name: str) -> tuple[list[dict[str, float]], float]:
+def fit(
+    model: Any,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    tokenizer: Any,
+    args: argparse.Namespace,
+    weight: torch.Tensor,
+    device: torch.device,
+    name: str,
+) -> tuple[list[dict[str, float]], float]:
     """Train, keep the epoch with the best validation macro-F1, and restore it."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.01)
@@ -177,12 +186,17 @@ def fit(model: Any, train: pd.DataFrame, validation: pd.DataFrame, tokenizer: An
             seen += len(target)
             if step % 20 == 0 or step == total:
                 rate = seen / (time.perf_counter() - started)
-                print(f"[{name}] epoch {epoch}/{args.epochs} step {step}/{total} loss {loss.item():.4f} "
-                      f"({rate:.0f} examples/s)", flush=True)
+                print(
+                    f"[{name}] epoch {epoch}/{args.epochs} step {step}/{total} loss {loss.item():.4f} "
+                    f"({rate:.0f} examples/s)",
+                    flush=True,
+                )
                 history.append({"step": step, "epoch": epoch, "loss": float(loss.item())})
         val = scores(predict(model, val_data, device), val_data.labels)
-        print(f"[{name}] epoch {epoch} validation macro-F1 {val['macro_f1']:.4f} accuracy {val['accuracy']:.4f}",
-              flush=True)
+        print(
+            f"[{name}] epoch {epoch} validation macro-F1 {val['macro_f1']:.4f} accuracy {val['accuracy']:.4f}",
+            flush=True,
+        )
         history.append({"step": step, "epoch": epoch, "loss": float(loss.item()), "val_macro_f1": val["macro_f1"]})
         if val["macro_f1"] > best_f1:
             best_f1, best_state = val["macro_f1"], trainable_state(model)
@@ -233,10 +247,16 @@ def evaluation_log(test: pd.DataFrame, probs: np.ndarray, threshold: float) -> p
     predicted = [LABELS[i] for i in probs.argmax(axis=1)]
     wrong = np.array(predicted) != test["label"].to_numpy()
     error_type = np.where(wrong, "misclassification", np.where(confidence < threshold, "low_confidence", ""))
-    return pd.DataFrame({
-        "text": test["text"], "label": test["label"], "prediction": predicted,
-        "confidence": confidence.round(6), "margin": margin.round(6), "error_type": error_type,
-    })
+    return pd.DataFrame(
+        {
+            "text": test["text"],
+            "label": test["label"],
+            "prediction": predicted,
+            "confidence": confidence.round(6),
+            "margin": margin.round(6),
+            "error_type": error_type,
+        }
+    )
 
 
 def load_data(args: argparse.Namespace, channel: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -295,14 +315,28 @@ def main(argv: list[str] | None = None) -> int:
     log.to_csv(out / "evaluation_log.csv", index=False)
     matrix = confusion_matrix(test_data.labels, probs.argmax(axis=1), labels=list(range(len(LABELS))))
     plots.confusion_matrix_plot(matrix, LABELS, out / "confusion_matrix.png", "Sentiment LoRA (test)")
-    metrics["ece"] = plots.reliability_plot(log["confidence"].to_numpy(), correct.to_numpy(),
-                                            out / "reliability_diagram.png", "Reliability")
-    plots.confidence_margin_plot(log["confidence"].to_numpy(), log["margin"].to_numpy(), correct.to_numpy(),
-                                 out / "confidence_vs_margin.png", "Confidence vs margin (test)")
-    plots.loss_curve_plot([h for h in history if "val_macro_f1" not in h] or history, out / "loss_curve.png",
-                          "Sentiment LoRA training loss")
-    metrics.update({"train_seconds": round(train_seconds, 2), "train_examples_per_second": round(throughput, 2),
-                    "low_confidence_rate": float((log["error_type"] == "low_confidence").mean())})
+    metrics["ece"] = plots.reliability_plot(
+        log["confidence"].to_numpy(), correct.to_numpy(), out / "reliability_diagram.png", "Reliability"
+    )
+    plots.confidence_margin_plot(
+        log["confidence"].to_numpy(),
+        log["margin"].to_numpy(),
+        correct.to_numpy(),
+        out / "confidence_vs_margin.png",
+        "Confidence vs margin (test)",
+    )
+    plots.loss_curve_plot(
+        [h for h in history if "val_macro_f1" not in h] or history,
+        out / "loss_curve.png",
+        "Sentiment LoRA training loss",
+    )
+    metrics.update(
+        {
+            "train_seconds": round(train_seconds, 2),
+            "train_examples_per_second": round(throughput, 2),
+            "low_confidence_rate": float((log["error_type"] == "low_confidence").mean()),
+        }
+    )
 
     model.save_pretrained(paths.model_dir)
     tokenizer.save_pretrained(paths.model_dir)
@@ -326,8 +360,13 @@ def main(argv: list[str] | None = None) -> int:
         comparison["delta"] = {k: metrics[k] - baseline_metrics[k] for k in baseline_metrics}
     write_json(out / "comparison.json", comparison)
     write_json(out / "version_comparison.json", version_comparison(metrics, args.previous_metrics))
-    log_to_mlflow(args.mlflow_uri, "sentiment-lora", report["hyperparameters"], metrics,
-                  sorted(out.glob("*.png")) + [out / "metrics.json"])
+    log_to_mlflow(
+        args.mlflow_uri,
+        "sentiment-lora",
+        report["hyperparameters"],
+        metrics,
+        sorted(out.glob("*.png")) + [out / "metrics.json"],
+    )
     print(to_jsonable({"test": metrics, "baseline": baseline_metrics}), flush=True)
     return 0
 
