@@ -223,7 +223,7 @@ def local_request_path(
     sm_arn = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:circuit-breaker"
     env = function_env(region, table, sm_arn, max_prompt_chars)
 
-    def routed_invoke(  # noqa: PLR0917 - moto's signature
+    def routed_invoke(
         backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
     ) -> bytes:
         return lambdas.invoke(function_name, body, response_headers)

@@ -50,7 +50,7 @@ def reliability_bins(
 
 
 def reliability_plot(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str) -> float:
-    mean_conf, accuracy, counts, ece = reliability_bins(confidence, correct)
+    _mean_conf, accuracy, counts, ece = reliability_bins(confidence, correct)
     fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
     centers = (np.arange(len(counts)) + 0.5) / len(counts)
     ax.bar(centers, accuracy, width=1 / len(counts), edgecolor="black", alpha=0.7, label="accuracy")

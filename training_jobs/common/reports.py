@@ -32,7 +32,7 @@ METRICS_SCHEMA: dict[str, Any] = {
 }
 
 
-def to_jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of value reads best
     """NumPy and torch scalars, arrays and non-finite floats made safe for strict JSON."""
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}

@@ -125,8 +125,8 @@ def predict(model: Any, data: Batches, device: torch.device) -> np.ndarray:
     model.eval()
     dtype = autocast_dtype(device)
     out = []
-    for inputs, _ in data:
-        inputs = {k: v.to(device) for k, v in inputs.items()}
+    for encoded, _ in data:
+        inputs = {k: v.to(device) for k, v in encoded.items()}
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = model(**inputs).logits
         out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
@@ -172,9 +172,9 @@ def fit(
     best_f1, best_state, step, seen, started = -1.0, trainable_state(model), 0, 0, time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         model.train()
-        for inputs, target in batches(train, tokenizer, args, args.seed + epoch):
-            inputs = {k: v.to(device) for k, v in inputs.items()}
-            target = target.to(device)
+        for encoded, labels in batches(train, tokenizer, args, args.seed + epoch):
+            inputs = {k: v.to(device) for k, v in encoded.items()}
+            target = labels.to(device)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 loss = loss_fn(model(**inputs).logits.float(), target)
             optimizer.zero_grad(set_to_none=True)
@@ -259,6 +259,36 @@ def evaluation_log(test: pd.DataFrame, probs: np.ndarray, threshold: float) -> p
     )
 
 
+def write_evaluation(
+    out: Path,
+    test: pd.DataFrame,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    history: list[dict[str, float]],
+    threshold: float,
+) -> dict[str, float]:
+    """The per-example log and the plots; returns the calibration figures for the metrics."""
+    log = evaluation_log(test, probs, threshold)
+    correct = (log["error_type"] != "misclassification").to_numpy()
+    log.to_csv(out / "evaluation_log.csv", index=False)
+    matrix = confusion_matrix(labels, probs.argmax(axis=1), labels=list(range(len(LABELS))))
+    plots.confusion_matrix_plot(matrix, LABELS, out / "confusion_matrix.png", "Sentiment LoRA (test)")
+    ece = plots.reliability_plot(log["confidence"].to_numpy(), correct, out / "reliability_diagram.png", "Reliability")
+    plots.confidence_margin_plot(
+        log["confidence"].to_numpy(),
+        log["margin"].to_numpy(),
+        correct,
+        out / "confidence_vs_margin.png",
+        "Confidence vs margin (test)",
+    )
+    plots.loss_curve_plot(
+        [h for h in history if "val_macro_f1" not in h] or history,
+        out / "loss_curve.png",
+        "Sentiment LoRA training loss",
+    )
+    return {"ece": ece, "low_confidence_rate": float((log["error_type"] == "low_confidence").mean())}
+
+
 def load_data(args: argparse.Namespace, channel: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     source = str(channel) if channel is not None else args.data
     if source is None:
@@ -309,34 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - started
     probs = predict(model, test_data, device)
     metrics = scores(probs, test_data.labels)
-    log = evaluation_log(test, probs, args.low_confidence)
-    correct = log["error_type"] != "misclassification"
+    metrics.update(write_evaluation(paths.output_dir, test, probs, test_data.labels, history, args.low_confidence))
+    metrics.update({"train_seconds": round(train_seconds, 2), "train_examples_per_second": round(throughput, 2)})
     out = paths.output_dir
-    log.to_csv(out / "evaluation_log.csv", index=False)
-    matrix = confusion_matrix(test_data.labels, probs.argmax(axis=1), labels=list(range(len(LABELS))))
-    plots.confusion_matrix_plot(matrix, LABELS, out / "confusion_matrix.png", "Sentiment LoRA (test)")
-    metrics["ece"] = plots.reliability_plot(
-        log["confidence"].to_numpy(), correct.to_numpy(), out / "reliability_diagram.png", "Reliability"
-    )
-    plots.confidence_margin_plot(
-        log["confidence"].to_numpy(),
-        log["margin"].to_numpy(),
-        correct.to_numpy(),
-        out / "confidence_vs_margin.png",
-        "Confidence vs margin (test)",
-    )
-    plots.loss_curve_plot(
-        [h for h in history if "val_macro_f1" not in h] or history,
-        out / "loss_curve.png",
-        "Sentiment LoRA training loss",
-    )
-    metrics.update(
-        {
-            "train_seconds": round(train_seconds, 2),
-            "train_examples_per_second": round(throughput, 2),
-            "low_confidence_rate": float((log["error_type"] == "low_confidence").mean()),
-        }
-    )
 
     model.save_pretrained(paths.model_dir)
     tokenizer.save_pretrained(paths.model_dir)
@@ -365,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "sentiment-lora",
         report["hyperparameters"],
         metrics,
-        sorted(out.glob("*.png")) + [out / "metrics.json"],
+        [*sorted(out.glob("*.png")), out / "metrics.json"],
     )
     print(to_jsonable({"test": metrics, "baseline": baseline_metrics}), flush=True)
     return 0
