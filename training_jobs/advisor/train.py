@@ -25,7 +25,13 @@ import torch
 
 from training_jobs.common import plots
 from training_jobs.common.models import PRODUCTION_ADVISOR_BASE, resolve_base_model
-from training_jobs.common.reports import log_to_mlflow, parameter_analysis, version_comparison, write_json
+from training_jobs.common.reports import (
+    announce_gate_metric,
+    log_to_mlflow,
+    parameter_analysis,
+    version_comparison,
+    write_json,
+)
 from training_jobs.common.sagemaker_env import JobSetupError, add_path_arguments, job_paths
 
 # Attention projection names by architecture family; the first family present in the model wins.
@@ -52,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--previous-metrics", type=Path, default=None)
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    p.add_argument(
+        "--gate-metric",
+        default="well_formed_rate",
+        choices=["well_formed_rate", "token_f1"],
+        help="metric the pipeline's evaluation gate reads",
+    )
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or not 0 < args.learning_rate < 1:
@@ -81,10 +93,11 @@ def read_pairs(path: Path, limit: int | None) -> list[dict[str, str]]:
 
 
 def data_files(args: argparse.Namespace, channels: dict[str, Path]) -> tuple[Path, Path]:
+    # One channel may hold both files (the pipeline sends a single "train" prefix).
     train_dir = channels.get("train") or args.data_dir
-    eval_dir = channels.get("eval") or args.data_dir
+    eval_dir = channels.get("eval") or train_dir
     if train_dir is None or eval_dir is None:
-        raise JobSetupError("no data: set SM_CHANNEL_TRAIN and SM_CHANNEL_EVAL, or pass --data-dir")
+        raise JobSetupError("no data: set SM_CHANNEL_TRAIN (and optionally SM_CHANNEL_EVAL), or pass --data-dir")
     return Path(train_dir) / "train.jsonl", Path(eval_dir) / "eval.jsonl"
 
 
@@ -336,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / "version_comparison.json", version_comparison(metrics, args.previous_metrics))
     log_to_mlflow(args.mlflow_uri, "advisor-lora", hyperparameters, metrics, [out / "loss_curve.png"])
     print(json.dumps({"before": before, "after": after}), flush=True)
+    announce_gate_metric(args.gate_metric, metrics)
     return 0
 
 

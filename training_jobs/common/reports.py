@@ -74,6 +74,15 @@ def version_comparison(current: dict[str, float], previous_path: Path | None) ->
     }
 
 
+def announce_gate_metric(name: str, metrics: dict[str, Any]) -> float:
+    """Print the evaluation-gate value where SageMaker's metric regex (``GATE_METRIC=...``) finds it."""
+    if name not in metrics or not isinstance(metrics[name], (int, float)):
+        raise KeyError(f"gate metric {name!r} is not among {sorted(metrics)}")
+    value = float(metrics[name])
+    print(f"GATE_METRIC={value:.6f} ({name})", flush=True)
+    return value
+
+
 def log_to_mlflow(
     tracking_uri: str | None, run_name: str, params: dict[str, Any], metrics: dict[str, float], artifacts: list[Path]
 ) -> str | None:

@@ -29,6 +29,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from training_jobs.common import plots
 from training_jobs.common.models import PRODUCTION_SENTIMENT_BASE, resolve_base_model
 from training_jobs.common.reports import (
+    announce_gate_metric,
     log_to_mlflow,
     parameter_analysis,
     to_jsonable,
@@ -64,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compare-base", type=str2bool, default=True)
     p.add_argument("--previous-metrics", type=Path, default=None)
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    p.add_argument(
+        "--gate-metric",
+        default="macro_f1",
+        choices=["macro_f1", "accuracy"],
+        help="metric the pipeline's evaluation gate reads",
+    )
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or not 0 < args.learning_rate < 1:
@@ -373,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         [*sorted(out.glob("*.png")), out / "metrics.json"],
     )
     print(to_jsonable({"test": metrics, "baseline": baseline_metrics}), flush=True)
+    announce_gate_metric(args.gate_metric, metrics)
     return 0
 
 
