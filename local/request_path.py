@@ -126,6 +126,24 @@ class InProcessLambdas:
         return json.dumps(result).encode()
 
 
+@contextmanager
+def routed_to(lambdas: InProcessLambdas) -> Iterator[InProcessLambdas]:
+    """While moto runs, send its Lambda invocations to ``lambdas`` instead of its echo backend."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    def routed_invoke(
+        backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+    ) -> bytes:
+        return lambdas.invoke(function_name, body, response_headers)
+
+    with mock.patch.object(LambdaSimpleBackend, "invoke", routed_invoke):
+        yield lambdas
+
+
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
 @dataclass
 class RequestPath:
     """One emulated region: table, state machine and the handlers wired to them."""
@@ -207,7 +225,6 @@ def local_request_path(
 ) -> Iterator[RequestPath]:
     """Start moto, build the region's table and state machine, and wire the real handlers."""
     from moto import mock_aws
-    from moto.awslambda_simple.models import LambdaSimpleBackend
 
     from api_front import handler as front
     from degradation import handler as degradation
@@ -223,16 +240,10 @@ def local_request_path(
     sm_arn = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:circuit-breaker"
     env = function_env(region, table, sm_arn, max_prompt_chars)
 
-    def routed_invoke(
-        backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
-    ) -> bytes:
-        return lambdas.invoke(function_name, body, response_headers)
-
-    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
     with (
-        mock.patch.dict(os.environ, {**credentials, **env}),
-        mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}),
-        mock.patch.object(LambdaSimpleBackend, "invoke", routed_invoke),
+        mock.patch.dict(os.environ, {**TEST_CREDENTIALS, **env}),
+        mock_aws(config=MOTO_CONFIG),
+        routed_to(lambdas),
     ):
         _reset_handler_caches()
         boto3.client("dynamodb", region_name=region).create_table(

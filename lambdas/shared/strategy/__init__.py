@@ -32,6 +32,7 @@ class Variant(BaseModel):
     model_id: str
     weight: int
     target: str | None = None
+    artifact_uri: str | None = None
     max_tokens: int = 800
     temperature: float = 0.3
     top_p: float | None = None
