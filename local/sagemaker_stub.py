@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
-
 # CreateTrainingJob's request fields, as the optimised integration accepts them.
 SUPPORTED_PARAMETERS = {
     "createtrainingjob": {
@@ -53,7 +52,7 @@ class OfflineSageMaker:
         self.requests.append(request)
         return {"TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{request['TrainingJobName']}"}
 
-    def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803 - the API's name
+    def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:
         request = next(r for r in self.requests if r["TrainingJobName"] == TrainingJobName)
         adapter = TrainingJobName.split("-", 1)[0]
         status = "Failed" if adapter in self.failing else "Completed"
