@@ -56,6 +56,7 @@ class OfflineSageMaker:
         request = next(r for r in self.requests if r["TrainingJobName"] == TrainingJobName)
         adapter = TrainingJobName.split("-", 1)[0]
         status = "Failed" if adapter in self.failing else "Completed"
+        output = request["OutputDataConfig"]["S3OutputPath"]
         metrics = (
             []
             if adapter not in self.gate_values
@@ -65,9 +66,7 @@ class OfflineSageMaker:
             "TrainingJobName": TrainingJobName,
             "TrainingJobStatus": status,
             "FailureReason": "AlgorithmError: scripted failure" if status == "Failed" else None,
-            "ModelArtifacts": {
-                "S3ModelArtifacts": f"{request['OutputDataConfig']['S3OutputPath']}/{TrainingJobName}/output/model.tar.gz"
-            },
+            "ModelArtifacts": {"S3ModelArtifacts": f"{output}/{TrainingJobName}/output/model.tar.gz"},
             "FinalMetricDataList": metrics,
             "HyperParameters": request["HyperParameters"],
         }

@@ -51,6 +51,13 @@ class TrainingPipeline:
         result = PollingExecutor(self.arn, client, timeout_s).run(f"run{uuid.uuid4().hex[:8]}", {"adapters": adapters})
         return {"status": result.status, "output": result.output, "error": result.error, "cause": result.cause}
 
+    def task_failures(self) -> list[dict[str, Any]]:
+        """TaskFailed details of the latest execution."""
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        latest = client.list_executions(stateMachineArn=self.arn)["executions"][0]["executionArn"]
+        events = client.get_execution_history(executionArn=latest)["events"]
+        return [e["taskFailedEventDetails"] for e in events if e["type"] == "TaskFailed"]
+
     def model_packages(self) -> list[dict[str, Any]]:
         client = boto3.client("sagemaker", region_name="us-east-1")
         return client.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]

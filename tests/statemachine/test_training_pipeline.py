@@ -1,0 +1,94 @@
+"""statemachines/training_pipeline.asl.json executed by moto; SageMaker answered at the API level."""
+
+import copy
+import json
+
+import pytest
+from promote.dal import InMemoryStrategyStore
+
+from local.sagemaker_stub import OfflineSageMaker
+from local.training_pipeline import GROUP, SUBSTITUTIONS, adapter_input, local_training_pipeline
+from shared.strategy import DOCUMENT_PATH
+
+ADVISOR_VARIANT = {"name": "L", "provider": "lambda", "target": "advisor", "model_id": "advisor-v0", "weight": 0}
+ADAPTERS = [
+    adapter_input("sentiment", "sentiment", 0.70, "train_sentiment.py"),
+    adapter_input("advisor", "advisor", 0.80, "train_advisor.py"),
+]
+
+
+@pytest.fixture
+def strategy():
+    document = json.loads(DOCUMENT_PATH.read_text())
+    document["use_cases"]["budgeting_advice"]["variants"].append(copy.deepcopy(ADVISOR_VARIANT))
+    return InMemoryStrategyStore(document)
+
+
+def test_passing_gates_register_and_promote_each_adapter(strategy):
+    sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.77, "advisor": 0.90})
+    with local_training_pipeline(sagemaker, strategy) as pipeline:
+        result = pipeline.run(ADAPTERS)
+        packages = pipeline.model_packages()
+    assert result["status"] == "SUCCEEDED", result
+    outcomes = {r["adapter"]["name"]: r for r in result["output"]["results"]}
+    assert outcomes["sentiment"]["training"]["metrics"][0]["Value"] == 0.77
+    assert len(packages) == 2
+    assert all(p["ModelPackageGroupName"] == GROUP for p in packages)
+    assert outcomes["advisor"]["promoted"]["value"]["promoted"] is True
+    # The shipped strategy serves sentiment from no Lambda yet, so its promotion is a recorded no-op.
+    assert outcomes["sentiment"]["promoted"]["value"]["promoted"] is False
+    assert outcomes["sentiment"]["promoted"]["value"]["reason"] == "no lambda variant targets 'sentiment'"
+    latest = strategy.versions[-1]["use_cases"]["budgeting_advice"]["variants"][-1]
+    job = outcomes["advisor"]["training"]["job"]
+    assert latest["model_id"] == job
+    assert latest["artifact_uri"] == f"s3://{SUBSTITUTIONS['ArtifactsBucket']}/training/{job}/output/model.tar.gz"
+    assert strategy.deployed == [len(strategy.versions)]
+
+
+def test_a_gate_below_threshold_fails_the_pipeline_and_promotes_nothing(strategy):
+    sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.77, "advisor": 0.42})
+    with local_training_pipeline(sagemaker, strategy) as pipeline:
+        result = pipeline.run(ADAPTERS)
+    assert result["status"] == "FAILED"
+    assert result["error"] == "EvaluationGateFailed"
+    assert strategy.deployed == []
+    assert all(
+        v["use_cases"]["budgeting_advice"]["variants"][-1]["model_id"] == "advisor-v0" for v in strategy.versions
+    )
+
+
+def test_a_missing_gate_metric_fails_the_gate(strategy):
+    sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.9})  # the advisor job reported nothing
+    with local_training_pipeline(sagemaker, strategy) as pipeline:
+        result = pipeline.run(ADAPTERS)
+    assert (result["status"], result["error"]) == ("FAILED", "EvaluationGateFailed")
+
+
+def test_a_failed_training_job_fails_the_pipeline(strategy):
+    sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.9, "advisor": 0.9}, failing={"advisor"})
+    with local_training_pipeline(sagemaker, strategy) as pipeline:
+        result = pipeline.run(ADAPTERS)
+        failures = pipeline.task_failures()
+    assert result["status"] == "FAILED"
+    # moto re-raises a States.* error out of a Map as States.Runtime; the task's own event is exact.
+    assert [f["error"] for f in failures] == ["States.TaskFailed"]
+    assert "AlgorithmError: scripted failure" in failures[0]["cause"]
+    assert strategy.deployed == []
+    assert len(strategy.versions) == 1
+
+
+def test_training_request_is_isolated_encrypted_and_sized_from_config(strategy):
+    sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.9})
+    with local_training_pipeline(sagemaker, strategy) as pipeline:
+        pipeline.run([ADAPTERS[0]])
+    request = sagemaker.requests[0]
+    assert request["EnableNetworkIsolation"] is True
+    assert request["EnableInterContainerTrafficEncryption"] is True
+    assert request["ResourceConfig"]["InstanceType"] == SUBSTITUTIONS["InstanceType"]
+    assert request["ResourceConfig"]["VolumeKmsKeyId"] == SUBSTITUTIONS["KmsKeyArn"]
+    assert request["OutputDataConfig"]["KmsKeyId"] == SUBSTITUTIONS["KmsKeyArn"]
+    assert request["HyperParameters"]["sagemaker_program"] == "train_sentiment.py"
+    assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"train", "base"}
+    assert request["AlgorithmSpecification"]["MetricDefinitions"] == [
+        {"Name": "gate", "Regex": "GATE_METRIC=([0-9.]+)"}
+    ]
