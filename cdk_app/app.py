@@ -14,6 +14,7 @@ from cdk_app.compliance import apply_compliance
 from cdk_app.config import CONTEXT_KEYS, PlatformConfig, load_config
 from stacks.global_stack import GlobalStack
 from stacks.regional_stack import RegionalStack
+from stacks.training_stack import TrainingStack
 
 STACK_PREFIX = "FinAi"
 DNS_OFF_NOTICE = "DNS failover is off: set domain_name and hosted_zone_id in context to enable it."
@@ -42,6 +43,18 @@ def build(app: cdk.App, config: PlatformConfig, *, compliance: bool = True) -> l
                 description=f"FinAI platform request path in {region}",
             )
         )
+    primary = stacks[0]
+    assert isinstance(primary, RegionalStack)
+    stacks.append(
+        TrainingStack(
+            app,
+            f"{STACK_PREFIX}-training",
+            config=config,
+            model_config=primary.model_config,
+            env=cdk.Environment(account=config.account, region=config.primary_region),
+            description="FinAI platform adapter training pipeline",
+        )
+    )
     if config.dns_failover_enabled:
         stacks.append(
             GlobalStack(

@@ -34,6 +34,7 @@ CONTEXT_KEYS = (
     "fallback_model",
     "max_prompt_chars",
     "powertools_layer_version",
+    "training",
 )
 
 
@@ -70,6 +71,27 @@ def _check_model_id(model_id: str) -> str:
     return model_id
 
 
+class TrainingSettings(BaseModel):
+    """The SageMaker training pipeline (primary region only)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instance_type: str = Field(default="ml.g5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    # {region} is filled per stack; 763104351884 hosts AWS's deep-learning containers.
+    image: str = Field(
+        default="763104351884.dkr.ecr.{region}.amazonaws.com/"
+        "huggingface-pytorch-training:2.1.0-transformers4.36.0-gpu-py310-cu121-ubuntu20.04",
+        pattern=r"^\d{12}\.dkr\.ecr\.(\{region\}|[a-z0-9-]+)\.amazonaws\.com/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
+    )
+    sentiment_gate_macro_f1: float = Field(default=0.70, gt=0, le=1)
+    advisor_gate_well_formed: float = Field(default=0.80, gt=0, le=1)
+    schedule: str = Field(default="rate(7 days)", pattern=r"^(rate|cron)\(.+\)$")
+    schedule_enabled: bool = False
+
+    def image_uri(self, region: str) -> str:
+        return self.image.replace("{region}", region)
+
+
 class PlatformConfig(BaseModel):
     """Everything that varies between deployments of the platform."""
 
@@ -86,6 +108,7 @@ class PlatformConfig(BaseModel):
     # StartSyncExecution input is capped at 256 KB.
     max_prompt_chars: int = Field(default=16_000, ge=1, le=60_000)
     powertools_layer_version: int = Field(default=27, ge=1)
+    training: TrainingSettings = TrainingSettings()
 
     @field_validator("primary_region", "secondary_region")
     @classmethod

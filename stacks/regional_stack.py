@@ -25,7 +25,7 @@ class RegionalStack(Stack):
         layer = config.powertools_layer_version
         key = PlatformKey(self, "PlatformKey").key
         operations = Operations(self, "Operations", key=key, alarm_email=config.alarm_email)
-        model_config = ModelConfig(self, "ModelConfig", alarm_topic=operations.topic)
+        self.model_config = model_config = ModelConfig(self, "ModelConfig", alarm_topic=operations.topic)
         router = Router(
             self,
             "Router",

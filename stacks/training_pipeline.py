@@ -1,0 +1,341 @@
+"""The training pipeline: buckets, the SageMaker role, the STANDARD state machine from
+``statemachines/training_pipeline.asl.json``, the model registry, the promote function and the
+(disabled by default) retraining schedule."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from cdk_app.compliance import acknowledge
+from cdk_app.config import TrainingSettings
+from stacks.common import PythonFunction, encrypted_log_group
+from stacks.model_config import ModelConfig
+from stacks.training_source import build_sourcedir
+
+ASL_FILE = Path(__file__).resolve().parent.parent / "statemachines" / "training_pipeline.asl.json"
+DLC_ACCOUNT = "763104351884"
+
+
+def _bucket(scope: Construct, construct_id: str, key: kms.IKey, logs: s3.IBucket, prefix: str) -> s3.Bucket:
+    return s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        versioned=True,
+        enforce_ssl=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        server_access_logs_bucket=logs,
+        server_access_logs_prefix=prefix,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+
+
+class TrainingPipeline(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        settings: TrainingSettings,
+        model_config: ModelConfig,
+        powertools_layer_version: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            # S3 server access logging can deliver only to SSE-S3 buckets.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            versioned=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.access_logs,
+            [
+                ("S1", "This is the access-log bucket itself; logging it into itself would recurse.", None),
+                (
+                    "S3BucketLoggingEnabled",
+                    "This is the access-log bucket itself; logging it into itself would recurse.",
+                    None,
+                ),
+                ("S3DefaultEncryptionKMS", "S3 server access logging delivers only to SSE-S3 (AES-256) buckets.", None),
+                (
+                    "S3BucketReplicationEnabled",
+                    "Access logs are regional audit records; replication is not required.",
+                    None,
+                ),
+            ],
+        )
+        self.data = _bucket(self, "Data", key, self.access_logs, "data/")
+        self.artifacts = _bucket(self, "Artifacts", key, self.access_logs, "artifacts/")
+        for bucket in (self.data, self.artifacts):
+            acknowledge(
+                bucket,
+                [
+                    (
+                        "S3BucketReplicationEnabled",
+                        "Training data and adapters are reproducible from "
+                        "source and versioned in place; cross-region replication is a cost choice left "
+                        "to the deployer.",
+                        None,
+                    )
+                ],
+            )
+        self.sourcedir = s3_assets.Asset(self, "SourceDir", path=str(build_sourcedir(Path(tempfile.mkdtemp()))))
+        self.image = settings.image_uri(stack.region)
+
+        self.role = iam.Role(
+            self,
+            "SageMakerRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Execution role of the adapter training jobs",
+        )
+        self.data.grant_read(self.role)
+        self.artifacts.grant_read_write(self.role)
+        self.sourcedir.grant_read(self.role)
+        key.grant_encrypt_decrypt(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/TrainingJobs*"
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[
+                    f"arn:{stack.partition}:ecr:{stack.region}:{DLC_ACCOUNT}:repository/huggingface-pytorch-training"
+                ],
+            )
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+
+        self.registry = sagemaker.CfnModelPackageGroup(
+            self,
+            "Registry",
+            model_package_group_name=f"finai-adapters-{stack.region}",
+            model_package_group_description="Approved LoRA adapters (sentiment, advisor)",
+        )
+        self.promote = PythonFunction(
+            self,
+            "Promote",
+            component="promote",
+            description="Publishes a trained adapter through an AppConfig strategy version and deployment",
+            key=key,
+            powertools_layer_version=powertools_layer_version,
+            timeout=Duration.seconds(30),
+            environment={
+                "APPCONFIG_APPLICATION": model_config.application.application_id,
+                "APPCONFIG_ENVIRONMENT": model_config.environment.environment_id,
+                "APPCONFIG_PROFILE": model_config.profile.configuration_profile_id,
+                "APPCONFIG_DEPLOYMENT_STRATEGY": model_config.deployment_strategy.deployment_strategy_id,
+            },
+        )
+        self._grant_promote(stack, model_config)
+
+        self.log_group = encrypted_log_group(self, "ExecutionLogs", key)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
+            definition_substitutions={
+                "TrainingImage": self.image,
+                "SageMakerRoleArn": self.role.role_arn,
+                "ArtifactsBucket": self.artifacts.bucket_name,
+                "KmsKeyArn": key.key_arn,
+                "InstanceType": settings.instance_type,
+                "ModelPackageGroup": self.registry.model_package_group_name,
+                "PromoteFunctionArn": self.promote.function.function_arn,
+            },
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            tracing_enabled=True,
+        )
+        self._grant_pipeline(stack, key)
+        self.schedule = events.Rule(
+            self,
+            "Retraining",
+            schedule=events.Schedule.expression(settings.schedule),
+            enabled=settings.schedule_enabled,
+            description="Periodic retraining of the adapters (disabled unless training.schedule_enabled)",
+            targets=[
+                targets.SfnStateMachine(
+                    self.state_machine, input=events.RuleTargetInput.from_object(self.default_input(settings))
+                )
+            ],
+        )
+
+    def default_input(self, settings: TrainingSettings) -> dict[str, Any]:
+        """What the schedule starts: both adapters, reading data and base models from the data bucket."""
+
+        def adapter(name: str, program: str, threshold: float, extra: dict[str, str]) -> dict[str, Any]:
+            return {
+                "name": name,
+                "target": name,
+                "threshold": threshold,
+                "train_uri": self.data.s3_url_for_object(f"{name}/"),
+                "base_model_uri": self.data.s3_url_for_object(f"base-models/{name}/"),
+                "hyperparameters": {
+                    "sagemaker_program": program,
+                    "sagemaker_submit_directory": self.sourcedir.s3_object_url,
+                    "base-model": "/opt/ml/input/data/base",
+                    **extra,
+                },
+            }
+
+        return {
+            "adapters": [
+                adapter("sentiment", "train_sentiment.py", settings.sentiment_gate_macro_f1, {"epochs": "3"}),
+                adapter("advisor", "train_advisor.py", settings.advisor_gate_well_formed, {"epochs": "3"}),
+            ]
+        }
+
+    def _grant_promote(self, stack: Stack, model_config: ModelConfig) -> None:
+        arn = f"arn:{stack.partition}:appconfig:{stack.region}:{stack.account}"
+        app = model_config.application.application_id
+        profile = f"{arn}:application/{app}/configurationprofile/{model_config.profile.configuration_profile_id}"
+        self.promote.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "appconfig:ListHostedConfigurationVersions",
+                    "appconfig:GetHostedConfigurationVersion",
+                    "appconfig:CreateHostedConfigurationVersion",
+                ],
+                resources=[profile, f"{profile}/hostedconfigurationversion/*"],
+            )
+        )
+        self.promote.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["appconfig:StartDeployment"],
+                resources=[
+                    f"{arn}:application/{app}/environment/{model_config.environment.environment_id}",
+                    f"{arn}:deploymentstrategy/{model_config.deployment_strategy.deployment_strategy_id}",
+                    profile,
+                ],
+            )
+        )
+        acknowledge(
+            self.promote,
+            [
+                (
+                    "IAM5",
+                    "Hosted configuration versions are created by this function "
+                    "and numbered by AppConfig, so their ARNs end in a version wildcard.",
+                    ["regex:^Resource::arn:aws:appconfig:.*/hostedconfigurationversion/\\*$"],
+                )
+            ],
+        )
+
+    def _grant_pipeline(self, stack: Stack, key: kms.IKey) -> None:
+        role = self.state_machine
+        prefix = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        role.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[f"{prefix}:training-job/*"],
+            )
+        )
+        role.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateModelPackage"],
+                resources=[
+                    f"{prefix}:model-package-group/{self.registry.model_package_group_name}",
+                    f"{prefix}:model-package/{self.registry.model_package_group_name}/*",
+                ],
+            )
+        )
+        # .sync integrations watch the job through this managed EventBridge rule.
+        role.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/"
+                    "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+                ],
+            )
+        )
+        self.role.grant_pass_role(role)
+        key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
+        self.promote.function.grant_invoke(role)
+        acknowledge(
+            self.state_machine,
+            [
+                (
+                    "IAM5",
+                    "Training-job names carry the execution name and model packages are numbered by SageMaker, "
+                    "so both are scoped by prefix.",
+                    ["regex:^Resource::arn:aws:sagemaker:.*:(training-job|model-package/.*)/\\*$"],
+                ),
+                ("IAM5", "Vended log delivery and X-Ray actions accept no resource ARN.", ["Resource::*"]),
+                (
+                    "IAM5",
+                    "Step Functions invokes qualified versions of the promote function (ARN:*).",
+                    ["regex:^Resource::<[A-Za-z0-9]+Function[A-Z0-9]{8}\\.Arn>:\\*$"],
+                ),
+            ],
+        )
+        acknowledge(
+            self.role,
+            [
+                (
+                    "IAM5",
+                    "SageMaker writes logs under the /aws/sagemaker/TrainingJobs prefix, one stream per job.",
+                    ["regex:^Resource::arn:aws:logs:.*:log-group:/aws/sagemaker/TrainingJobs\\*$"],
+                ),
+                (
+                    "IAM5",
+                    "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (limited by namespace condition) "
+                    "accept no resource ARN.",
+                    ["Resource::*"],
+                ),
+                (
+                    "IAM5",
+                    "Bucket grants cover objects under the data, artifacts and asset buckets.",
+                    [
+                        "regex:^Action::s3:.*\\*$",
+                        "regex:^Resource::<.*Arn>/\\*$",
+                        "regex:^Resource::arn:aws:s3:::cdk-.*/\\*$",
+                    ],
+                ),
+                (
+                    "IAM5",
+                    "KMS data-key actions are granted on the platform key only.",
+                    ["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"],
+                ),
+            ],
+        )

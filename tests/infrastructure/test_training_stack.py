@@ -1,0 +1,126 @@
+"""The training stack: the synthesized CreateTrainingJob request, buckets, least privilege, sourcedir.
+
+cdk-nag does not check training jobs, so the request the pipeline sends is asserted here.
+"""
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+from stacks.training_source import ENTRY_POINTS, build_sourcedir
+
+
+def training(synthesized):
+    return synthesized.templates["FinAi-training"]
+
+
+def pipeline_definition(synthesized):
+    template = training(synthesized)
+    machine = next(iter(template.find_resources("AWS::StepFunctions::StateMachine").values()))["Properties"]
+    asl = json.loads((synthesized.outdir / f"asset.{machine['DefinitionS3Location']['Key']}").read_text())
+    return machine, asl
+
+
+def test_pipeline_is_standard_and_ships_the_asl_file(synthesized):
+    machine, asl = pipeline_definition(synthesized)
+    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    assert asl == json.loads(Path("statemachines/training_pipeline.asl.json").read_text())
+
+
+def test_create_training_job_request_is_isolated_encrypted_and_sized(synthesized):
+    machine, asl = pipeline_definition(synthesized)
+    train = asl["States"]["TrainAdapters"]["ItemProcessor"]["States"]["Train"]
+    request = train["Parameters"]
+    assert train["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    assert request["EnableNetworkIsolation"] is True
+    assert request["EnableInterContainerTrafficEncryption"] is True
+    assert request["ResourceConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
+    assert request["OutputDataConfig"]["KmsKeyId"] == "${KmsKeyArn}"
+    assert request["ResourceConfig"]["InstanceType"] == "${InstanceType}"
+    subs = machine["DefinitionSubstitutions"]
+    assert subs["InstanceType"] == synthesized.config.training.instance_type
+    key_id = next(iter(training(synthesized).find_resources("AWS::KMS::Key")))
+    assert subs["KmsKeyArn"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert subs["TrainingImage"] == synthesized.config.training.image_uri("us-east-1")
+
+
+def test_buckets_are_kms_encrypted_versioned_tls_only_and_logged(synthesized):
+    template = training(synthesized)
+    buckets = template.find_resources("AWS::S3::Bucket")
+    kms_buckets = [
+        b
+        for b in buckets.values()
+        if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
+        == "aws:kms"
+    ]
+    assert len(kms_buckets) == 2
+    for bucket in buckets.values():
+        props = bucket["Properties"]
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
+        assert "AccessControl" not in props
+    for bucket in kms_buckets:
+        assert "LoggingConfiguration" in bucket["Properties"]
+    policies = template.find_resources("AWS::S3::BucketPolicy")
+    for policy in policies.values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+        )
+
+
+def test_schedule_is_disabled_by_default_and_starts_both_adapters(synthesized):
+    rule = next(iter(training(synthesized).find_resources("AWS::Events::Rule").values()))["Properties"]
+    assert rule["State"] == "DISABLED"
+    assert rule["ScheduleExpression"] == synthesized.config.training.schedule
+    target_input = json.dumps(rule["Targets"][0]["Input"])
+    assert "train_sentiment.py" in target_input and "train_advisor.py" in target_input
+
+
+def test_sagemaker_role_is_scoped(synthesized):
+    template = training(synthesized)
+    roles = template.find_resources("AWS::IAM::Role")
+    sagemaker_role = next(
+        lid
+        for lid, r in roles.items()
+        if "sagemaker.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+    )
+    assert "ManagedPolicyArns" not in roles[sagemaker_role]["Properties"]
+    policies = [
+        p for lid, p in template.find_resources("AWS::IAM::Policy").items() if lid.startswith("PipelineSageMakerRole")
+    ]
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    for statement in statements:
+        if statement["Resource"] == "*":
+            assert set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]) <= {
+                "ecr:GetAuthorizationToken",
+                "cloudwatch:PutMetricData",
+            }
+    assert any("huggingface-pytorch-training" in json.dumps(s["Resource"]) for s in statements)
+
+
+def test_pipeline_may_pass_only_the_sagemaker_role(synthesized):
+    template = training(synthesized)
+    policies = [p for lid, p in template.find_resources("AWS::IAM::Policy").items() if "StateMachineRole" in lid]
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    passes = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert len(passes) == 1
+    assert "PipelineSageMakerRole" in json.dumps(passes[0]["Resource"])
+
+
+def test_sourcedir_is_reproducible_and_its_entry_points_are_real(tmp_path):
+    first = build_sourcedir(tmp_path / "a")
+    second = build_sourcedir(tmp_path / "b")
+    assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
+    with tarfile.open(first) as archive:
+        names = archive.getnames()
+        assert set(ENTRY_POINTS) <= set(names)
+        for entry, module in ENTRY_POINTS.items():
+            text = archive.extractfile(entry).read().decode()
+            assert f"from {module} import main" in text
+            assert f"{module.replace('.', '/')}.py" in names
+        assert all(member.mtime == 0 and member.uid == 0 for member in archive.getmembers())
