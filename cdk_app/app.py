@@ -44,7 +44,8 @@ def build(app: cdk.App, config: PlatformConfig, *, compliance: bool = True) -> l
             )
         )
     primary = stacks[0]
-    assert isinstance(primary, RegionalStack)
+    if not isinstance(primary, RegionalStack):  # narrows the type; build() appends regions first
+        raise TypeError("the first stack must be the primary region's")
     stacks.append(
         TrainingStack(
             app,

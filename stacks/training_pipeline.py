@@ -289,7 +289,7 @@ class TrainingPipeline(Construct):
                 ],
             )
         )
-        self.role.grant_pass_role(role)
+        self.role.grant_pass_role(role.role)
         key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
         self.promote.function.grant_invoke(role)
         acknowledge(
