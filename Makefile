@@ -56,7 +56,9 @@ deploy: setup
 	@test -n "$(REGION)" || { echo "set REGION=<aws region>"; exit 2; }
 	$(CDK) deploy "FinAi-$(REGION)" --require-approval broadening
 	@if [ "$(REGION)" = "$$($(PY) -c 'import json; print(json.load(open("cdk.json"))["context"]["primary_region"])')" ]; then \
-		$(CDK) deploy FinAi-global --require-approval broadening; fi
+		$(CDK) deploy FinAi-training --require-approval broadening; \
+		if $(PY) -c 'import json,sys; c=json.load(open("cdk.json"))["context"]; sys.exit(0 if c.get("domain_name") else 1)'; then \
+			$(CDK) deploy FinAi-global --require-approval broadening; fi; fi
 
 demo: synth
 	$(PY) -m local.demo
