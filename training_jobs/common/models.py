@@ -30,8 +30,15 @@ def package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+OFFLINE_CAUSAL = "offline:smollm2-135m"  # SmolLM2-135M-Instruct, converted once from the package's GGUF
+
+
 def resolve_base_model(name: str) -> str:
     """A value ``from_pretrained`` accepts: a local directory, or a Hub id left as it is."""
+    if name == OFFLINE_CAUSAL:
+        from training_jobs.common.smollm2 import ensure_converted
+
+        return str(ensure_converted())
     if name in OFFLINE_PACKAGES:
         package, sub = OFFLINE_PACKAGES[name]
         path = package_dir(package) / sub
