@@ -18,6 +18,7 @@ ENTRY_POINTS = {
     "train_advisor.py": "training_jobs.advisor.train",
 }
 INCLUDED_SUFFIXES = (".py", ".yaml")
+SHARED_MODULES = ("__init__.py", "budgeting.py")
 
 
 def _entry_script(module: str) -> bytes:
@@ -35,6 +36,8 @@ def _members() -> list[tuple[str, bytes]]:
         for path in sorted((REPO / "training_jobs").rglob("*"))
         if path.is_file() and path.suffix in INCLUDED_SUFFIXES and "__pycache__" not in path.parts
     ]
+    # The budgeting rules are shared with the fallback Lambda; the data pipeline imports them.
+    files += [(f"shared/{name}", (REPO / "lambdas" / "shared" / name).read_bytes()) for name in SHARED_MODULES]
     files += [(name, _entry_script(module)) for name, module in sorted(ENTRY_POINTS.items())]
     return sorted(files)
 

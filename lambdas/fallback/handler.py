@@ -18,6 +18,7 @@ from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.bedrock import converse
+from shared.budgeting import advise
 from shared.observability import emit, logger, metrics, tracer
 from shared.use_cases import UseCase
 
@@ -51,7 +52,25 @@ def fallback_model_id() -> str:
     return model_id
 
 
+BASELINE_MODEL = "rule-based-budgeting-baseline"
+
+
 def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> dict[str, Any]:
+    if event.use_case is UseCase.BUDGETING_ADVICE:
+        # A spending profile gets the deterministic rule-based advice: no model, no cost, no outage.
+        advice = advise(event.prompt)
+        if advice is not None:
+            logger.warning(
+                "FALLBACK answer served",
+                extra={
+                    "tier": "fallback",
+                    "marker": "FALLBACK",
+                    "model_id": BASELINE_MODEL,
+                    "use_case": event.use_case,
+                },
+            )
+            emit("FALLBACK", 1, use_case=str(event.use_case))
+            return {"response": advice, "model_used": BASELINE_MODEL, "input_tokens": 0, "output_tokens": 0}
     completion = converse(
         client or _client(),
         model_id=fallback_model_id(),

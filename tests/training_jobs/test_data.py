@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from shared.budgeting import MAX_STEPS, MIN_STEPS, format_prompt, parse_prompt, render, suggest
 from training_jobs.data.advisor_pairs import split_users, write_pairs
-from training_jobs.data.baseline import MAX_STEPS, MIN_STEPS, render, suggest
+from training_jobs.data.baseline import profile_from_summary
 from training_jobs.data.config import Category, ConfigError, load_config
 from training_jobs.data.generate import main
 from training_jobs.data.summaries import recurring_payments, summarize
@@ -114,7 +115,7 @@ def test_baseline_gives_two_or_three_costed_steps_in_order(small):
     _, _, frame, users = small
     for user in users:
         for days in (7, 30, 90):
-            steps = suggest(summarize(frame, user.user_id, date(2025, 5, 31), days))
+            steps = suggest(profile_from_summary(summarize(frame, user.user_id, date(2025, 5, 31), days), "x"))
             assert MIN_STEPS <= len(steps) <= MAX_STEPS
             savings = [s.monthly_savings for s in steps]
             assert all(v > 0 for v in savings)
@@ -146,9 +147,20 @@ def test_pairs_leak_no_user_and_cover_windows_and_periods(small, tmp_path):
         assert "a month" in pair["target"]
 
 
+def test_targets_are_a_function_of_the_prompt_alone(small, tmp_path):
+    _, config, frame, _ = small
+    write_pairs(frame, config.advisor, config.seed, tmp_path)
+    for line in (tmp_path / "train.jsonl").open():
+        pair = json.loads(line)
+        profile = parse_prompt(pair["prompt"])
+        assert profile is not None
+        assert format_prompt(profile) == pair["prompt"]
+        assert render(profile, suggest(profile)) == pair["target"]
+
+
 def test_render_totals_the_savings(small):
     _, _, frame, users = small
-    summary = summarize(frame, users[0].user_id, date(2025, 5, 31), 90)
+    summary = profile_from_summary(summarize(frame, users[0].user_id, date(2025, 5, 31), 90), "90d")
     steps = suggest(summary)
     text = render(summary, steps)
     assert text.count("\n") == len(steps)

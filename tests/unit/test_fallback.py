@@ -54,3 +54,41 @@ def test_fallback_without_a_model_configured_fails_clearly(monkeypatch):
     monkeypatch.delenv("FALLBACK_MODEL_ID", raising=False)
     with pytest.raises(RuntimeError, match="FALLBACK_MODEL_ID"):
         fallback.fallback_model_id()
+
+
+def test_budgeting_profiles_get_the_rule_based_baseline_without_a_model_call(client):
+    from shared.budgeting import RecurringPayment, SpendingProfile, format_prompt
+
+    profile = SpendingProfile(
+        currency="HKD",
+        period="month",
+        period_days=30,
+        as_of="2025-12-31",
+        monthly_income=9000,
+        monthly_spend=8800,
+        top_categories=(("Dining", 1200),),
+        recurring=(RecurringPayment("StreamFlix", "Entertainment", 60),),
+    )
+    with Stubber(client):  # no response queued: any model call would fail the test
+        result = fallback.lambda_handler(
+            {"request_id": "r", "use_case": "budgeting_advice", "prompt": format_prompt(profile)},
+            FakeContext("fallback", "us-east-1"),
+        )
+    assert result["model_used"] == "rule-based-budgeting-baseline"
+    assert result["response"].startswith("1. ")
+
+
+def test_free_text_budgeting_questions_still_use_the_fallback_model(client):
+    answer = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "Track your spending."}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 5, "outputTokens": 3, "totalTokens": 8},
+        "metrics": {"latencyMs": 1},
+    }
+    with Stubber(client) as stub:
+        stub.add_response("converse", answer)
+        result = fallback.lambda_handler(
+            {"request_id": "r", "use_case": "budgeting_advice", "prompt": "How do I save?"},
+            FakeContext("fallback", "us-east-1"),
+        )
+    assert result["model_used"] == "amazon.nova-micro-v1:0"

@@ -14,9 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from training_jobs.data.baseline import render, suggest
+from shared.budgeting import format_prompt, render, suggest
+from training_jobs.data.baseline import profile_from_summary
 from training_jobs.data.config import AdvisorPairs
-from training_jobs.data.summaries import Summary, summarize
+from training_jobs.data.summaries import summarize
 
 
 def split_users(user_ids: list[str], eval_fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -31,22 +32,6 @@ def split_users(user_ids: list[str], eval_fraction: float, seed: int) -> tuple[l
     return sorted(ordered[n_eval:]), sorted(ordered[:n_eval])
 
 
-def prompt_for(summary: Summary, period: str) -> str:
-    top = ", ".join(f"{c} {summary.currency} {summary.per_month(v):,.0f}" for c, v in summary.top_categories(3))
-    recurring = (
-        ", ".join(f"{r.merchant} {summary.currency} {r.monthly_amount:,.0f}" for r in summary.recurring) or "none"
-    )
-    return (
-        f"Give 2-3 actionable budgeting steps with estimated monthly savings.\n"
-        f"Period: last {period} ({summary.period_days} days) to {summary.as_of.isoformat()}.\n"
-        f"Monthly income: {summary.currency} {summary.monthly_income:,.0f}. "
-        f"Monthly spending: {summary.currency} {summary.per_month(summary.spend):,.0f}. "
-        f"Savings rate: {summary.savings_rate:.0%}.\n"
-        f"Top categories per month: {top}.\n"
-        f"Recurring payments: {recurring}."
-    )
-
-
 def pairs_for_user(
     transactions: pd.DataFrame, user_id: str, settings: AdvisorPairs, end: date
 ) -> Iterator[dict[str, Any]]:
@@ -56,12 +41,14 @@ def pairs_for_user(
             summary = summarize(transactions, user_id, as_of, days)
             if summary.spend <= 0:
                 continue
+            profile = profile_from_summary(summary, period)
+            # The target is computed from what the prompt says, so the model can learn it.
             yield {
                 "user_id": user_id,
                 "as_of": as_of.isoformat(),
                 "period": period,
-                "prompt": prompt_for(summary, period),
-                "target": render(summary, suggest(summary)),
+                "prompt": format_prompt(profile),
+                "target": render(profile, suggest(profile)),
             }
 
 

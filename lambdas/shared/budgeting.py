@@ -1,0 +1,255 @@
+"""Rule-based budgeting advice from a spending profile: the advisor's training target, and the
+deterministic fallback for the ``budgeting_advice`` use case.
+
+Pure Python on purpose: it runs in the fallback Lambda (no pandas there) and in the training
+data pipeline. The profile travels as text in a fixed prompt format; :func:`parse_prompt` reads
+it back exactly, so a target is always a function of its prompt alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+DISCRETIONARY = ("Dining", "Shopping", "Entertainment")
+DISCRETIONARY_CUT = 0.15
+TREND_ALERT = 0.20
+TARGET_SAVINGS_RATE = 0.10
+EMERGENCY_FUND_SHARE = 0.05
+MIN_STEPS, MAX_STEPS = 2, 3
+INSTRUCTION = "Give 2-3 actionable budgeting steps with estimated monthly savings."
+
+
+@dataclass(frozen=True)
+class RecurringPayment:
+    merchant: str
+    category: str
+    monthly_amount: int
+
+
+@dataclass(frozen=True)
+class SpendingProfile:
+    """Whole currency units per month, the precision a person reads and the prompt carries."""
+
+    currency: str
+    period: str
+    period_days: int
+    as_of: str
+    monthly_income: int
+    monthly_spend: int
+    top_categories: tuple[tuple[str, int], ...]
+    recurring: tuple[RecurringPayment, ...] = ()
+    trends: tuple[tuple[str, int], ...] = field(default=())  # whole-percent change vs the previous period
+
+    @property
+    def savings_rate(self) -> float:
+        return 0.0 if self.monthly_income <= 0 else (self.monthly_income - self.monthly_spend) / self.monthly_income
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    action: str
+    monthly_savings: float
+    rule: str
+
+
+def _money(currency: str, amount: float) -> str:
+    return f"{currency} {amount:,.0f}"
+
+
+def format_prompt(p: SpendingProfile) -> str:
+    top = ", ".join(f"{c} {_money(p.currency, v)}" for c, v in p.top_categories) or "none"
+    recurring = ", ".join(f"{r.merchant} ({r.category}) {_money(p.currency, r.monthly_amount)}" for r in p.recurring)
+    trends = ", ".join(f"{c} {v:+d}%" for c, v in p.trends)
+    return (
+        f"{INSTRUCTION}\n"
+        f"Period: last {p.period} ({p.period_days} days) to {p.as_of}.\n"
+        f"Monthly income: {_money(p.currency, p.monthly_income)}. "
+        f"Monthly spending: {_money(p.currency, p.monthly_spend)}. Savings rate: {p.savings_rate:.0%}.\n"
+        f"Top categories per month: {top}.\n"
+        f"Recurring payments: {recurring or 'none'}.\n"
+        f"Change vs previous period: {trends or 'none'}."
+    )
+
+
+_MONEY = r"([A-Z]{3}) ([\d,]+)"
+_LINES = {
+    "period": re.compile(r"^Period: last (\S+) \((\d+) days\) to (\d{4}-\d{2}-\d{2})\.$", re.M),
+    "totals": re.compile(rf"^Monthly income: {_MONEY}\. Monthly spending: {_MONEY}\.", re.M),
+    "top": re.compile(r"^Top categories per month: (.*)\.$", re.M),
+    "recurring": re.compile(r"^Recurring payments: (.*)\.$", re.M),
+    "trends": re.compile(r"^Change vs previous period: (.*)\.$", re.M),
+}
+
+
+def _amount(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def parse_prompt(prompt: str) -> SpendingProfile | None:
+    """The profile in a prompt written by :func:`format_prompt`, or None for free text."""
+    found = {name: pattern.search(prompt) for name, pattern in _LINES.items()}
+    if any(match is None for match in found.values()):
+        return None
+    period, totals = found["period"], found["totals"]
+    if period is None or totals is None:  # already excluded above; this narrows the types
+        return None
+    currency = totals.group(1)
+
+    def items(name: str, pattern: str) -> list[re.Match[str]]:
+        match = found[name]
+        body = match.group(1) if match else "none"
+        return [] if body == "none" else [m for m in re.finditer(pattern, body)]
+
+    return SpendingProfile(
+        currency=currency,
+        period=period.group(1),
+        period_days=int(period.group(2)),
+        as_of=period.group(3),
+        monthly_income=_amount(totals.group(2)),
+        monthly_spend=_amount(totals.group(4)),
+        top_categories=tuple((m.group(1), _amount(m.group(3))) for m in items("top", rf"([A-Za-z]+) {_MONEY}")),
+        recurring=tuple(
+            RecurringPayment(m.group(1).strip(), m.group(2), _amount(m.group(4)))
+            for m in items("recurring", rf"([^,(]+?) \(([A-Za-z]+)\) {_MONEY}")
+        ),
+        trends=tuple((m.group(1), int(m.group(2))) for m in items("trends", r"([A-Za-z]+) ([+-]\d+)%")),
+    )
+
+
+def _discretionary(p: SpendingProfile) -> list[Suggestion]:
+    found = []
+    for category, monthly in p.top_categories:
+        if category not in DISCRETIONARY or monthly <= 0:
+            continue
+        saving = round(monthly * DISCRETIONARY_CUT, 2)
+        found.append(
+            Suggestion(
+                f"Cut {category.lower()} spending by {DISCRETIONARY_CUT:.0%}, from about {_money(p.currency, monthly)} "
+                f"to {_money(p.currency, monthly - saving)} a month",
+                saving,
+                "discretionary_cut",
+            )
+        )
+    return found
+
+
+def _subscriptions(p: SpendingProfile) -> list[Suggestion]:
+    subs = sorted(
+        (r for r in p.recurring if r.category == "Entertainment"), key=lambda r: (r.monthly_amount, r.merchant)
+    )
+    if len(subs) < 2:
+        return []
+    cancel = subs[:2]
+    names = " and ".join(r.merchant for r in cancel)
+    return [
+        Suggestion(
+            f"Review your {len(subs)} subscriptions and cancel the least used, such as {names}",
+            float(sum(r.monthly_amount for r in cancel)),
+            "subscriptions",
+        )
+    ]
+
+
+def _trends(p: SpendingProfile) -> list[Suggestion]:
+    current = dict(p.top_categories)
+    found = []
+    for category, change in p.trends:
+        if change < TREND_ALERT * 100 or category not in current:
+            continue
+        previous = current[category] / (1 + change / 100)
+        saving = round(current[category] - previous, 2)
+        if saving > 0:
+            found.append(
+                Suggestion(
+                    f"{category} rose {change}% on the previous period; bring it back to about "
+                    f"{_money(p.currency, previous)} a month",
+                    saving,
+                    "trend",
+                )
+            )
+    return found
+
+
+def _pay_yourself_first(p: SpendingProfile) -> list[Suggestion]:
+    if p.savings_rate >= TARGET_SAVINGS_RATE or p.monthly_income <= 0:
+        return []
+    amount = round(p.monthly_income * TARGET_SAVINGS_RATE, 2)
+    return [
+        Suggestion(
+            f"Set up an automatic transfer of {_money(p.currency, amount)} to savings on payday",
+            amount,
+            "pay_yourself_first",
+        )
+    ]
+
+
+def _generic(p: SpendingProfile) -> list[Suggestion]:
+    """Always applicable; used only when the profile supports fewer than two specific steps."""
+    fund = round(max((p.monthly_income or p.monthly_spend) * EMERGENCY_FUND_SHARE, 1.0), 2)
+    steps = [
+        Suggestion(
+            f"Move {_money(p.currency, fund)} a month into an emergency fund until it covers three months of spending",
+            fund,
+            "emergency_fund",
+        )
+    ]
+    if p.monthly_spend > 0:
+        cap = round(max(p.monthly_spend * EMERGENCY_FUND_SHARE, 1.0), 2)
+        steps.append(
+            Suggestion(
+                f"Set a monthly spending cap of {_money(p.currency, p.monthly_spend - cap)}, "
+                "5% below what you spend now",
+                cap,
+                "spending_cap",
+            )
+        )
+    else:
+        amount = round(max(p.monthly_income * TARGET_SAVINGS_RATE, 1.0), 2)
+        steps.append(
+            Suggestion(
+                f"Automate a transfer of {_money(p.currency, amount)} to savings on payday", amount, "automate_savings"
+            )
+        )
+    return steps
+
+
+def suggest(p: SpendingProfile) -> list[Suggestion]:
+    """Two or three actions, largest estimated saving first; one per rule while variety allows."""
+    if p.monthly_income <= 0 and p.monthly_spend <= 0:
+        raise ValueError("the profile shows no income and no spending: there is nothing to advise on")
+    candidates = [*_trends(p), *_subscriptions(p), *_pay_yourself_first(p), *_discretionary(p)]
+    chosen: list[Suggestion] = []
+    rules: set[str] = set()
+    for suggestion in sorted(candidates, key=lambda s: (-s.monthly_savings, s.rule, s.action)):
+        if suggestion.rule in rules and len(chosen) < MIN_STEPS:
+            continue
+        chosen.append(suggestion)
+        rules.add(suggestion.rule)
+        if len(chosen) == MAX_STEPS:
+            break
+    for extra in [*candidates, *_generic(p)]:
+        if len(chosen) >= MIN_STEPS:
+            break
+        if extra not in chosen:
+            chosen.append(extra)
+    return sorted(chosen, key=lambda s: (-s.monthly_savings, s.rule, s.action))
+
+
+def render(p: SpendingProfile, suggestions: list[Suggestion]) -> str:
+    lines = [
+        f"{i}. {s.action} (saves about {_money(p.currency, s.monthly_savings)} a month)."
+        for i, s in enumerate(suggestions, start=1)
+    ]
+    lines.append(
+        f"Together these could save about {_money(p.currency, sum(s.monthly_savings for s in suggestions))} a month."
+    )
+    return "\n".join(lines)
+
+
+def advise(prompt: str) -> str | None:
+    """Rule-based advice for a profile prompt; None when the prompt carries no profile."""
+    profile = parse_prompt(prompt)
+    if profile is None or (profile.monthly_income <= 0 and profile.monthly_spend <= 0):
+        return None
+    return render(profile, suggest(profile))

@@ -1,0 +1,95 @@
+"""The budgeting rules: the prompt format round-trips, and advice is costed and well-formed."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.budgeting import (
+    MAX_STEPS,
+    MIN_STEPS,
+    RecurringPayment,
+    SpendingProfile,
+    advise,
+    format_prompt,
+    parse_prompt,
+    suggest,
+)
+
+CATEGORIES = ["Groceries", "Dining", "Transport", "Utilities", "Shopping", "Entertainment", "Health", "Other"]
+amounts = st.integers(min_value=0, max_value=2_000_000)
+profiles = st.builds(
+    SpendingProfile,
+    currency=st.sampled_from(["HKD", "USD", "SGD"]),
+    period=st.sampled_from(["week", "month", "year", "45d", "90d", "180d"]),
+    period_days=st.integers(min_value=1, max_value=730),
+    as_of=st.dates().map(lambda d: d.strftime("%Y-%m-%d")).filter(lambda d: len(d) == 10),
+    monthly_income=amounts,
+    monthly_spend=amounts,
+    top_categories=st.lists(st.tuples(st.sampled_from(CATEGORIES), amounts), max_size=5, unique_by=lambda t: t[0]).map(
+        tuple
+    ),
+    recurring=st.lists(
+        st.builds(
+            RecurringPayment,
+            merchant=st.sampled_from(["StreamFlix", "TuneBox", "Harbour Property Mgmt", "FitLife Gym"]),
+            category=st.sampled_from(["Entertainment", "Rent"]),
+            monthly_amount=amounts,
+        ),
+        max_size=4,
+        unique_by=lambda r: r.merchant,
+    ).map(tuple),
+    trends=st.lists(
+        st.tuples(st.sampled_from(CATEGORIES), st.integers(-100, 500)), max_size=4, unique_by=lambda t: t[0]
+    ).map(tuple),
+)
+
+
+@given(profiles)
+def test_prompt_format_round_trips(profile):
+    assert parse_prompt(format_prompt(profile)) == profile
+
+
+@given(profiles.filter(lambda p: p.monthly_income > 0 or p.monthly_spend > 0))
+def test_advice_always_has_two_or_three_costed_steps(profile):
+    steps = suggest(profile)
+    assert MIN_STEPS <= len(steps) <= MAX_STEPS
+    assert all(s.monthly_savings > 0 for s in steps)
+    assert [s.monthly_savings for s in steps] == sorted((s.monthly_savings for s in steps), reverse=True)
+
+
+def test_a_profile_without_income_or_spending_gets_no_advice():
+    empty = SpendingProfile(
+        currency="USD",
+        period="week",
+        period_days=7,
+        as_of="2025-01-07",
+        monthly_income=0,
+        monthly_spend=0,
+        top_categories=(),
+    )
+    assert advise(format_prompt(empty)) is None
+
+
+def test_free_text_has_no_profile():
+    assert parse_prompt("How can I save money?") is None
+    assert advise("How can I save money?") is None
+
+
+def test_trend_and_subscription_rules_fire_on_a_concrete_profile():
+    profile = SpendingProfile(
+        currency="USD",
+        period="month",
+        period_days=30,
+        as_of="2025-12-31",
+        monthly_income=5000,
+        monthly_spend=4800,
+        top_categories=(("Dining", 600), ("Shopping", 300)),
+        recurring=(
+            RecurringPayment("StreamFlix", "Entertainment", 16),
+            RecurringPayment("TuneBox", "Entertainment", 11),
+        ),
+        trends=(("Dining", 50),),
+    )
+    text = advise(format_prompt(profile))
+    assert text is not None
+    assert text.startswith("1. Set up an automatic transfer of USD 500 to savings on payday")
+    assert "Dining rose 50% on the previous period; bring it back to about USD 400 a month" in text
