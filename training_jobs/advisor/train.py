@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import re
 import sys
 import time
@@ -32,7 +31,13 @@ from training_jobs.common.reports import (
     version_comparison,
     write_json,
 )
-from training_jobs.common.sagemaker_env import JobSetupError, add_path_arguments, job_paths
+from training_jobs.common.sagemaker_env import (
+    JobSetupError,
+    add_path_arguments,
+    add_run_arguments,
+    check_optimisation,
+    job_paths,
+)
 
 # Attention projection names by architecture family; the first family present in the model wins.
 TARGET_MODULES = (("q", "v"), ("q_proj", "v_proj"), ("qkv_proj",), ("query", "value"))
@@ -56,18 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-eval-pairs", type=int, default=200)
     p.add_argument("--generate-samples", type=int, default=8, help="eval prompts answered by generation")
     p.add_argument("--max-new-tokens", type=int, default=96)
-    p.add_argument("--previous-metrics", type=Path, default=None)
-    p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
-    p.add_argument(
-        "--gate-metric",
-        default="well_formed_rate",
-        choices=["well_formed_rate", "token_f1"],
-        help="metric the pipeline's evaluation gate reads",
-    )
-    p.add_argument("--seed", type=int, default=42)
+    add_run_arguments(p, gate_metrics=["well_formed_rate", "token_f1"])
     args = p.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1 or not 0 < args.learning_rate < 1:
-        p.error("epochs and batch-size must be positive and learning-rate in (0, 1)")
+    check_optimisation(p, args)
     return args
 
 

@@ -38,6 +38,24 @@ def add_path_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", type=Path, default=os.environ.get("SM_OUTPUT_DATA_DIR"))
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, *, gate_metrics: list[str]) -> None:
+    """Arguments every training job takes: reporting, tracking, the gate metric and the seed."""
+    parser.add_argument("--previous-metrics", type=Path, default=None, help="metrics.json of the run to compare with")
+    parser.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    parser.add_argument(
+        "--gate-metric",
+        default=gate_metrics[0],
+        choices=gate_metrics,
+        help="metric the pipeline's evaluation gate reads",
+    )
+    parser.add_argument("--seed", type=int, default=42)
+
+
+def check_optimisation(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.epochs < 1 or args.batch_size < 1 or not 0 < args.learning_rate < 1:
+        parser.error("epochs and batch-size must be positive and learning-rate in (0, 1)")
+
+
 def job_paths(args: argparse.Namespace, environ: dict[str, str] | None = None) -> JobPaths:
     env = dict(os.environ if environ is None else environ)
     if args.model_dir is None or args.output_dir is None:

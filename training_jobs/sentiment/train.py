@@ -13,7 +13,6 @@ data, so the report compares like with like.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -36,7 +35,14 @@ from training_jobs.common.reports import (
     version_comparison,
     write_json,
 )
-from training_jobs.common.sagemaker_env import JobSetupError, add_path_arguments, job_paths, str2bool
+from training_jobs.common.sagemaker_env import (
+    JobSetupError,
+    add_path_arguments,
+    add_run_arguments,
+    check_optimisation,
+    job_paths,
+    str2bool,
+)
 from training_jobs.data.sentiment import LABELS, cap_rows, class_weights, load_labelled, stratified_split
 
 
@@ -63,18 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-eval-rows", type=int, default=None, help="stratified cap on validation and test")
     p.add_argument("--low-confidence", type=float, default=0.6, help="correct but below this: flagged")
     p.add_argument("--compare-base", type=str2bool, default=True)
-    p.add_argument("--previous-metrics", type=Path, default=None)
-    p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
-    p.add_argument(
-        "--gate-metric",
-        default="macro_f1",
-        choices=["macro_f1", "accuracy"],
-        help="metric the pipeline's evaluation gate reads",
-    )
-    p.add_argument("--seed", type=int, default=42)
+    add_run_arguments(p, gate_metrics=["macro_f1", "accuracy"])
     args = p.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1 or not 0 < args.learning_rate < 1:
-        p.error("epochs and batch-size must be positive and learning-rate in (0, 1)")
+    check_optimisation(p, args)
     if not 0 < args.validation_fraction < 0.5 or not 0 < args.test_fraction < 0.5:
         p.error("validation-fraction and test-fraction must be in (0, 0.5)")
     return args
