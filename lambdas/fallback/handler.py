@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.bedrock import converse
 from shared.budgeting import advise
 from shared.observability import emit, logger, metrics, tracer
+from shared.pii import redact
 from shared.use_cases import UseCase
 
 MAX_TOKENS = 300
@@ -56,9 +57,10 @@ BASELINE_MODEL = "rule-based-budgeting-baseline"
 
 
 def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> dict[str, Any]:
+    prompt = redact(event.prompt).text  # no personal or account data reaches a model
     if event.use_case is UseCase.BUDGETING_ADVICE:
         # A spending profile gets the deterministic rule-based advice: no model, no cost, no outage.
-        advice = advise(event.prompt)
+        advice = advise(prompt)
         if advice is not None:
             logger.warning(
                 "FALLBACK answer served",
@@ -74,7 +76,7 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
     completion = converse(
         client or _client(),
         model_id=fallback_model_id(),
-        prompt=event.prompt,
+        prompt=prompt,
         system_prompt=SYSTEM_PROMPT,
         max_tokens=MAX_TOKENS,
         temperature=TEMPERATURE,

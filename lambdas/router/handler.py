@@ -28,6 +28,7 @@ from router.dal import (
 from router.logic import select
 from shared.bedrock import Completion, ModelCallError
 from shared.observability import emit, logger, metrics, tracer
+from shared.pii import redact
 from shared.use_cases import UseCase
 
 # Leave this much of the invocation for serialising the answer after the last retry.
@@ -94,8 +95,10 @@ def handle_select(event: SelectEvent) -> dict[str, Any]:
 
 def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
     selection = event.selection
+    # No personal or account data reaches a model (or a third-party provider's logs).
+    redaction = redact(event.prompt)
     request = ModelRequest(
-        prompt=event.prompt,
+        prompt=redaction.text,
         system_prompt=selection.system_prompt,
         max_tokens=selection.max_tokens,
         temperature=selection.temperature,
@@ -127,6 +130,7 @@ def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
         "input_tokens": completion.input_tokens,
         "output_tokens": completion.output_tokens,
         "latency_ms": latency_ms,
+        "redactions": redaction.counts,
     }
 
 

@@ -4,10 +4,23 @@ Service name and metrics namespace come from the standard Powertools environment
 CDK sets on each function (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE).
 """
 
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-logger = Logger()
+from shared.pii import redact_value
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Every log record passes through PII redaction, whatever a caller puts in it."""
+
+    def serialize(self, log: Any) -> str:
+        return super().serialize(redact_value(log))
+
+
+logger = Logger(logger_formatter=RedactingFormatter())
 tracer = Tracer()
 metrics = Metrics()
 
