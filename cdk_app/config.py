@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -35,6 +35,8 @@ CONTEXT_KEYS = (
     "max_prompt_chars",
     "powertools_layer_version",
     "training",
+    "api_auth",
+    "api_clients",
 )
 
 
@@ -109,6 +111,19 @@ class PlatformConfig(BaseModel):
     max_prompt_chars: int = Field(default=16_000, ge=1, le=60_000)
     powertools_layer_version: int = Field(default=27, ge=1)
     training: TrainingSettings = TrainingSettings()
+    # api_key: per-client keys with usage plans (throttle + quota); iam: SigV4-signed calls.
+    api_auth: Literal["api_key", "iam"] = "api_key"
+    api_clients: tuple[str, ...] = Field(default=("default",), min_length=1)
+
+    @field_validator("api_clients")
+    @classmethod
+    def _check_clients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.match(r"^[a-z][a-z0-9-]{0,31}$", name):
+                raise ValueError(f"api client name {name!r} must be lowercase letters, digits and hyphens")
+        if len(set(value)) != len(value):
+            raise ValueError("api_clients lists a client twice")
+        return value
 
     @field_validator("primary_region", "secondary_region")
     @classmethod

@@ -55,6 +55,8 @@ class RegionalStack(Stack):
             powertools_layer_version=layer,
             breaker=self.breaker,
             max_prompt_chars=config.max_prompt_chars,
+            auth=config.api_auth,
+            clients=config.api_clients,
         )
         acknowledge(
             self,

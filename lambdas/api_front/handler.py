@@ -103,6 +103,7 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
         **ERROR_RESPONSES,
     },
     tags=["generate"],
+    security=[{"apiKey": []}],
 )
 @tracer.capture_method
 def post_generate(body: GenerateRequest) -> Response[Any]:

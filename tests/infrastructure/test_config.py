@@ -30,6 +30,8 @@ def test_cdk_json_defaults_are_valid():
         ({"alarm_email": "ops"}, "not an e-mail"),
         ({"bedrock_models": ["not a model"]}, "not a Bedrock model id"),
         ({"max_prompt_chars": 0}, "greater than or equal to 1"),
+        ({"api_auth": "cognito"}, "api_key"),
+        ({"api_clients": ["Bad Name"]}, "lowercase"),
     ],
 )
 def test_invalid_context_is_rejected_with_a_clear_message(overrides, message):

@@ -188,3 +188,15 @@ def test_openapi_documents_every_status_the_api_returns():
     use_cases = spec["components"]["schemas"]["UseCase"]["enum"]
     schema = json.loads(Path("lambdas/shared/strategy/model_selection.schema.json").read_text())
     assert use_cases == schema["properties"]["use_cases"]["required"]
+
+
+def test_openapi_declares_the_api_key_on_generate_only():
+    spec = json.loads(Path("docs/openapi.json").read_text())
+    assert spec["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "description": "Per-client API key",
+        "in": "header",
+        "name": "x-api-key",
+    }
+    assert spec["paths"]["/v1/generate"]["post"]["security"] == [{"apiKey": []}]
+    assert "security" not in spec["paths"]["/v1/health"]["get"]
