@@ -15,6 +15,7 @@ from cdk_app.compliance import acknowledge
 from cdk_app.config import use_case_names
 from stacks.circuit_breaker import CircuitBreaker
 from stacks.common import PythonFunction, encrypted_log_group
+from stacks.web_acl import WebAcl
 
 STAGE = "prod"
 ROUTES = (("POST", "/v1/generate"), ("GET", "/v1/health"))
@@ -118,6 +119,7 @@ class ApiFront(Construct):
                     'required", "request_id": "$context.requestId"}'
                 },
             )
+        self.web_acl = WebAcl(self, "WebAcl", key=key, stage_arn=self.api.deployment_stage.stage_arn)
         integration = apigw.LambdaIntegration(self.function, timeout=Duration.seconds(29))
         v1 = self.api.root.add_resource("v1")
         self.generate_method = v1.add_resource("generate").add_method(
@@ -149,13 +151,6 @@ class ApiFront(Construct):
                     "Request validation is on for the body of POST /v1/generate; GET /v1/health takes no input.",
                     None,
                 ),
-                (
-                    "APIG3",
-                    "The web ACL is attached by the security-hardening work (issue 7); until then API Gateway "
-                    "stage throttling bounds abuse.",
-                    None,
-                ),
-                ("APIGWAssociatedWithWAF", "The web ACL is attached by the security-hardening work (issue 7).", None),
                 (
                     "APIG4",
                     "POST /v1/generate requires an API key with a usage plan (or IAM signatures, from context); "

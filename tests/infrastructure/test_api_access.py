@@ -61,3 +61,34 @@ def test_iam_authorization_is_a_context_option(tmp_path):
     assert found["POST"].get("ApiKeyRequired", False) is False
     assert found["GET"]["AuthorizationType"] == "NONE"
     assert iam.regional("us-east-1").find_resources("AWS::ApiGateway::UsagePlan") == {}
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_stage_has_a_web_acl_with_managed_groups_and_a_rate_rule(synthesized, region):
+    template = synthesized.regional(region)
+    acl_id, acl = next(iter(template.find_resources("AWS::WAFv2::WebACL").items()))
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL"
+    rules = {r["Name"]: r for r in props["Rules"]}
+    assert set(rules) == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet", "RateLimitPerIp"}
+    overrides = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]["RuleActionOverrides"]
+    assert overrides == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
+    rate = rules["RateLimitPerIp"]
+    assert rate["Action"] == {"Block": {}}
+    assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    association = next(iter(template.find_resources("AWS::WAFv2::WebACLAssociation").values()))["Properties"]
+    assert association["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    assert "/stages/" in json.dumps(association["ResourceArn"])
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_waf_logs_are_on_and_never_hold_api_keys(synthesized, region):
+    template = synthesized.regional(region)
+    logging = next(iter(template.find_resources("AWS::WAFv2::LoggingConfiguration").values()))["Properties"]
+    assert logging["RedactedFields"] == [{"SingleHeader": {"Name": "x-api-key"}}]
+    groups = template.find_resources("AWS::Logs::LogGroup")
+    waf_groups = [
+        g for g in groups.values() if str(g["Properties"].get("LogGroupName", "")).startswith("aws-waf-logs-")
+    ]
+    assert len(waf_groups) == 1
+    assert "KmsKeyId" in waf_groups[0]["Properties"]
