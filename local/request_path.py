@@ -28,6 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 ASL_PATH = REPO / "statemachines" / "circuit_breaker.asl.json"
 ACCOUNT = "123456789012"
 CIRCUIT_KEY_SCHEMA = [{"AttributeName": "model_id", "KeyType": "HASH"}]
+AUDIT_TABLE = "finai-audit"
+AUDIT_KEY_SCHEMA = [{"AttributeName": "request_id", "KeyType": "HASH"}]
 FUNCTIONS = ("router", "fallback", "degradation", "api_front")
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -89,6 +91,7 @@ def function_env(region: str, table: str, state_machine_arn: str, max_prompt_cha
         "STRATEGY_SOURCE": "bundled",
         "FALLBACK_MODEL_ID": "amazon.nova-micro-v1:0",
         "CIRCUIT_TABLE": table,
+        "AUDIT_TABLE": AUDIT_TABLE,
         "STATE_MACHINE_ARN": state_machine_arn,
         "MAX_PROMPT_CHARS": str(max_prompt_chars),
         "EXECUTION_MODE": "poll",
@@ -168,6 +171,13 @@ class RequestPath:
         from datetime import timedelta
 
         self.clock["now"] = self.clock["now"] + timedelta(seconds=seconds)
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserialize = TypeDeserializer().deserialize
+        items = self.dynamodb.scan(TableName=AUDIT_TABLE)["Items"]
+        return [{k: deserialize(v) for k, v in item.items()} for item in items]
 
     def circuit(self, model_id: str) -> dict[str, Any] | None:
         item = self.dynamodb.get_item(TableName=self.table_name, Key={"model_id": {"S": model_id}}, ConsistentRead=True)
@@ -250,6 +260,12 @@ def local_request_path(
             TableName=table,
             KeySchema=CIRCUIT_KEY_SCHEMA,
             AttributeDefinitions=[{"AttributeName": "model_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        boto3.client("dynamodb", region_name=region).create_table(
+            TableName=AUDIT_TABLE,
+            KeySchema=AUDIT_KEY_SCHEMA,
+            AttributeDefinitions=[{"AttributeName": "request_id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
         definition = render_definition(

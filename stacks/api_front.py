@@ -5,8 +5,9 @@ REST (not HTTP API) because the platform needs request validation, usage plans a
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -52,6 +53,35 @@ class ApiFront(Construct):
             },
         )
         self.function = self.handler.function
+        # One record per request (identifiers, outcome, counts; never prompt or answer text).
+        self.audit = dynamodb.TableV2(
+            self,
+            "Audit",
+            partition_key=dynamodb.Attribute(name="request_id", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(key),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expires_at",
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.audit,
+            [
+                (
+                    "DynamoDBInBackupPlan",
+                    "Point-in-time recovery (35 days) and deletion protection "
+                    "cover the audit table; an AWS Backup plan is an account-level choice left to the "
+                    "deployer's backup policy.",
+                    None,
+                )
+            ],
+        )
+        self.audit.grant(self.function, "dynamodb:PutItem")
+        key.grant_encrypt_decrypt(self.function)
+        self.function.add_environment("AUDIT_TABLE", self.audit.table_name)
         state_machine.grant_start_sync_execution(self.function)
         breaker.grant_read_circuits(self.function)
 

@@ -12,6 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from api_front.audit import AuditRecord, AuditWriter, DynamoAuditWriter
 from api_front.dal import CircuitReader, Executor, PollingExecutor, SyncExecutor
 from api_front.logic import (
     MAX_BODY_BYTES,
@@ -24,6 +25,7 @@ from api_front.logic import (
 )
 from api_front.models import ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
 from shared.observability import emit, logger, metrics, tracer
+from shared.pii import redact
 from shared.use_cases import UseCase
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -41,6 +43,11 @@ ERROR_RESPONSES: dict[int, Any] = {
 }
 
 
+# What this invocation's audit record will say; Lambda runs one invocation per process at a time,
+# and Powertools clears its own request context inside resolve().
+_AUDIT: dict[str, Any] = {}
+
+
 @cache
 def settings() -> FrontSettings:
     return FrontSettings.from_env(dict(os.environ))
@@ -50,6 +57,28 @@ def settings() -> FrontSettings:
 def executor() -> Executor:
     s = settings()
     return PollingExecutor(s.state_machine_arn) if s.execution_mode == "poll" else SyncExecutor(s.state_machine_arn)
+
+
+@cache
+def audit_writer() -> AuditWriter:
+    return DynamoAuditWriter(settings().audit_table)
+
+
+def record_audit(route: str, status: int, started: float, request_id: str) -> None:
+    """Write the request's audit record; a failure is logged and counted, never returned to the caller."""
+    details = dict(_AUDIT)
+    record = AuditRecord(
+        request_id=request_id,
+        route=route,
+        status=status,
+        latency_ms=int((time.monotonic() - started) * 1000),
+        **details,
+    )
+    try:
+        audit_writer().write(record)
+    except Exception:
+        logger.exception("audit record could not be written", extra={"request_id": request_id})
+        emit("AuditWriteFailures", 1)
 
 
 @cache
@@ -108,6 +137,8 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
 @tracer.capture_method
 def post_generate(body: GenerateRequest) -> Response[Any]:
     request_id = _request_id()
+    redactions = redact(body.prompt).counts
+    _AUDIT.update(use_case=str(body.use_case), redactions=redactions)
     too_large = check_prompt_size(body, settings().max_prompt_chars, request_id)
     if too_large:
         return _respond(too_large)
@@ -116,6 +147,12 @@ def post_generate(body: GenerateRequest) -> Response[Any]:
     latency_ms = (time.monotonic() - started) * 1000
     tier = outcome.body.get("tier", "error")
     model = outcome.body.get("model_used", "none")
+    _AUDIT.update(
+        tier=outcome.body.get("tier"),
+        model_used=outcome.body.get("model_used"),
+        input_tokens=outcome.tokens[0],
+        output_tokens=outcome.tokens[1],
+    )
     logger.info(
         "request answered",
         extra={
@@ -146,6 +183,17 @@ def get_health() -> HealthResponse:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    started = time.monotonic()
+    request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())
+    _AUDIT.clear()
+    response = _resolve(event, context)
+    route = str(event.get("resource") or event.get("path") or "")
+    if route == "/v1/generate":
+        record_audit(route, int(response["statusCode"]), started, request_id)
+    return response
+
+
+def _resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     body = event.get("body") or ""
     if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
         return {

@@ -23,6 +23,7 @@ class FrontSettings(BaseModel):
 
     state_machine_arn: str = Field(pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:.+$")
     circuit_table: str = Field(min_length=3)
+    audit_table: str = Field(min_length=3)
     max_prompt_chars: int = Field(ge=1, le=60_000)
     execution_mode: Literal["sync", "poll"] = "sync"
     region: str = "unknown"
@@ -32,6 +33,7 @@ class FrontSettings(BaseModel):
         return cls(
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
             circuit_table=env.get("CIRCUIT_TABLE", ""),
+            audit_table=env.get("AUDIT_TABLE", ""),
             max_prompt_chars=int(env.get("MAX_PROMPT_CHARS", "0")),
             execution_mode=env.get("EXECUTION_MODE", "sync"),
             region=env.get("AWS_REGION", "unknown"),
@@ -42,6 +44,7 @@ class FrontSettings(BaseModel):
 class Outcome:
     status_code: int
     body: dict[str, Any]
+    tokens: tuple[int, int] = (0, 0)  # input, output: for the audit trail, not the response
 
 
 def error(status_code: int, code: str, message: str, request_id: str | None) -> Outcome:
@@ -78,7 +81,8 @@ def generate(request: GenerateRequest, request_id: str, executor: Executor) -> O
         except ValidationError as exc:
             logger.error("state machine answered with a malformed output", extra={"errors": exc.errors()})
             return error(502, "bad_model_output", "the request path returned a malformed answer", request_id)
-        return Outcome(200, answer.model_dump(mode="json"))
+        tokens = (int(result.output.get("input_tokens") or 0), int(result.output.get("output_tokens") or 0))
+        return Outcome(200, answer.model_dump(mode="json"), tokens)
     logger.error(
         "execution did not succeed", extra={"status": result.status, "error": result.error, "cause": result.cause}
     )

@@ -41,3 +41,22 @@ def test_health_shows_an_open_circuit(path):
     assert status == 200
     assert body["circuits"][PRIMARY]["state"] == "OPEN"
     assert body["status"] == "degraded"
+
+
+def test_audit_records_match_requests_across_tiers_and_hold_no_pii(path):
+    prompts = ["My card 4111 1111 1111 1111 was charged twice", "What is a 401(k)?", "email me at a@b.co"]
+    generate(path, prompt=prompts[0], use_case="general")
+    path.bedrock.fail(PRIMARY)
+    generate(path, prompt=prompts[1], use_case="general")
+    path.bedrock.fail(FALLBACK)
+    generate(path, prompt=prompts[2], use_case="general")
+    path.api("POST", "/v1/generate", "{bad")
+    records = path.audit_records()
+    assert len(records) == 4
+    assert sorted(r.get("tier", "-") for r in records) == ["-", "degraded", "fallback", "primary"]
+    primary = next(r for r in records if r.get("tier") == "primary")
+    assert primary["redactions"] == {"CARD": 1}
+    assert primary["input_tokens"] > 0
+    dump = json.dumps(records, default=str)
+    for secret in ("4111", "a@b.co", "charged twice"):
+        assert secret not in dump

@@ -16,6 +16,17 @@ from shared.use_cases import UseCase
 GOOD = {"prompt": "What is APR?", "use_case": "general"}
 
 
+class MemoryAudit:
+    def __init__(self):
+        self.records = []
+
+    def write(self, record):
+        self.records.append(record)
+
+
+AUDIT = MemoryAudit()
+
+
 class FakeExecutor:
     def __init__(self, result: ExecutionResult | None = None):
         self.result = result
@@ -43,9 +54,12 @@ def executor(monkeypatch):
     monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:cb")
     monkeypatch.setenv("CIRCUIT_TABLE", "circuits")
     monkeypatch.setenv("MAX_PROMPT_CHARS", "100")
+    monkeypatch.setenv("AUDIT_TABLE", "audit")
     front.settings.cache_clear()
     fake = FakeExecutor()
     monkeypatch.setattr(front, "executor", lambda: fake)
+    monkeypatch.setattr(front, "audit_writer", lambda: AUDIT)
+    AUDIT.records.clear()
     yield fake
     front.settings.cache_clear()
 
@@ -200,3 +214,23 @@ def test_openapi_declares_the_api_key_on_generate_only():
     }
     assert spec["paths"]["/v1/generate"]["post"]["security"] == [{"apiKey": []}]
     assert "security" not in spec["paths"]["/v1/health"]["get"]
+
+
+def test_every_generate_request_is_audited_with_counts_and_no_text(executor):
+    call(json.dumps({"prompt": "card 4111 1111 1111 1111 was declined", "use_case": "general"}))
+    call("{not json")
+    call(json.dumps({"prompt": "x" * 101, "use_case": "general"}))
+    call(None, method="GET", path="/v1/health")
+    assert [r.status for r in AUDIT.records] == [200, 400, 413], "health checks are not audited"
+    first = AUDIT.records[0]
+    assert (first.use_case, first.tier, first.model_used, first.redactions) == ("general", "primary", "m", {"CARD": 1})
+    assert "4111" not in json.dumps(first.item(0.0))
+
+
+def test_an_audit_failure_never_fails_the_request(executor, monkeypatch):
+    class Broken:
+        def write(self, record):
+            raise ConnectionError("dynamodb unreachable")
+
+    monkeypatch.setattr(front, "audit_writer", Broken)
+    assert call(json.dumps(GOOD))[0] == 200
