@@ -80,7 +80,8 @@ class ApiFront(Construct):
             ],
         )
         self.audit.grant(self.function, "dynamodb:PutItem")
-        key.grant_encrypt_decrypt(self.function)
+        # Exactly what DynamoDB needs to write through the customer-managed key; no wildcards.
+        key.grant(self.function, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
         self.function.add_environment("AUDIT_TABLE", self.audit.table_name)
         state_machine.grant_start_sync_execution(self.function)
         breaker.grant_read_circuits(self.function)
