@@ -58,7 +58,8 @@ def test_state_machine_definition_is_the_shipped_asl_file(synthesized, region):
 
 @pytest.mark.parametrize("region", REGIONS)
 def test_circuit_table_has_pitr_kms_and_the_key_schema_the_asl_uses(synthesized, region):
-    table = only(synthesized.regional(region), "AWS::DynamoDB::GlobalTable")["Properties"]
+    tables = synthesized.regional(region).find_resources("AWS::DynamoDB::GlobalTable")
+    table = next(v for k, v in tables.items() if k.startswith("CircuitBreakerCircuits"))["Properties"]
     assert table["KeySchema"] == CIRCUIT_KEY_SCHEMA
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     replica = table["Replicas"][0]
