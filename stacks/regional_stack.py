@@ -14,6 +14,7 @@ from stacks.circuit_breaker import CircuitBreaker
 from stacks.common import PlatformKey
 from stacks.degradation import Degradation
 from stacks.fallback import Fallback
+from stacks.guardrail import Guardrail
 from stacks.model_config import ModelConfig
 from stacks.operations import Operations
 from stacks.router import Router
@@ -40,6 +41,11 @@ class RegionalStack(Stack):
             self, "Fallback", key=key, powertools_layer_version=layer, model_id=config.bedrock_models.fallback
         )
         degradation = Degradation(self, "Degradation", key=key, powertools_layer_version=layer)
+        guardrail = Guardrail(self, "Guardrail")
+        for function in (router.function, fallback.function):
+            guardrail.grant_apply(function)
+            for name, value in guardrail.environment.items():
+                function.add_environment(name, value)
         self.breaker = CircuitBreaker(
             self,
             "CircuitBreaker",

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.bedrock import converse
+from shared.bedrock import converse, guardrail_from_env
 from shared.budgeting import advise
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
@@ -81,6 +81,7 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
         max_tokens=MAX_TOKENS,
         temperature=TEMPERATURE,
         deadline=deadline,
+        guardrail=guardrail_from_env(),
     )
     logger.warning(
         "FALLBACK answer served",

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.config import Config
 
-from shared.bedrock import Completion, ModelCallError, converse
+from shared.bedrock import Completion, GuardrailRef, ModelCallError, apply_output_guardrail, converse
 from shared.observability import logger
 from shared.strategy import Strategy, load_default_strategy, parse_strategy
 
@@ -121,7 +121,8 @@ class Provider(Protocol):
 
 
 class BedrockProvider:
-    def __init__(self, client: Any | None = None) -> None:
+    def __init__(self, client: Any | None = None, guardrail: GuardrailRef | None = None) -> None:
+        self._guardrail = guardrail
         # Retries are ours (bounded by the Lambda's remaining time), so botocore's are off.
         self._client = client or boto3.client(
             "bedrock-runtime", config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=50)
@@ -137,15 +138,24 @@ class BedrockProvider:
             temperature=request.temperature,
             top_p=request.top_p,
             deadline=deadline,
+            guardrail=self._guardrail,
         )
 
 
 class LambdaProvider:
     """Invokes a serving Lambda (the fine-tuned adapters) by logical target name."""
 
-    def __init__(self, targets: dict[str, str], client: Any | None = None) -> None:
+    def __init__(
+        self,
+        targets: dict[str, str],
+        client: Any | None = None,
+        guardrail: GuardrailRef | None = None,
+        bedrock_client: Any | None = None,
+    ) -> None:
         self._targets = targets
         self._client = client or boto3.client("lambda")
+        self._guardrail = guardrail
+        self._bedrock = bedrock_client
 
     def complete_target(self, target: str, model_id: str, request: ModelRequest) -> Completion:
         function = self._targets.get(target)
@@ -158,8 +168,10 @@ class LambdaProvider:
         body = json.loads(payload["body"]) if isinstance(payload.get("body"), str) else payload
         if int(payload.get("statusCode", 200)) >= 400 or not body.get("response"):
             raise ModelCallError(model_id, "BadResponse", str(body)[:300])
+        if self._guardrail is not None and self._bedrock is None:
+            self._bedrock = boto3.client("bedrock-runtime")
         return Completion(
-            text=str(body["response"]),
+            text=apply_output_guardrail(self._bedrock, self._guardrail, str(body["response"])),
             model_id=str(body.get("model_version") or model_id),
             input_tokens=0,
             output_tokens=0,

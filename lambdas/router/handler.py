@@ -26,7 +26,7 @@ from router.dal import (
     strategy_source_from_env,
 )
 from router.logic import select
-from shared.bedrock import Completion, ModelCallError
+from shared.bedrock import Completion, ModelCallError, guardrail_from_env
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
 from shared.use_cases import UseCase
@@ -78,12 +78,12 @@ def _strategy_source() -> StrategySource:
 
 @cache
 def _bedrock() -> BedrockProvider:
-    return BedrockProvider()
+    return BedrockProvider(guardrail=guardrail_from_env())
 
 
 @cache
 def _lambda_provider() -> LambdaProvider:
-    return LambdaProvider(lambda_targets_from_env())
+    return LambdaProvider(lambda_targets_from_env(), guardrail=guardrail_from_env())
 
 
 def handle_select(event: SelectEvent) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -42,6 +43,35 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class GuardrailRef:
+    identifier: str
+    version: str
+
+
+def guardrail_from_env(env: dict[str, str] | None = None) -> GuardrailRef | None:
+    """The guardrail CDK configured for this function, or None where none is (tests, local)."""
+    env = dict(os.environ if env is None else env)
+    if not env.get("GUARDRAIL_ID"):
+        return None
+    return GuardrailRef(env["GUARDRAIL_ID"], env.get("GUARDRAIL_VERSION", "DRAFT"))
+
+
+def apply_output_guardrail(client: Any, guardrail: GuardrailRef | None, text: str) -> str:
+    """Run a non-Bedrock answer (a serving Lambda's) through the guardrail, as Converse does for its own."""
+    if guardrail is None:
+        return text
+    result = client.apply_guardrail(
+        guardrailIdentifier=guardrail.identifier,
+        guardrailVersion=guardrail.version,
+        source="OUTPUT",
+        content=[{"text": {"text": text}}],
+    )
+    if result.get("action") == "GUARDRAIL_INTERVENED":
+        return "".join(output.get("text", "") for output in result.get("outputs", [])) or text
+    return text
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 4
     base_delay_s: float = 0.2
@@ -68,6 +98,7 @@ def converse(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
+    guardrail: GuardrailRef | None = None,
 ) -> Completion:
     """Call Bedrock's Converse API and return the first text block of the answer.
 
@@ -85,6 +116,11 @@ def converse(
     }
     if system_prompt:
         request["system"] = [{"text": system_prompt}]
+    if guardrail is not None:
+        request["guardrailConfig"] = {
+            "guardrailIdentifier": guardrail.identifier,
+            "guardrailVersion": guardrail.version,
+        }
 
     attempt = 0
     while True:

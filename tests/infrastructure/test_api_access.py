@@ -113,3 +113,40 @@ def test_audit_table_is_encrypted_retained_and_write_only_for_the_front(synthesi
                 readers.append((logical_id, statement["Action"]))
     assert readers == [(next(lid for lid, _ in readers), "dynamodb:PutItem")]
     assert readers[0][0].startswith("ApiFront")
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_guardrail_anonymises_pii_denies_topics_and_is_applied_by_both_model_callers(synthesized, region):
+    template = synthesized.regional(region)
+    guardrail_id, guardrail = next(iter(template.find_resources("AWS::Bedrock::Guardrail").items()))
+    props = guardrail["Properties"]
+    entities = {e["Type"]: e["Action"] for e in props["SensitiveInformationPolicyConfig"]["PiiEntitiesConfig"]}
+    for entity in (
+        "CREDIT_DEBIT_CARD_NUMBER",
+        "US_SOCIAL_SECURITY_NUMBER",
+        "INTERNATIONAL_BANK_ACCOUNT_NUMBER",
+        "US_BANK_ROUTING_NUMBER",
+        "SWIFT_CODE",
+        "EMAIL",
+        "PHONE",
+    ):
+        assert entities[entity] == "ANONYMIZE"
+    assert {t["Name"] for t in props["TopicPolicyConfig"]["TopicsConfig"]} == {
+        "GuaranteedReturns",
+        "TaxEvasion",
+        "MoneyLaundering",
+    }
+    functions = template.find_resources("AWS::Lambda::Function")
+    users = [f for f in functions.values() if "GUARDRAIL_ID" in f["Properties"]["Environment"]["Variables"]]
+    assert sorted(f["Properties"]["Handler"] for f in users) == [
+        "fallback.handler.lambda_handler",
+        "router.handler.lambda_handler",
+    ]
+    grants = [
+        s
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "bedrock:ApplyGuardrail"
+    ]
+    assert len(grants) == 2
+    assert all(s["Resource"] == {"Fn::GetAtt": [guardrail_id, "GuardrailArn"]} for s in grants)

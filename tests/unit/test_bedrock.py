@@ -99,3 +99,60 @@ def test_backoff_is_full_jitter_and_capped():
     delays = [backoff_delay(attempt, policy, rng) for attempt in range(1, 10) for _ in range(50)]
     assert all(0 <= d <= 2.0 for d in delays)
     assert max(delays) > 1.0
+
+
+def test_guardrail_is_applied_in_converse(client):
+    from shared.bedrock import GuardrailRef
+
+    expected = {**EXPECTED_REQUEST, "guardrailConfig": {"guardrailIdentifier": "gr-123", "guardrailVersion": "1"}}
+    with Stubber(client) as stub:
+        stub.add_response("converse", ANSWER, expected)
+        assert call(client, guardrail=GuardrailRef("gr-123", "1")).text == "Diversify."
+
+
+@pytest.mark.parametrize(
+    ("action", "outputs", "expected"),
+    [
+        (
+            "GUARDRAIL_INTERVENED",
+            [{"text": "Your card {CREDIT_DEBIT_CARD_NUMBER} is active."}],
+            "Your card {CREDIT_DEBIT_CARD_NUMBER} is active.",
+        ),
+        ("NONE", [], "Your card 4111 1111 1111 1111 is active."),
+    ],
+)
+def test_adapter_outputs_go_through_apply_guardrail(client, action, outputs, expected):
+    from shared.bedrock import GuardrailRef, apply_output_guardrail
+
+    text = "Your card 4111 1111 1111 1111 is active."
+    with Stubber(client) as stub:
+        stub.add_response(
+            "apply_guardrail",
+            {
+                "usage": {
+                    "topicPolicyUnits": 1,
+                    "contentPolicyUnits": 1,
+                    "wordPolicyUnits": 1,
+                    "sensitiveInformationPolicyUnits": 1,
+                    "sensitiveInformationPolicyFreeUnits": 0,
+                    "contextualGroundingPolicyUnits": 0,
+                },
+                "action": action,
+                "outputs": outputs,
+                "assessments": [],
+            },
+            {
+                "guardrailIdentifier": "gr-123",
+                "guardrailVersion": "1",
+                "source": "OUTPUT",
+                "content": [{"text": {"text": text}}],
+            },
+        )
+        assert apply_output_guardrail(client, GuardrailRef("gr-123", "1"), text) == expected
+
+
+def test_no_guardrail_configured_means_none():
+    from shared.bedrock import guardrail_from_env
+
+    assert guardrail_from_env({}) is None
+    assert guardrail_from_env({"GUARDRAIL_ID": "gr", "GUARDRAIL_VERSION": "3"}).version == "3"

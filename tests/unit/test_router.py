@@ -180,3 +180,22 @@ def test_lambda_targets_come_from_the_environment():
     assert dal.lambda_targets_from_env({"LAMBDA_PROVIDERS": '{"advisor": "arn:x"}'}) == {"advisor": "arn:x"}
     with pytest.raises(ValueError, match="JSON object"):
         dal.lambda_targets_from_env({"LAMBDA_PROVIDERS": "[]"})
+
+
+def test_lambda_provider_output_passes_through_the_guardrail():
+    from shared.bedrock import GuardrailRef
+
+    class Guard:
+        def __init__(self):
+            self.calls = []
+
+        def apply_guardrail(self, **request):
+            self.calls.append(request)
+            return {"action": "GUARDRAIL_INTERVENED", "outputs": [{"text": "masked answer"}]}
+
+    guard = Guard()
+    client = FakeLambda({"statusCode": 200, "body": json.dumps({"response": "raw answer", "model_version": "v1"})})
+    provider = dal.LambdaProvider({"advisor": "arn"}, client, guardrail=GuardrailRef("gr", "2"), bedrock_client=guard)
+    assert provider.complete_target("advisor", "advisor-lora", REQUEST).text == "masked answer"
+    assert guard.calls[0]["source"] == "OUTPUT"
+    assert guard.calls[0]["content"] == [{"text": {"text": "raw answer"}}]
