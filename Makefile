@@ -45,6 +45,7 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy .
+	$(VENV)/bin/bandit -q -c pyproject.toml -r lambdas cdk_app stacks training_jobs local
 
 synth: setup
 	rm -rf $(CDK_OUT)

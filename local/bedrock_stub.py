@@ -33,7 +33,8 @@ class OfflineBedrock:
     before_call: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
+        # Seeded, reproducible fault injection; nothing security-related.
+        self._rng = random.Random(self.seed)  # nosec B311
         self._lock = threading.Lock()
 
     def fail(self, model_id: str, error_code: str = "ModelErrorException", rate: float = 1.0) -> None:

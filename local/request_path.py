@@ -144,7 +144,8 @@ def routed_to(lambdas: InProcessLambdas) -> Iterator[InProcessLambdas]:
 
 
 MOTO_CONFIG: Any = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+# moto's conventional fake credentials: they authorise nothing anywhere.
+TEST_CREDENTIALS = dict.fromkeys(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"), "testing")
 
 
 @dataclass

@@ -105,7 +105,8 @@ def converse(
     ``deadline`` is a ``clock()`` value: a retry that would sleep past it is not attempted, so the
     caller's Lambda never times out while backing off.
     """
-    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    # Backoff jitter needs no cryptographic randomness.
+    rng = rng or random.Random()  # noqa: S311  # nosec B311
     inference: dict[str, Any] = {"maxTokens": max_tokens, "temperature": temperature}
     if top_p is not None:
         inference["topP"] = top_p

@@ -97,10 +97,10 @@ def data_files(args: argparse.Namespace, channels: dict[str, Path]) -> tuple[Pat
     return Path(train_dir) / "train.jsonl", Path(eval_dir) / "eval.jsonl"
 
 
-def load_base(base: str) -> tuple[Any, Any, bool]:
+def load_base(base: str, revision: str | None = None) -> tuple[Any, Any, bool]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(base)
+    config = AutoConfig.from_pretrained(base, revision=revision)
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if not seq2seq and torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes"):
@@ -108,8 +108,8 @@ def load_base(base: str) -> tuple[Any, Any, bool]:
 
         kwargs = {"quantization_config": BitsAndBytesConfig(load_in_8bit=True), "device_map": "auto"}
     loader = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-    model = loader.from_pretrained(base, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = loader.from_pretrained(base, revision=revision, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(base, revision=revision)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer, seq2seq
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model, tokenizer, seq2seq = load_base(base)
+    model, tokenizer, seq2seq = load_base(base, args.base_model_revision)
     if not hasattr(model, "hf_device_map"):
         model = model.to(device)
     print(

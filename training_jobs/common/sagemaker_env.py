@@ -49,6 +49,11 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, gate_metrics: list[str
         help="metric the pipeline's evaluation gate reads",
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--base-model-revision",
+        default=None,
+        help="Hub commit to pin when --base-model is a Hub id (ignored for local directories)",
+    )
 
 
 def check_optimisation(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

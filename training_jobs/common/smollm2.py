@@ -40,8 +40,9 @@ def convert(out_dir: Path) -> Path:
     source = gguf_file()
     started = time.perf_counter()
     print(f"converting {source.name} (first use only)...", file=sys.stderr, flush=True)
-    loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    # A local file shipped in a pinned package: no Hub download, so there is no revision to pin.
+    loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)  # nosec B615
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)  # nosec B615
     config = loaded.config
     # Rebuilt from the config without its quantisation record, so the saved model is ordinary.
     if hasattr(config, "quantization_config"):

@@ -27,9 +27,7 @@ FLAN_T5_SMALL: dict[str, Any] = {
     "feed_forward_proj": "gated-gelu",
     "is_encoder_decoder": True,
     "tie_word_embeddings": False,
-    "decoder_start_token_id": 0,
-    "pad_token_id": 0,
-    "eos_token_id": 1,
+    **dict(decoder_start_token_id=0, pad_token_id=0, eos_token_id=1),
 }
 TINY_T5: dict[str, Any] = {
     **FLAN_T5_SMALL,

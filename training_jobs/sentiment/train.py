@@ -212,11 +212,12 @@ def fit(
     return history, throughput
 
 
-def load_classifier(base: str) -> Any:
+def load_classifier(base: str, revision: str | None = None) -> Any:
     from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification.from_pretrained(
         base,
+        revision=revision,
         num_labels=len(LABELS),
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device {device}; train {len(train)}, validation {len(validation)}, test {len(test)} rows", flush=True)
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(base, revision=args.base_model_revision)
     weights = class_weights(train["label"])
     weight = torch.tensor([weights.get(label, 0.0) for label in LABELS], dtype=torch.float32)
     test_data = batches(test, tokenizer, args, None)
@@ -329,13 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     baseline_metrics: dict[str, float] | None = None
     if args.compare_base:
         torch.manual_seed(args.seed)
-        baseline = head_only(load_classifier(base)).to(device)
+        baseline = head_only(load_classifier(base, args.base_model_revision)).to(device)
         fit(baseline, train, validation, tokenizer, args, weight, device, "baseline head-only")
         baseline_metrics = scores(predict(baseline, test_data, device), test_data.labels)
         del baseline
 
     torch.manual_seed(args.seed)
-    model = with_lora(load_classifier(base), args).to(device)
+    model = with_lora(load_classifier(base, args.base_model_revision), args).to(device)
     params = parameter_analysis(model)
     print(f"trainable parameters {params['trainable']:,} of {params['total']:,} ({params['trainable_percent']}%)")
     started = time.perf_counter()
