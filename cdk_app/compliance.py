@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from aws_cdk import Aspects, IAspect
+from aws_cdk import Aspects, CfnResource, IAspect
 from cdk_nag import (
     AwsSolutionsChecks,
     NagPackSuppression,
@@ -27,6 +27,16 @@ PACK_PREFIXES = ("AwsSolutions", "NIST.800.53.R5", "PCI.DSS.321")
 _AWS_SOLUTIONS_CODE = re.compile(r"^[A-Z]+\d+$")
 
 Acknowledgment = tuple[str, str, Sequence[str] | None]
+# The checkov checks that test the same thing as a cdk-nag rule: one acknowledgment, one reason,
+# both tools satisfied.
+CHECKOV_EQUIVALENTS: dict[str, tuple[str, ...]] = {
+    "LambdaDLQ": ("CKV_AWS_116",),
+    "LambdaInsideVPC": ("CKV_AWS_117",),
+    "LambdaConcurrency": ("CKV_AWS_115",),
+    "APIGWCacheEnabledAndEncrypted": ("CKV_AWS_120",),
+    "APIG4": ("CKV_AWS_59",),
+    "S1": ("CKV_AWS_18",),
+}
 REGEX_PREFIX = "regex:"
 
 
@@ -71,3 +81,21 @@ def acknowledge(construct: Construct, items: Iterable[Acknowledgment], *, apply_
         for rule_id in rule_ids(rule):
             suppressions.append(NagPackSuppression(id=rule_id, reason=reason, applies_to=_applies_to(applies_to)))
     NagSuppressions.add_resource_suppressions(construct, suppressions, apply_to_children=apply_to_children)
+    skips = [
+        {"id": check, "comment": reason}
+        for rule, reason, _ in items
+        for check in CHECKOV_EQUIVALENTS.get(rule, ())
+    ]
+    if skips:
+        _add_checkov_skips(construct, skips, apply_to_children)
+
+
+def _add_checkov_skips(construct: IConstruct, skips: list[dict[str, str]], apply_to_children: bool) -> None:
+    """checkov reads ``Metadata.checkov.skip`` on each CloudFormation resource."""
+    targets = construct.node.find_all() if apply_to_children else [construct]
+    for target in targets:
+        if isinstance(target, CfnResource):
+            existing = target.get_metadata("checkov") or {"skip": []}
+            known = {entry["id"] for entry in existing["skip"]}
+            existing["skip"].extend(skip for skip in skips if skip["id"] not in known)
+            target.add_metadata("checkov", existing)

@@ -115,6 +115,8 @@ class PythonFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
+            # Environment values (table names, ARNs) are encrypted at rest with the platform key.
+            environment_encryption=key,
             environment={
                 "POWERTOOLS_SERVICE_NAME": component,
                 "POWERTOOLS_METRICS_NAMESPACE": "FinAI",
