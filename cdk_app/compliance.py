@@ -82,9 +82,7 @@ def acknowledge(construct: Construct, items: Iterable[Acknowledgment], *, apply_
             suppressions.append(NagPackSuppression(id=rule_id, reason=reason, applies_to=_applies_to(applies_to)))
     NagSuppressions.add_resource_suppressions(construct, suppressions, apply_to_children=apply_to_children)
     skips = [
-        {"id": check, "comment": reason}
-        for rule, reason, _ in items
-        for check in CHECKOV_EQUIVALENTS.get(rule, ())
+        {"id": check, "comment": reason} for rule, reason, _ in items for check in CHECKOV_EQUIVALENTS.get(rule, ())
     ]
     if skips:
         _add_checkov_skips(construct, skips, apply_to_children)
