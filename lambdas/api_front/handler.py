@@ -137,13 +137,14 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
 @tracer.capture_method
 def post_generate(body: GenerateRequest) -> Response[Any]:
     request_id = _request_id()
-    redactions = redact(body.prompt).counts
-    _AUDIT.update(use_case=str(body.use_case), redactions=redactions)
+    redaction = redact(body.prompt)
+    _AUDIT.update(use_case=str(body.use_case), redactions=redaction.counts)
     too_large = check_prompt_size(body, settings().max_prompt_chars, request_id)
     if too_large:
         return _respond(too_large)
     started = time.monotonic()
-    outcome = generate(body, request_id, executor())
+    # Personal data stops here: the state machine (and everything after it) sees the redacted prompt.
+    outcome = generate(body.model_copy(update={"prompt": redaction.text}), request_id, executor())
     latency_ms = (time.monotonic() - started) * 1000
     tier = outcome.body.get("tier", "error")
     model = outcome.body.get("model_used", "none")

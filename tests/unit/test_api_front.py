@@ -222,6 +222,7 @@ def test_every_generate_request_is_audited_with_counts_and_no_text(executor):
     call(json.dumps({"prompt": "x" * 101, "use_case": "general"}))
     call(None, method="GET", path="/v1/health")
     assert [r.status for r in AUDIT.records] == [200, 400, 413], "health checks are not audited"
+    assert executor.calls[0]["prompt"] == "card [CARD] was declined", "PII never enters the state machine"
     first = AUDIT.records[0]
     assert (first.use_case, first.tier, first.model_used, first.redactions) == ("general", "primary", "m", {"CARD": 1})
     assert "4111" not in json.dumps(first.item(0.0))
