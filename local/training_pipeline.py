@@ -3,7 +3,6 @@ CreateModelPackage by moto's SageMaker, the promote step by the real handler."""
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -101,7 +100,3 @@ def adapter_input(name: str, target: str, threshold: float, program: str) -> dic
             "base-model": "/opt/ml/input/data/base",
         },
     }
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True)

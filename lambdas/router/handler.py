@@ -95,10 +95,9 @@ def handle_select(event: SelectEvent) -> dict[str, Any]:
 
 def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
     selection = event.selection
-    # No personal or account data reaches a model (or a third-party provider's logs).
-    redaction = redact(event.prompt)
+    # The front already redacted; this second pass keeps the router safe whoever invokes it.
     request = ModelRequest(
-        prompt=redaction.text,
+        prompt=redact(event.prompt).text,
         system_prompt=selection.system_prompt,
         max_tokens=selection.max_tokens,
         temperature=selection.temperature,
@@ -130,7 +129,6 @@ def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
         "input_tokens": completion.input_tokens,
         "output_tokens": completion.output_tokens,
         "latency_ms": latency_ms,
-        "redactions": redaction.counts,
     }
 
 

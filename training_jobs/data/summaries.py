@@ -43,12 +43,6 @@ class Summary:
     def per_month(self, amount: float) -> float:
         return amount / self.months_equivalent
 
-    @property
-    def savings_rate(self) -> float:
-        if self.monthly_income <= 0:
-            return 0.0
-        return (self.monthly_income - self.per_month(self.spend)) / self.monthly_income
-
     def top_categories(self, n: int = 3) -> list[tuple[str, float]]:
         return sorted(self.by_category.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 

@@ -59,9 +59,6 @@ class Strategy(BaseModel):
     breaker: BreakerSettings
     use_cases: dict[UseCase, UseCaseStrategy]
 
-    def models(self) -> set[str]:
-        return {v.model_id for uc in self.use_cases.values() for v in uc.variants}
-
 
 @cache
 def _validator() -> Any:
