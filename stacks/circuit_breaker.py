@@ -13,7 +13,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk_app.compliance import acknowledge
-from stacks.common import encrypted_log_group
+from stacks.common import asl_state_machine
 
 ASL_FILE = Path(__file__).resolve().parent.parent / "statemachines" / "circuit_breaker.asl.json"
 PARTITION_KEY = "model_id"
@@ -54,20 +54,17 @@ class CircuitBreaker(Construct):
                 )
             ],
         )
-        self.log_group = encrypted_log_group(self, "ExecutionLogs", key)
-        self.state_machine = sfn.StateMachine(
+        self.state_machine, self.log_group = asl_state_machine(
             self,
-            "StateMachine",
+            asl_file=ASL_FILE,
             state_machine_type=sfn.StateMachineType.EXPRESS,
-            definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
-            definition_substitutions={
+            substitutions={
                 "RouterFunctionArn": router.function_arn,
                 "FallbackFunctionArn": fallback.function_arn,
                 "DegradationFunctionArn": degradation.function_arn,
                 "CircuitTableName": self.table.table_name,
             },
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-            tracing_enabled=True,
+            key=key,
         )
         # The ASL file is opaque to CDK, so the grants it needs are spelled out: read and update
         # one item per model, nothing else on the table.

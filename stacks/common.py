@@ -9,6 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk_app.compliance import acknowledge
@@ -63,6 +64,30 @@ def encrypted_log_group(scope: Construct, construct_id: str, key: kms.IKey, name
         retention=logs.RetentionDays.ONE_YEAR,
         removal_policy=RemovalPolicy.DESTROY,
     )
+
+
+def asl_state_machine(
+    scope: Construct,
+    *,
+    asl_file: Path,
+    state_machine_type: sfn.StateMachineType,
+    substitutions: dict[str, str],
+    key: kms.IKey,
+) -> tuple[sfn.StateMachine, logs.LogGroup]:
+    """A state machine from a shipped ASL file, with the platform's logging and tracing policy:
+    every event logged (execution data off, so no prompt or answer text) to an encrypted group,
+    and X-Ray on. Tests execute the same file."""
+    log_group = encrypted_log_group(scope, "ExecutionLogs", key)
+    state_machine = sfn.StateMachine(
+        scope,
+        "StateMachine",
+        state_machine_type=state_machine_type,
+        definition_body=sfn.DefinitionBody.from_file(str(asl_file)),
+        definition_substitutions=substitutions,
+        logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        tracing_enabled=True,
+    )
+    return state_machine, log_group
 
 
 class PythonFunction(Construct):

@@ -21,7 +21,7 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import TrainingSettings
-from stacks.common import PythonFunction, encrypted_log_group
+from stacks.common import PythonFunction, asl_state_machine
 from stacks.model_config import ModelConfig
 from stacks.training_source import build_sourcedir
 
@@ -163,13 +163,11 @@ class TrainingPipeline(Construct):
         )
         self._grant_promote(stack, model_config)
 
-        self.log_group = encrypted_log_group(self, "ExecutionLogs", key)
-        self.state_machine = sfn.StateMachine(
+        self.state_machine, self.log_group = asl_state_machine(
             self,
-            "StateMachine",
+            asl_file=ASL_FILE,
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
-            definition_substitutions={
+            substitutions={
                 "TrainingImage": self.image,
                 "SageMakerRoleArn": self.role.role_arn,
                 "ArtifactsBucket": self.artifacts.bucket_name,
@@ -178,8 +176,7 @@ class TrainingPipeline(Construct):
                 "ModelPackageGroup": self.registry.model_package_group_name,
                 "PromoteFunctionArn": self.promote.function.function_arn,
             },
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-            tracing_enabled=True,
+            key=key,
         )
         self._grant_pipeline(stack, key)
         self.schedule = events.Rule(
