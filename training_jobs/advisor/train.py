@@ -36,6 +36,7 @@ from training_jobs.common.sagemaker_env import (
     add_path_arguments,
     add_run_arguments,
     check_optimisation,
+    export_serving_artifact,
     job_paths,
 )
 
@@ -327,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model.save_pretrained(paths.model_dir)
     tokenizer.save_pretrained(paths.model_dir)
+    export_serving_artifact(args, paths.model_dir, args.max_source_length)
     out = paths.output_dir
     with (out / "eval_samples.jsonl").open("w") as handle:
         for pair, answer in zip(samples, answers, strict=True):

@@ -54,6 +54,21 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, gate_metrics: list[str
         default=None,
         help="Hub commit to pin when --base-model is a Hub id (ignored for local directories)",
     )
+    parser.add_argument(
+        "--export-onnx",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after training, merge the adapter and write the int8 ONNX serving artifact to <model-dir>/serve",
+    )
+
+
+def export_serving_artifact(args: argparse.Namespace, model_dir: Path, max_input_tokens: int) -> None:
+    """The pipeline's export step: the serving artifact sits next to the adapter in model.tar.gz."""
+    if not args.export_onnx:
+        return
+    from training_jobs.export.onnx_export import export
+
+    export(model_dir, model_dir / "serve", "int8", max_input_tokens=max_input_tokens)
 
 
 def check_optimisation(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -113,3 +113,39 @@ def build_llama(out_dir: Path, texts: Iterable[str], seed: int = 0) -> Path:
     LlamaForCausalLM(config).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def random_adapter(
+    base_dir: Path | str, out_dir: Path, seed: int = 0, r: int = 8, labels: list[str] | None = None
+) -> Path:
+    """A LoRA adapter with non-zero random weights on ``base_dir`` (seq2seq, causal, or with
+    ``labels`` a sequence classifier).
+
+    Freshly initialised LoRA is a no-op (B = 0), which would make merged and unmerged serving
+    trivially equal; random B makes the adapter change every output, as a trained one does.
+    """
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(base_dir)
+    if labels:
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base_dir, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)}
+        )
+        task, targets = TaskType.SEQ_CLS, ["query", "value"]
+    elif getattr(config, "is_encoder_decoder", False):
+        model, task, targets = AutoModelForSeq2SeqLM.from_pretrained(base_dir), TaskType.SEQ_2_SEQ_LM, ["q", "v"]
+    else:
+        model, task, targets = AutoModelForCausalLM.from_pretrained(base_dir), TaskType.CAUSAL_LM, ["q_proj", "v_proj"]
+    torch.manual_seed(seed)
+    peft_model = get_peft_model(model, LoraConfig(task_type=task, r=r, lora_alpha=2 * r, target_modules=targets))
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.02)
+    peft_model.save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)
+    return out_dir

@@ -40,6 +40,7 @@ from training_jobs.common.sagemaker_env import (
     add_path_arguments,
     add_run_arguments,
     check_optimisation,
+    export_serving_artifact,
     job_paths,
     str2bool,
 )
@@ -350,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model.save_pretrained(paths.model_dir)
     tokenizer.save_pretrained(paths.model_dir)
+    export_serving_artifact(args, paths.model_dir, max(128, args.max_length))  # BERT positions allow it
     report = {
         "task": "sentiment",
         "base_model": args.base_model,

@@ -1,0 +1,1 @@
+"""``make bench``: serving paths side by side on the same inputs (issue 4)."""

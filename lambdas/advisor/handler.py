@@ -1,0 +1,62 @@
+"""Budgeting advisor container Lambda: ``{"query": ...}`` -> advice, confidence, model version.
+
+Serves the merged, int8-quantised adapter through onnxruntime (see ``serving``). It is also the
+router's ``lambda`` provider for the ``budgeting_advice`` use case.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.artifacts import locate
+from serving.generator import Generator
+from serving.http import BadRequest, bad_request, parse, response
+from serving.runtime import InputTooLong
+
+logger = Logger(service="advisor")
+MAX_QUERY_CHARS = 8000
+
+
+class AdviceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    max_new_tokens: int = Field(default=96, ge=1, le=256)
+    truncate: bool = False
+
+
+@lru_cache(maxsize=1)
+def generator() -> Generator:
+    # Once per container: the artifact is verified against its manifest checksums here.
+    return Generator(locate())
+
+
+@logger.inject_lambda_context(log_event=False)
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    try:
+        request = parse(event, AdviceRequest)
+        if not request.query.strip():
+            raise BadRequest("query: must contain text, not only whitespace")
+        model = generator()
+        result = model.generate(request.query, max_new_tokens=request.max_new_tokens, truncate=request.truncate)
+    except InputTooLong as exc:
+        return bad_request(f"query is {exc.tokens} tokens; the limit is {exc.limit} (send truncate=true to cut it)")
+    except BadRequest as exc:
+        return bad_request(str(exc))
+    logger.info(
+        "advice generated",
+        extra={"input_tokens": result.input_tokens, "output_tokens": len(result.token_ids), "model": model.version},
+    )
+    return response(
+        200,
+        {
+            "response": result.text,
+            "confidence": result.confidence,
+            "model_version": model.version,
+            "usage": {"input_tokens": result.input_tokens, "output_tokens": len(result.token_ids)},
+        },
+    )

@@ -1,0 +1,62 @@
+"""Financial sentiment container Lambda: ``{"texts": [...]}`` -> label, probabilities, confidence."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from serving.artifacts import locate
+from serving.classifier import Classifier
+from serving.http import BadRequest, bad_request, parse, response
+from serving.runtime import InputTooLong
+
+logger = Logger(service="sentiment")
+MAX_TEXTS = 32  # one batch: the size the benchmark measures throughput at
+MAX_TEXT_CHARS = 2000
+
+
+class SentimentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str] = Field(min_length=1, max_length=MAX_TEXTS)
+    truncate: bool = False
+
+    @field_validator("texts")
+    @classmethod
+    def non_empty(cls, texts: list[str]) -> list[str]:
+        for index, text in enumerate(texts):
+            if not text.strip():
+                raise ValueError(f"text {index} is empty")
+            if len(text) > MAX_TEXT_CHARS:
+                raise ValueError(f"text {index} is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+        return texts
+
+
+@lru_cache(maxsize=1)
+def classifier() -> Classifier:
+    return Classifier(locate())
+
+
+@logger.inject_lambda_context(log_event=False)
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    try:
+        request = parse(event, SentimentRequest)
+        model = classifier()
+        predictions = model.predict(request.texts, truncate=request.truncate)
+    except InputTooLong as exc:
+        return bad_request(str(exc))
+    except BadRequest as exc:
+        return bad_request(str(exc))
+    logger.info("texts classified", extra={"texts": len(predictions), "model": model.version})
+    return response(
+        200,
+        {
+            "results": [
+                {"label": p.label, "probabilities": p.probabilities, "confidence": p.confidence} for p in predictions
+            ],
+            "model_version": model.version,
+        },
+    )

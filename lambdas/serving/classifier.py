@@ -1,0 +1,66 @@
+"""Batch sentence classification over the exported single-graph classifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.artifacts import Artifact, ArtifactError
+from serving.runtime import InputTooLong, session, tokenizer
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+    confidence: float
+
+
+class Classifier:
+    def __init__(self, artifact: Artifact) -> None:
+        manifest = artifact.manifest
+        if manifest.get("task") != "sentiment":
+            raise ArtifactError(f"{artifact.path} holds a {manifest.get('task')!r} artifact, not a classifier")
+        self.artifact = artifact
+        self.labels = [str(label) for label in manifest["labels"]]
+        self.limit = int(manifest["max_input_tokens"])
+        self.pad = int(manifest.get("pad_token_id", 0))
+        self.tokenizer = tokenizer(self.artifact)
+        self.session = session(artifact, "classifier.onnx")
+
+    @property
+    def version(self) -> str:
+        return self.artifact.version
+
+    def encode(self, texts: list[str], truncate: bool = False) -> list[list[int]]:
+        rows = [list(encoding.ids) for encoding in self.tokenizer.encode_batch(texts)]
+        for index, row in enumerate(rows):
+            if len(row) > self.limit:
+                if not truncate:
+                    raise InputTooLong(index, len(row), self.limit)
+                rows[index] = row[: self.limit - 1] + row[-1:]  # keep [SEP]
+        return rows
+
+    def predict(self, texts: list[str], truncate: bool = False) -> list[Prediction]:
+        if not texts:
+            return []
+        rows = self.encode(texts, truncate)
+        width = max(len(row) for row in rows)
+        ids = np.full((len(rows), width), self.pad, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        (probabilities,) = self.session.run(["probabilities"], {"input_ids": ids, "attention_mask": mask})
+        results = []
+        for row in probabilities:
+            best = int(row.argmax())
+            results.append(
+                Prediction(
+                    label=self.labels[best],
+                    probabilities={label: round(float(p), 4) for label, p in zip(self.labels, row, strict=True)},
+                    confidence=round(float(row[best]), 4),
+                )
+            )
+        return results

@@ -1,0 +1,56 @@
+"""Request parsing and responses shared by the serving handlers.
+
+The functions are invoked two ways: by the router (the request is the event itself) and through
+API Gateway's proxy integration (the request is a JSON string in ``body``). Both get the same
+validation and the same response shape; every input problem is a 400 that names the problem.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+Request = TypeVar("Request", bound=BaseModel)
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+def bad_request(message: str) -> dict[str, Any]:
+    return response(400, {"error": "bad_request", "message": message})
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def parse(event: Any, model: type[Request]) -> Request:
+    if not isinstance(event, dict):
+        raise BadRequest("the request must be a JSON object")
+    payload: Any = event
+    if "body" in event:
+        raw = event["body"]
+        if raw is None or raw == "":
+            raise BadRequest("the request body is empty")
+        try:
+            payload = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+    if not isinstance(payload, dict):
+        raise BadRequest("the request body must be a JSON object")
+    payload = {k: v for k, v in payload.items() if k not in ("requestContext", "headers")}
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise BadRequest(_describe(exc)) from exc

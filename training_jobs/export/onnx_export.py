@@ -1,0 +1,288 @@
+"""Turn a trained LoRA adapter into the ``serve/`` artifact the container Lambdas load.
+
+Steps: load the base the adapter names (or ``--base-model``), ``merge_and_unload`` the adapter,
+export ONNX graphs (seq2seq: encoder + decoder step with a KV cache; causal: one step graph;
+classifier: one graph), then apply dynamic int8 quantisation to the weights. The artifact holds
+the graphs, ``tokenizer.json`` and ``manifest.json`` (task, architecture, generation settings,
+labels and a SHA-256 per file), so the runtime needs onnxruntime and tokenizers only.
+
+    python -m training_jobs.export.onnx_export --adapter build/advisor/model --out build/advisor/model/serve
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training_jobs.common.models import resolve_base_model
+from training_jobs.common.sagemaker_env import JobSetupError
+from training_jobs.export import graphs
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+PRECISIONS = ("int8", "fp32")
+PROMPT_MARK = "\u0000QUERY\u0000"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_merged(adapter_dir: Path, base_model: str | None = None) -> tuple[Any, Any, str]:
+    """The base with the adapter folded in, its tokenizer, and the task kind."""
+    from peft import PeftConfig, PeftModel
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSeq2SeqLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise JobSetupError(f"{adapter_dir} holds no adapter_config.json: pass the training job's model directory")
+    peft_config = PeftConfig.from_pretrained(adapter_dir)
+    base = resolve_base_model(base_model or peft_config.base_model_name_or_path)
+    config = AutoConfig.from_pretrained(base)
+    task_type = str(peft_config.task_type)
+    if task_type.endswith("SEQ_CLS"):
+        kind = "classifier"
+        from training_jobs.data.sentiment import LABELS
+
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base,
+            attn_implementation="eager",  # plain ops trace; fused attention kernels do not
+            num_labels=len(LABELS),
+            id2label=dict(enumerate(LABELS)),
+            label2id={label: i for i, label in enumerate(LABELS)},
+        )
+    elif getattr(config, "is_encoder_decoder", False):
+        kind = "seq2seq"
+        model = AutoModelForSeq2SeqLM.from_pretrained(base, dtype=torch.float32)
+    else:
+        kind = "causal"
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    merged.eval()
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base)
+    return merged, tokenizer, kind
+
+
+def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str], outputs: list[str], axes: dict[str, dict[int, str]]) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic are expected here
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=False,  # the TorchScript exporter handles the shape-dependent cache arithmetic
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=17,
+            do_constant_folding=True,
+        )
+
+
+def _cache_names(prefix: str, layers: int) -> list[str]:
+    return [f"{prefix}.{i}.{part}" for i in range(layers) for part in ("key", "value")]
+
+
+def export_seq2seq(model: Any, out: Path) -> dict[str, Any]:
+    config = model.config
+    layers, heads, dim = config.num_decoder_layers, config.num_heads, config.d_kv
+    ids = torch.ones((1, 7), dtype=torch.long)
+    mask = torch.ones((1, 7), dtype=torch.long)
+    cross_names = _cache_names("cross", layers)
+    _export(
+        graphs.T5Encoder(model),
+        (ids, mask),
+        out / "encoder.onnx",
+        ["input_ids", "attention_mask"],
+        ["encoder_states", *cross_names],
+        {
+            "input_ids": {0: "batch", 1: "source"},
+            "attention_mask": {0: "batch", 1: "source"},
+            "encoder_states": {0: "batch", 1: "source"},
+            **{name: {0: "batch", 2: "source"} for name in cross_names},
+        },
+    )
+    past = tuple(torch.zeros((1, heads, 3, dim)) for _ in range(2 * layers))
+    cross = tuple(torch.zeros((1, heads, 7, dim)) for _ in range(2 * layers))
+    past_names, present_names = _cache_names("past", layers), _cache_names("present", layers)
+    _export(
+        graphs.T5DecoderStep(model),
+        (torch.zeros((1, 1), dtype=torch.long), mask, *past, *cross),
+        out / "decoder.onnx",
+        ["input_ids", "encoder_attention_mask", *past_names, *cross_names],
+        ["logits", *present_names],
+        {
+            "input_ids": {0: "batch"},
+            "encoder_attention_mask": {0: "batch", 1: "source"},
+            **{name: {0: "batch", 2: "past"} for name in past_names},
+            **{name: {0: "batch", 2: "source"} for name in cross_names},
+            "logits": {0: "batch"},
+            **{name: {0: "batch", 2: "total"} for name in present_names},
+        },
+    )
+    return {
+        "layers": layers,
+        "kv_heads": heads,
+        "head_dim": dim,
+        "decoder_start_token_id": int(config.decoder_start_token_id or 0),
+        "eos_token_id": int(config.eos_token_id),
+    }
+
+
+def export_causal(model: Any, out: Path) -> dict[str, Any]:
+    step = graphs.CausalStep(model)
+    layers = len(model.model.layers)
+    past = tuple(torch.zeros((1, step.kv_heads, 3, step.dim)) for _ in range(2 * layers))
+    past_names, present_names = _cache_names("past", layers), _cache_names("present", layers)
+    _export(
+        step,
+        (torch.ones((1, 5), dtype=torch.long), *past),
+        out / "decoder.onnx",
+        ["input_ids", *past_names],
+        ["logits", *present_names],
+        {
+            "input_ids": {1: "new"},
+            **{name: {2: "past"} for name in past_names},
+            **{name: {2: "total"} for name in present_names},
+        },
+    )
+    eos = model.config.eos_token_id
+    return {
+        "layers": layers,
+        "kv_heads": step.kv_heads,
+        "head_dim": step.dim,
+        "eos_token_id": int(eos[0] if isinstance(eos, list) else eos),
+    }
+
+
+def export_classifier(model: Any, out: Path) -> dict[str, Any]:
+    ids = torch.ones((2, 9), dtype=torch.long)
+    _export(
+        graphs.Classifier(model),
+        (ids, torch.ones_like(ids)),
+        out / "classifier.onnx",
+        ["input_ids", "attention_mask"],
+        ["probabilities"],
+        {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}, "probabilities": {0: "batch"}},
+    )
+    id2label = model.config.id2label
+    return {"labels": [str(id2label[i]) for i in range(len(id2label))]}
+
+
+def prompt_template(tokenizer: Any, kind: str) -> dict[str, str]:
+    """The text around the user's query, so the runtime can build prompts without jinja."""
+    if kind == "causal" and getattr(tokenizer, "chat_template", None):
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": PROMPT_MARK}], add_generation_prompt=True, tokenize=False
+        )
+        prefix, suffix = rendered.split(PROMPT_MARK)
+        return {"prefix": prefix, "suffix": suffix}
+    if kind == "causal":
+        return {"prefix": "", "suffix": "\n"}  # matches training_jobs.advisor.train.causal_prompt_ids
+    return {"prefix": "", "suffix": ""}
+
+
+def quantize(source: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+
+
+def export(
+    adapter_dir: Path,
+    out: Path,
+    precision: str = "int8",
+    base_model: str | None = None,
+    task: str | None = None,
+    max_input_tokens: int = 256,
+) -> dict[str, Any]:
+    """Write the serving artifact into ``out`` and return its manifest."""
+    if precision not in PRECISIONS:
+        raise JobSetupError(f"precision must be one of {PRECISIONS}")
+    started = time.perf_counter()
+    print(f"[export] merging {adapter_dir} into its base", flush=True)
+    model, tokenizer, kind = load_merged(adapter_dir, base_model)
+    task = task or ("sentiment" if kind == "classifier" else "advisor")
+    if not getattr(tokenizer, "is_fast", False):
+        raise JobSetupError("the runtime needs a fast tokenizer (tokenizer.json); this base has none")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        print(f"[export] exporting {kind} graphs to ONNX", flush=True)
+        exporter = {"seq2seq": export_seq2seq, "causal": export_causal, "classifier": export_classifier}[kind]
+        settings = exporter(model, work)
+        for graph in sorted(work.glob("*.onnx")):
+            if precision == "int8":
+                print(f"[export] quantising {graph.name} to int8", flush=True)
+                quantize(graph, out / graph.name)
+            else:
+                shutil.copy(graph, out / graph.name)
+    tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+    files = {path.name: sha256_file(path) for path in sorted(out.iterdir())}
+    fingerprint = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:12]
+    manifest = {
+        "format": FORMAT,
+        "task": task,
+        "architecture": kind,
+        "precision": precision,
+        "model_version": f"{task}-{kind}-{precision}-{fingerprint}",
+        "adapter": adapter_dir.name,
+        "max_input_tokens": max_input_tokens,
+        "pad_token_id": int(tokenizer.pad_token_id or 0),
+        "prompt": prompt_template(tokenizer, kind),
+        **settings,
+        "files": files,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    size = sum(path.stat().st_size for path in out.iterdir()) / 1e6
+    print(f"[export] {manifest['model_version']}: {size:.1f} MB in {time.perf_counter() - started:.1f} s -> {out}", flush=True)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Merge a LoRA adapter and export the ONNX serving artifact")
+    parser.add_argument("--adapter", type=Path, required=True, help="the training job's model directory")
+    parser.add_argument("--out", type=Path, default=None, help="default: <adapter>/serve")
+    parser.add_argument("--precision", choices=PRECISIONS, default="int8")
+    parser.add_argument("--base-model", default=None, help="override the base named in adapter_config.json")
+    parser.add_argument("--task", choices=("advisor", "sentiment"), default=None)
+    parser.add_argument("--max-input-tokens", type=int, default=256)
+    args = parser.parse_args(argv)
+    try:
+        export(
+            args.adapter,
+            args.out or args.adapter / "serve",
+            args.precision,
+            args.base_model,
+            args.task,
+            args.max_input_tokens,
+        )
+    except JobSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
