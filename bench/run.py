@@ -68,7 +68,7 @@ def prompt_ids(tokenizer_dir: Path, seq2seq: bool) -> list[int]:
     ids = tokenizer(example_prompts(1)[0], add_special_tokens=False).input_ids
     while len(ids) < PROMPT_TOKENS:
         ids = ids + ids
-    ids = ids[: PROMPT_TOKENS - 1] + [tokenizer.eos_token_id] if seq2seq else ids[:PROMPT_TOKENS]
+    ids = [*ids[: PROMPT_TOKENS - 1], tokenizer.eos_token_id] if seq2seq else ids[:PROMPT_TOKENS]
     return [int(i) for i in ids]
 
 
@@ -105,7 +105,7 @@ def prepare_model(name: str, base: Path, work: Path) -> dict[str, Path]:
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "PYTHONPATH": f"{ROOT}:{ROOT / 'lambdas'}"}
     spawned = time.time()
-    done = subprocess.run(  # nosec B603 - our own worker module with a JSON spec
+    done = subprocess.run(  # noqa: S603  # nosec B603 - our own worker module with a JSON spec
         [sys.executable, "-m", "bench.worker", json.dumps(spec)], capture_output=True, text=True, env=env, check=False
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -121,7 +121,12 @@ def advisor(name: str, paths: dict[str, Path], runs: int) -> list[dict[str, Any]
     ids = prompt_ids(paths["base"], seq2seq)
     common = {"prompt_ids": ids, "new_tokens": NEW_TOKENS, "threads": THREADS, "runs": runs}
     specs = [
-        ("a", "PyTorch + PEFT, adapter unmerged (eager)", {"kind": "torch", "model": str(paths["base"]), "adapter": str(paths["adapter"])}, [paths["base"], paths["adapter"]]),
+        (
+            "a",
+            "PyTorch + PEFT, adapter unmerged (eager)",
+            {"kind": "torch", "model": str(paths["base"]), "adapter": str(paths["adapter"])},
+            [paths["base"], paths["adapter"]],
+        ),
         ("b", "PyTorch, adapter merged (eager)", {"kind": "torch", "model": str(paths["merged"])}, [paths["merged"]]),
         ("c", "ONNX Runtime fp32, KV cache", {"kind": "onnx", "model": str(paths["fp32"])}, [paths["fp32"]]),
         ("d", "ONNX Runtime int8 (shipped)", {"kind": "onnx", "model": str(paths["int8"])}, [paths["int8"]]),
@@ -131,7 +136,10 @@ def advisor(name: str, paths: dict[str, Path], runs: int) -> list[dict[str, Any]
         log(f"{name} ({letter}) {label}: {runs} runs")
         result = run_worker({**common, **spec, "path": f"{name}-{letter}"})
         rows.append({"model": name, "path": letter, "label": label, "artifact_mb": size_mb(*files), **result})
-        log(f"  p50 {result['p50_s']:.3f} s, p95 {result['p95_s']:.3f} s, cold {result['cold_start_s']:.2f} s, RSS {result['peak_rss_mb']:.0f} MB")
+        log(
+            f"  p50 {result['p50_s']:.3f} s, p95 {result['p95_s']:.3f} s, "
+            f"cold {result['cold_start_s']:.2f} s, RSS {result['peak_rss_mb']:.0f} MB"
+        )
     baseline = rows[0]["p50_s"]
     for row in rows:
         row["speedup_vs_a"] = round(baseline / row["p50_s"], 2)
@@ -146,7 +154,6 @@ def sentiment(work: Path, runs: int) -> list[dict[str, Any]]:
     sys.path.insert(0, str(ROOT / "lambdas"))
     from serving.artifacts import verify
     from serving.classifier import Classifier
-
     from training_jobs.common.models import resolve_base_model
     from training_jobs.common.tiny_models import random_adapter
     from training_jobs.data.sentiment import LABELS, OFFLINE_CORPUS, load_labelled
@@ -184,7 +191,9 @@ def sentiment(work: Path, runs: int) -> list[dict[str, Any]]:
                 "artifact_mb": size_mb(out),
             }
         )
-        log(f"sentiment {precision}: p50 {rows[-1]['p50_ms_per_sentence']} ms, {throughput:.0f} sentences/s at batch 32")
+        log(
+            f"sentiment {precision}: p50 {rows[-1]['p50_ms_per_sentence']} ms, {throughput:.0f} sentences/s at batch 32"
+        )
     return rows
 
 
@@ -198,8 +207,9 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for row in results["advisor"]:
         lines.append(
-            f"| {row['model']} | ({row['path']}) {row['label']} | {row['p50_s'] * 1000:.0f} ms | {row['p95_s'] * 1000:.0f} ms "
-            f"| {row['speedup_vs_a']:.1f}x | {row['cold_start_s']:.2f} s | {row['peak_rss_mb']:.0f} MB | {row['artifact_mb']:.0f} MB |"
+            f"| {row['model']} | ({row['path']}) {row['label']} "
+            f"| {row['p50_s'] * 1000:.0f} ms | {row['p95_s'] * 1000:.0f} ms | {row['speedup_vs_a']:.1f}x "
+            f"| {row['cold_start_s']:.2f} s | {row['peak_rss_mb']:.0f} MB | {row['artifact_mb']:.0f} MB |"
         )
     lines += [
         "",
@@ -208,7 +218,8 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for row in results["sentiment"]:
         lines.append(
-            f"| {row['model']} {row['precision']} | {row['p50_ms_per_sentence']:.2f} ms | {row['p95_ms_per_sentence']:.2f} ms "
+            f"| {row['model']} {row['precision']} "
+            f"| {row['p50_ms_per_sentence']:.2f} ms | {row['p95_ms_per_sentence']:.2f} ms "
             f"| {row['batch32_sentences_per_s']:.0f} sentences/s | {row['artifact_mb']:.0f} MB |"
         )
     lines += ["", "Targets: " + ", ".join(f"{k} {v}" for k, v in results["targets"].items()), "", results["note"]]
@@ -227,7 +238,9 @@ def plot(results: dict[str, Any], target: Path) -> None:
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4))
     for ax, model in zip(axes if len(models) > 1 else [axes], models, strict=True):
         rows = [row for row in results["advisor"] if row["model"] == model]
-        ax.bar([f"({r['path']})" for r in rows], [r["p50_s"] * 1000 for r in rows], color=["#999", "#bbb", "#69c", "#247"])
+        ax.bar(
+            [f"({r['path']})" for r in rows], [r["p50_s"] * 1000 for r in rows], color=["#999", "#bbb", "#69c", "#247"]
+        )
         ax.axhline(TARGETS["advisor_p50_s"] * 1000, color="red", linestyle="--", label="300 ms target")
         ax.set_title(f"{model}: p50 for {NEW_TOKENS} tokens")
         ax.set_ylabel("ms")
@@ -248,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from training_jobs.common.models import OFFLINE_CAUSAL, resolve_base_model
     from training_jobs.common.tiny_models import FLAN_T5_SMALL, build_t5
+
     started = time.perf_counter()
     flan_base = args.work / "flan-t5-small" / "base"
     if not (flan_base / "config.json").exists():

@@ -37,6 +37,7 @@ CONTEXT_KEYS = (
     "training",
     "api_auth",
     "api_clients",
+    "serving",
 )
 
 
@@ -94,6 +95,46 @@ class TrainingSettings(BaseModel):
         return self.image.replace("{region}", region)
 
 
+class ServingArtifact(BaseModel):
+    """Where one container Lambda's ONNX artifact comes from: baked into the image (both unset),
+    or an S3 prefix pinned by the SHA-256 of its manifest (both set)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    artifact_s3_uri: str | None = Field(
+        default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/=-]*)?$"
+    )
+    manifest_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _pinned(self) -> ServingArtifact:
+        if (self.artifact_s3_uri is None) != (self.manifest_sha256 is None):
+            raise ValueError("artifact_s3_uri and manifest_sha256 go together: an S3 artifact must be pinned")
+        return self
+
+    @property
+    def bucket(self) -> str | None:
+        return self.artifact_s3_uri.removeprefix("s3://").split("/", 1)[0] if self.artifact_s3_uri else None
+
+    @property
+    def prefix(self) -> str:
+        if not self.artifact_s3_uri:
+            return ""
+        parts = self.artifact_s3_uri.removeprefix("s3://").split("/", 1)
+        return parts[1].strip("/") if len(parts) > 1 else ""
+
+
+class ServingSettings(BaseModel):
+    """The container Lambdas that serve the fine-tuned adapters (issue 4)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # 3008 MB buys two vCPUs, the thread count the artifacts are benchmarked with.
+    memory_mb: int = Field(default=3008, ge=1024, le=10_240)
+    advisor: ServingArtifact = ServingArtifact()
+    sentiment: ServingArtifact = ServingArtifact()
+
+
 class PlatformConfig(BaseModel):
     """Everything that varies between deployments of the platform."""
 
@@ -114,6 +155,7 @@ class PlatformConfig(BaseModel):
     # api_key: per-client keys with usage plans (throttle + quota); iam: SigV4-signed calls.
     api_auth: Literal["api_key", "iam"] = "api_key"
     api_clients: tuple[str, ...] = Field(default=("default",), min_length=1)
+    serving: ServingSettings = ServingSettings()
 
     @field_validator("api_clients")
     @classmethod

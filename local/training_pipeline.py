@@ -65,6 +65,7 @@ class TrainingPipeline:
 @contextmanager
 def local_training_pipeline(sagemaker: OfflineSageMaker, promote_store: Any) -> Iterator[TrainingPipeline]:
     from moto import mock_aws
+
     from promote import handler as promote
 
     lambdas = InProcessLambdas("us-east-1")

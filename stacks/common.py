@@ -15,9 +15,16 @@ from constructs import Construct
 from cdk_app.compliance import acknowledge
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
-# Container functions (Dockerfiles) and caches never belong in the zip asset; leaving caches out
+# The container functions' sources (stacks/serving.py) and caches never belong in the zip asset; leaving caches out
 # also keeps the asset hash, and so the template, identical between machines.
-ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/Dockerfile", "**/.pytest_cache", "**/*.onnx"]
+ASSET_EXCLUDES = [
+    "**/__pycache__",
+    "**/*.pyc",
+    "**/.pytest_cache",
+    "advisor",
+    "sentiment",
+    "serving",
+]
 # Python 3.13 matches the Powertools layer build named below; the code is also tested on 3.11.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 DEFAULT_TIMEOUT = Duration.seconds(10)

@@ -18,6 +18,7 @@ from stacks.guardrail import Guardrail
 from stacks.model_config import ModelConfig
 from stacks.operations import Operations
 from stacks.router import Router
+from stacks.serving import Serving
 
 
 class RegionalStack(Stack):
@@ -27,6 +28,7 @@ class RegionalStack(Stack):
         key = PlatformKey(self, "PlatformKey").key
         operations = Operations(self, "Operations", key=key, alarm_email=config.alarm_email)
         self.model_config = model_config = ModelConfig(self, "ModelConfig", alarm_topic=operations.topic)
+        serving = Serving(self, "Serving", key=key, settings=config.serving)
         router = Router(
             self,
             "Router",
@@ -36,7 +38,9 @@ class RegionalStack(Stack):
             appconfig_application=model_config.application,
             appconfig_environment=model_config.environment,
             appconfig_profile=model_config.profile,
+            lambda_providers=serving.targets,
         )
+        serving.grant_invoke(router.function)
         fallback = Fallback(
             self, "Fallback", key=key, powertools_layer_version=layer, model_id=config.bedrock_models.fallback
         )

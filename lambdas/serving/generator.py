@@ -9,7 +9,6 @@ one once the weights are int8.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort

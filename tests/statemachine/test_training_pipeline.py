@@ -4,10 +4,10 @@ import copy
 import json
 
 import pytest
-from promote.dal import InMemoryStrategyStore
 
 from local.sagemaker_stub import OfflineSageMaker
 from local.training_pipeline import GROUP, SUBSTITUTIONS, adapter_input, local_training_pipeline
+from promote.dal import InMemoryStrategyStore
 from shared.strategy import DOCUMENT_PATH
 
 ADVISOR_VARIANT = {"name": "L", "provider": "lambda", "target": "advisor", "model_id": "advisor-v0", "weight": 0}

@@ -5,10 +5,10 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from promote.dal import InMemoryStrategyStore
 
 from local.sagemaker_stub import OfflineSageMaker
 from local.training_pipeline import SUBSTITUTIONS, adapter_input, local_training_pipeline
+from promote.dal import InMemoryStrategyStore
 from shared.strategy import DOCUMENT_PATH
 from training_jobs import launch
 

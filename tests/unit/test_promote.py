@@ -7,10 +7,10 @@ import json
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+
 from promote.dal import AppConfigStrategyStore, InMemoryStrategyStore
 from promote.handler import PromoteEvent, promote
 from promote.logic import repoint
-
 from shared.strategy import DOCUMENT_PATH, StrategyError
 
 DOCUMENT = json.loads(DOCUMENT_PATH.read_text())

@@ -133,7 +133,10 @@ def random_adapter(
         from transformers import AutoModelForSequenceClassification
 
         model = AutoModelForSequenceClassification.from_pretrained(
-            base_dir, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)}
+            base_dir,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={k: i for i, k in enumerate(labels)},
         )
         task, targets = TaskType.SEQ_CLS, ["query", "value"]
     elif getattr(config, "is_encoder_decoder", False):

@@ -71,7 +71,10 @@ class T5Encoder(nn.Module):
         cross: list[torch.Tensor] = []
         for block in self.model.decoder.block:
             attention = block.layer[1].EncDecAttention
-            cross += [_heads(attention.k(states), self.heads, self.dim), _heads(attention.v(states), self.heads, self.dim)]
+            cross += [
+                _heads(attention.k(states), self.heads, self.dim),
+                _heads(attention.v(states), self.heads, self.dim),
+            ]
         return (states, *cross)
 
 
@@ -125,7 +128,6 @@ class T5DecoderStep(nn.Module):
         if self.scale_logits:  # T5 scales tied output embeddings
             x = x * (self.d_model**-0.5)
         return (self.model.lm_head(x), *present)
-
 
 
 # --- Llama family (causal) --------------------------------------------------------------------

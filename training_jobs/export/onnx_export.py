@@ -82,7 +82,14 @@ def load_merged(adapter_dir: Path, base_model: str | None = None) -> tuple[Any, 
     return merged, tokenizer, kind
 
 
-def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str], outputs: list[str], axes: dict[str, dict[int, str]]) -> None:
+def _export(
+    module: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    axes: dict[str, dict[int, str]],
+) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic are expected here
         torch.onnx.export(
@@ -182,7 +189,11 @@ def export_classifier(model: Any, out: Path) -> dict[str, Any]:
         out / "classifier.onnx",
         ["input_ids", "attention_mask"],
         ["probabilities"],
-        {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}, "probabilities": {0: "batch"}},
+        {
+            "input_ids": {0: "batch", 1: "tokens"},
+            "attention_mask": {0: "batch", 1: "tokens"},
+            "probabilities": {0: "batch"},
+        },
     )
     id2label = model.config.id2label
     return {"labels": [str(id2label[i]) for i in range(len(id2label))]}
@@ -256,7 +267,10 @@ def export(
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     size = sum(path.stat().st_size for path in out.iterdir()) / 1e6
-    print(f"[export] {manifest['model_version']}: {size:.1f} MB in {time.perf_counter() - started:.1f} s -> {out}", flush=True)
+    print(
+        f"[export] {manifest['model_version']}: {size:.1f} MB in {time.perf_counter() - started:.1f} s -> {out}",
+        flush=True,
+    )
     return manifest
 
 

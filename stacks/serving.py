@@ -1,0 +1,137 @@
+"""The container Lambdas that serve the fine-tuned adapters: advisor (generation) and sentiment.
+
+Each image is built from its Dockerfile under ``lambdas/<component>/`` with ``lambdas/`` as the
+context, and runs onnxruntime on the int8 artifact from ``training_jobs.export.onnx_export``:
+baked into the image, or fetched from a pinned S3 prefix at cold start.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from cdk_app.compliance import acknowledge
+from cdk_app.config import ServingArtifact, ServingSettings
+from stacks.common import LAMBDAS_DIR, encrypted_log_group
+
+COMPONENTS = ("advisor", "sentiment")
+# Only what the Dockerfiles COPY: the zip functions, tests and caches stay out of the build
+# context (and out of the asset hash, which keeps synth identical between machines).
+IMAGE_CONTEXT_EXCLUDES = ["*", "!serving/**", "!advisor/**", "!sentiment/**", "**/__pycache__", "**/*.pyc"]
+
+
+class ServingFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        component: str,
+        description: str,
+        key: kms.IKey,
+        memory_mb: int,
+        artifact: ServingArtifact,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = encrypted_log_group(self, "Logs", key)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Execution role of the {component} serving function",
+        )
+        self.log_group.grant_write(self.role)
+        environment = {"POWERTOOLS_SERVICE_NAME": component, "POWERTOOLS_LOG_LEVEL": "INFO", "ORT_THREADS": "2"}
+        if artifact.artifact_s3_uri and artifact.manifest_sha256:
+            environment |= {"MODEL_S3_URI": artifact.artifact_s3_uri, "MODEL_MANIFEST_SHA256": artifact.manifest_sha256}
+        self.function = lambda_.DockerImageFunction(
+            self,
+            "Function",
+            description=description,
+            code=lambda_.DockerImageCode.from_image_asset(
+                str(LAMBDAS_DIR),
+                file=f"{component}/Dockerfile",
+                exclude=IMAGE_CONTEXT_EXCLUDES,
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            ),
+            architecture=lambda_.Architecture.X86_64,
+            role=self.role,
+            memory_size=memory_mb,
+            # Cold start includes loading (and, from S3, downloading and verifying) the artifact.
+            timeout=Duration.seconds(30),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment_encryption=key,
+            environment=environment,
+        )
+        if artifact.bucket:
+            bucket = s3.Bucket.from_bucket_name(self, "ArtifactBucket", artifact.bucket)
+            bucket.grant_read(self.function, f"{artifact.prefix}/*" if artifact.prefix else "*")
+        acknowledge(
+            self,
+            [
+                (
+                    "IAM5",
+                    "X-Ray's PutTraceSegments/PutTelemetryRecords accept no resource ARN; the S3 grant is "
+                    "limited to the artifact prefix named in context (object keys under it).",
+                    ["Resource::*", "regex:^Action::s3:.*\\*$", "regex:^Resource::arn:.*:s3:::.*/\\*$"],
+                ),
+                (
+                    "LambdaInsideVPC",
+                    "The function serves a model from its own image (or one pinned S3 prefix) and holds no "
+                    "network-reachable data; a VPC would add NAT or endpoint cost without reducing exposure.",
+                    None,
+                ),
+                (
+                    "LambdaDLQ",
+                    "Invoked synchronously by the router; failures return to it and the circuit breaker "
+                    "falls back, so there is no asynchronous event to dead-letter.",
+                    None,
+                ),
+                (
+                    "LambdaConcurrency",
+                    "Reserved concurrency would take capacity from the account pool and fails to deploy in new "
+                    "accounts; the API's usage plans bound the load instead.",
+                    None,
+                ),
+            ],
+        )
+
+
+class Serving(Construct):
+    """Both serving functions; ``targets`` is the router's LAMBDA_PROVIDERS mapping."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, settings: ServingSettings) -> None:
+        super().__init__(scope, construct_id)
+        self.advisor = ServingFunction(
+            self,
+            "Advisor",
+            component="advisor",
+            description="Budgeting advice from the merged int8 LoRA adapter (ONNX Runtime)",
+            key=key,
+            memory_mb=settings.memory_mb,
+            artifact=settings.advisor,
+        )
+        self.sentiment = ServingFunction(
+            self,
+            "Sentiment",
+            component="sentiment",
+            description="Financial sentiment from the merged int8 LoRA classifier (ONNX Runtime)",
+            key=key,
+            memory_mb=settings.memory_mb,
+            artifact=settings.sentiment,
+        )
+
+    @property
+    def targets(self) -> dict[str, str]:
+        return {"advisor": self.advisor.function.function_arn, "sentiment": self.sentiment.function.function_arn}
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> None:
+        for serving in (self.advisor, self.sentiment):
+            serving.function.grant_invoke(grantee)

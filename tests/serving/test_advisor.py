@@ -1,0 +1,88 @@
+"""The advisor container handler: contract, every input error as a 400, artifact loading."""
+
+import json
+
+import pytest
+
+from advisor import handler
+from local.request_path import FakeContext
+from serving.artifacts import ArtifactError
+from tests.serving.conftest import manifest
+
+CTX = FakeContext("advisor", "us-east-1")
+
+
+@pytest.fixture
+def advisor(monkeypatch, t5_artifacts):
+    monkeypatch.setenv("MODEL_DIR", str(t5_artifacts["int8"]))
+    monkeypatch.delenv("MODEL_S3_URI", raising=False)
+    handler.generator.cache_clear()
+    yield handler
+    handler.generator.cache_clear()
+
+
+def call(event):
+    result = handler.lambda_handler(event, CTX)
+    return result["statusCode"], json.loads(result["body"])
+
+
+def test_direct_invocation_returns_advice_confidence_and_version(advisor, t5_artifacts, advisor_texts):
+    status, body = call({"query": advisor_texts[0]["prompt"][:300], "max_new_tokens": 12})
+    assert status == 200
+    assert isinstance(body["response"], str)
+    assert 0.0 < body["confidence"] <= 1.0
+    assert body["model_version"] == manifest(t5_artifacts["int8"])["model_version"]
+    assert 1 <= body["usage"]["output_tokens"] <= 12
+
+
+def test_api_gateway_proxy_event_is_accepted(advisor):
+    status, body = call({"body": json.dumps({"query": "Dining 420, groceries 300", "max_new_tokens": 4})})
+    assert status == 200 and "response" in body
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"body": "{not json"}, "not valid JSON"),
+        ({"body": ""}, "body is empty"),
+        ({"body": "[1, 2]"}, "must be a JSON object"),
+        ([1, 2], "must be a JSON object"),
+        ({}, "query: Field required"),
+        ({"query": ""}, "query: String should have at least 1 character"),
+        ({"query": "   "}, "only whitespace"),
+        ({"query": 42}, "query: Input should be a valid string"),
+        ({"query": "x", "max_new_tokens": 0}, "max_new_tokens"),
+        ({"query": "x", "temperature": 0.2}, "temperature: Extra inputs are not permitted"),
+        ({"query": "x" * 8001}, "at most 8000 characters"),
+    ],
+)
+def test_bad_input_is_a_400_that_says_what_is_wrong(advisor, event, message):
+    status, body = call(event)
+    assert status == 400
+    assert body["error"] == "bad_request"
+    assert message in body["message"]
+
+
+def test_over_the_token_limit_is_rejected_unless_truncation_is_asked_for(advisor, advisor_texts):
+    long_query = " ".join(p["prompt"] for p in advisor_texts[:6])
+    status, body = call({"query": long_query})
+    assert status == 400
+    assert "the limit is 512" in body["message"] and "truncate=true" in body["message"]
+    status, body = call({"query": long_query, "truncate": True, "max_new_tokens": 4})
+    assert status == 200
+
+
+def test_a_missing_artifact_fails_the_cold_start_clearly(monkeypatch, tmp_path):
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
+    handler.generator.cache_clear()
+    with pytest.raises(ArtifactError, match=r"no manifest\.json"):
+        handler.lambda_handler({"query": "hello"}, CTX)
+    handler.generator.cache_clear()
+
+
+def test_wrong_kind_of_artifact_is_refused(monkeypatch, bert_artifacts):
+    monkeypatch.setenv("MODEL_DIR", str(bert_artifacts["int8"]))
+    handler.generator.cache_clear()
+    with pytest.raises(ArtifactError, match="not an advisor"):
+        handler.lambda_handler({"query": "hello"}, CTX)
+    handler.generator.cache_clear()

@@ -1,0 +1,135 @@
+"""The exported graphs compute what the merged PyTorch model computes, and the artifact is whole."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from serving.artifacts import ArtifactError, verify
+from serving.classifier import Classifier
+from serving.generator import Generator
+from tests.serving.conftest import manifest
+
+
+def merged(artifacts, loader):
+    from peft import PeftModel
+
+    model = loader.from_pretrained(artifacts["base"])
+    return PeftModel.from_pretrained(model, artifacts["adapter"]).merge_and_unload().eval()
+
+
+@pytest.mark.parametrize("kind", ["t5", "llama"])
+def test_fp32_greedy_matches_transformers_generate(kind, t5_artifacts, llama_artifacts, advisor_texts):
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    artifacts = t5_artifacts if kind == "t5" else llama_artifacts
+    model = merged(artifacts, AutoModelForSeq2SeqLM if kind == "t5" else AutoModelForCausalLM)
+    generator = Generator(verify(artifacts["fp32"]))
+    for pair in advisor_texts[:3]:
+        ids = generator.encode(pair["prompt"], truncate=True)
+        ours = generator.generate_ids(ids, max_new_tokens=12, min_new_tokens=12).token_ids
+        tensor = torch.tensor([ids])
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=tensor,
+                attention_mask=torch.ones_like(tensor),
+                max_new_tokens=12,
+                min_new_tokens=12,
+                do_sample=False,
+                pad_token_id=0,
+            )
+        reference = out[0, 1:] if kind == "t5" else out[0, len(ids) :]
+        assert ours == reference.tolist()
+
+
+def mean_top_probability(model, ids, steps):
+    tensor = torch.tensor([ids])
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=tensor,
+            attention_mask=torch.ones_like(tensor),
+            max_new_tokens=steps,
+            min_new_tokens=steps,
+            do_sample=False,
+            pad_token_id=0,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+    return float(np.mean([torch.softmax(score[0], -1).max().item() for score in out.scores]))
+
+
+def test_confidence_is_the_merged_models_mean_token_probability(t5_artifacts, advisor_texts):
+    """Equal to the merged model's, different from the bare base's: the adapter is in the graph."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    generator = Generator(verify(t5_artifacts["fp32"]))
+    ids = generator.encode(advisor_texts[0]["prompt"], truncate=True)
+    ours = generator.generate_ids(ids, 8, 8).confidence
+    tuned = mean_top_probability(merged(t5_artifacts, AutoModelForSeq2SeqLM), ids, 8)
+    base = mean_top_probability(AutoModelForSeq2SeqLM.from_pretrained(t5_artifacts["base"]).eval(), ids, 8)
+    assert ours == pytest.approx(tuned, abs=1e-3)
+    assert abs(ours - base) > 1e-3
+
+
+def test_classifier_matches_merged_pytorch(bert_artifacts):
+    from transformers import AutoModelForSequenceClassification
+
+    from training_jobs.data.sentiment import LABELS
+
+    base = AutoModelForSequenceClassification.from_pretrained(bert_artifacts["base"], num_labels=len(LABELS))
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(base, bert_artifacts["adapter"]).merge_and_unload().eval()
+    classifier = Classifier(verify(bert_artifacts["fp32"]))
+    texts = ["$AAPL beats estimates, shares jump", "Guidance cut again; margins under pressure", "Flat day"]
+    predictions = classifier.predict(texts)
+    tokenizer_batch = [classifier.tokenizer.encode(t).ids for t in texts]
+    for text_ids, prediction in zip(tokenizer_batch, predictions, strict=True):
+        with torch.no_grad():
+            probs = torch.softmax(model(input_ids=torch.tensor([text_ids])).logits, -1)[0].numpy()
+        ours = np.array([prediction.probabilities[label] for label in LABELS])
+        np.testing.assert_allclose(ours, probs, atol=2e-4)
+
+
+def test_manifest_describes_the_artifact(t5_artifacts, llama_artifacts, bert_artifacts):
+    t5, llama, bert = (manifest(a["int8"]) for a in (t5_artifacts, llama_artifacts, bert_artifacts))
+    assert (t5["architecture"], t5["task"], t5["precision"]) == ("seq2seq", "advisor", "int8")
+    assert set(t5["files"]) == {"encoder.onnx", "decoder.onnx", "tokenizer.json"}
+    assert llama["architecture"] == "causal" and set(llama["files"]) == {"decoder.onnx", "tokenizer.json"}
+    assert bert["labels"] == ["negative", "neutral", "positive"] and "classifier.onnx" in bert["files"]
+    assert t5["model_version"] != manifest(t5_artifacts["fp32"])["model_version"]
+
+
+def test_int8_is_smaller_than_fp32(t5_artifacts):
+    def size(path):
+        return sum(p.stat().st_size for p in path.glob("*.onnx"))
+
+    assert size(t5_artifacts["int8"]) < 0.6 * size(t5_artifacts["fp32"])
+
+
+def test_checksum_mismatch_fails_clearly(tmp_path, t5_artifacts):
+    import shutil
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(t5_artifacts["int8"], copy)
+    with (copy / "decoder.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ArtifactError, match=r"checksum mismatch for decoder.onnx"):
+        verify(copy)
+    (copy / "decoder.onnx").unlink()
+    with pytest.raises(ArtifactError, match=r"decoder.onnx is listed in the manifest but missing"):
+        verify(copy)
+
+
+def test_export_cli_writes_serve_next_to_the_adapter(tmp_path, t5_artifacts, capsys):
+    import shutil
+
+    from training_jobs.export.onnx_export import main
+
+    adapter = tmp_path / "model"
+    shutil.copytree(t5_artifacts["adapter"], adapter)
+    assert main(["--adapter", str(adapter), "--base-model", str(t5_artifacts["base"])]) == 0
+    assert json.loads((adapter / "serve" / "manifest.json").read_text())["precision"] == "int8"
+    assert main(["--adapter", str(tmp_path / "nothing")]) == 2
+    assert "adapter_config.json" in capsys.readouterr().err
