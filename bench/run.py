@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import subprocess  # nosec B404 - runs this package's own worker module
 import sys
 import time
 from pathlib import Path
@@ -64,7 +64,7 @@ def prompt_ids(tokenizer_dir: Path, seq2seq: bool) -> list[int]:
     """Exactly PROMPT_TOKENS ids of a real advisor prompt (repeated when the tokenizer is coarse)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)  # nosec B615 - a local directory
     ids = tokenizer(example_prompts(1)[0], add_special_tokens=False).input_ids
     while len(ids) < PROMPT_TOKENS:
         ids = ids + ids
@@ -95,7 +95,7 @@ def prepare_model(name: str, base: Path, work: Path) -> dict[str, Path]:
         loader = AutoModelForSeq2SeqLM if "t5" in name else AutoModelForCausalLM
         merged = PeftModel.from_pretrained(loader.from_pretrained(base), paths["adapter"]).merge_and_unload()
         merged.save_pretrained(paths["merged"])
-        AutoTokenizer.from_pretrained(base).save_pretrained(paths["merged"])
+        AutoTokenizer.from_pretrained(base).save_pretrained(paths["merged"])  # nosec B615 - a local directory
     for precision in ("fp32", "int8"):
         if not (paths[precision] / "manifest.json").exists():
             export(paths["adapter"], paths[precision], precision, base_model=str(base), max_input_tokens=512)

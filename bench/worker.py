@@ -36,7 +36,7 @@ def torch_runner(spec: dict[str, Any]) -> Any:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     torch.set_num_threads(spec["threads"])
-    config = AutoConfig.from_pretrained(spec["model"])
+    config = AutoConfig.from_pretrained(spec["model"])  # nosec B615 - a local directory
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
     loader = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     model = loader.from_pretrained(spec["model"], dtype=torch.float32, attn_implementation="eager")

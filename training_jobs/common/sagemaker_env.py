@@ -68,7 +68,7 @@ def export_serving_artifact(args: argparse.Namespace, model_dir: Path, max_input
         return
     from training_jobs.export.onnx_export import export
 
-    export(model_dir, model_dir / "serve", "int8", max_input_tokens=max_input_tokens)
+    export(model_dir, model_dir / "serve", "int8", max_input_tokens=max_input_tokens, revision=args.base_model_revision)
 
 
 def check_optimisation(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -128,11 +128,11 @@ def random_adapter(
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(base_dir)
+    config = AutoConfig.from_pretrained(base_dir)  # nosec B615 - a local directory
     if labels:
         from transformers import AutoModelForSequenceClassification
 
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = AutoModelForSequenceClassification.from_pretrained(  # nosec B615 - a local directory
             base_dir,
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
@@ -140,9 +140,11 @@ def random_adapter(
         )
         task, targets = TaskType.SEQ_CLS, ["query", "value"]
     elif getattr(config, "is_encoder_decoder", False):
-        model, task, targets = AutoModelForSeq2SeqLM.from_pretrained(base_dir), TaskType.SEQ_2_SEQ_LM, ["q", "v"]
+        model = AutoModelForSeq2SeqLM.from_pretrained(base_dir)  # nosec B615 - a local directory
+        task, targets = TaskType.SEQ_2_SEQ_LM, ["q", "v"]
     else:
-        model, task, targets = AutoModelForCausalLM.from_pretrained(base_dir), TaskType.CAUSAL_LM, ["q_proj", "v_proj"]
+        model = AutoModelForCausalLM.from_pretrained(base_dir)  # nosec B615 - a local directory
+        task, targets = TaskType.CAUSAL_LM, ["q_proj", "v_proj"]
     torch.manual_seed(seed)
     peft_model = get_peft_model(model, LoraConfig(task_type=task, r=r, lora_alpha=2 * r, target_modules=targets))
     with torch.no_grad():
@@ -150,5 +152,5 @@ def random_adapter(
             if "lora_B" in name:
                 parameter.normal_(0.0, 0.02)
     peft_model.save_pretrained(out_dir)
-    AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)  # nosec B615 - a local directory
     return out_dir

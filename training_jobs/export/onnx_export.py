@@ -42,7 +42,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_merged(adapter_dir: Path, base_model: str | None = None) -> tuple[Any, Any, str]:
+def load_merged(adapter_dir: Path, base_model: str | None = None, revision: str | None = None) -> tuple[Any, Any, str]:
     """The base with the adapter folded in, its tokenizer, and the task kind."""
     from peft import PeftConfig, PeftModel
     from transformers import (
@@ -55,9 +55,9 @@ def load_merged(adapter_dir: Path, base_model: str | None = None) -> tuple[Any, 
 
     if not (adapter_dir / "adapter_config.json").is_file():
         raise JobSetupError(f"{adapter_dir} holds no adapter_config.json: pass the training job's model directory")
-    peft_config = PeftConfig.from_pretrained(adapter_dir)
+    peft_config = PeftConfig.from_pretrained(adapter_dir)  # nosec B615 - a local directory
     base = resolve_base_model(base_model or peft_config.base_model_name_or_path)
-    config = AutoConfig.from_pretrained(base)
+    config = AutoConfig.from_pretrained(base, revision=revision)
     task_type = str(peft_config.task_type)
     if task_type.endswith("SEQ_CLS"):
         kind = "classifier"
@@ -65,6 +65,7 @@ def load_merged(adapter_dir: Path, base_model: str | None = None) -> tuple[Any, 
 
         model = AutoModelForSequenceClassification.from_pretrained(
             base,
+            revision=revision,
             attn_implementation="eager",  # plain ops trace; fused attention kernels do not
             num_labels=len(LABELS),
             id2label=dict(enumerate(LABELS)),
@@ -72,13 +73,16 @@ def load_merged(adapter_dir: Path, base_model: str | None = None) -> tuple[Any, 
         )
     elif getattr(config, "is_encoder_decoder", False):
         kind = "seq2seq"
-        model = AutoModelForSeq2SeqLM.from_pretrained(base, dtype=torch.float32)
+        model = AutoModelForSeq2SeqLM.from_pretrained(base, revision=revision, dtype=torch.float32)
     else:
         kind = "causal"
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+        model = AutoModelForCausalLM.from_pretrained(base, revision=revision, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()  # nosec B615 - local directory
     merged.eval()
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base)
+    if (adapter_dir / "tokenizer_config.json").exists():  # the training job saves it beside the adapter
+        tokenizer = AutoTokenizer.from_pretrained(adapter_dir)  # nosec B615 - a local directory
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(base, revision=revision)
     return merged, tokenizer, kind
 
 
@@ -213,9 +217,12 @@ def prompt_template(tokenizer: Any, kind: str) -> dict[str, str]:
 
 
 def quantize(source: Path, target: Path) -> None:
+    """Dynamic int8: int8 weights with one scale per output channel, activations quantised at run
+    time. Per-channel scales matter: with one scale per tensor, the classifier lost 2.1 macro-F1
+    points against fp32 on the offline corpus; per channel it is within 0.3 (tests/serving)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
 
 
 def export(
@@ -225,13 +232,14 @@ def export(
     base_model: str | None = None,
     task: str | None = None,
     max_input_tokens: int = 256,
+    revision: str | None = None,
 ) -> dict[str, Any]:
     """Write the serving artifact into ``out`` and return its manifest."""
     if precision not in PRECISIONS:
         raise JobSetupError(f"precision must be one of {PRECISIONS}")
     started = time.perf_counter()
     print(f"[export] merging {adapter_dir} into its base", flush=True)
-    model, tokenizer, kind = load_merged(adapter_dir, base_model)
+    model, tokenizer, kind = load_merged(adapter_dir, base_model, revision)
     task = task or ("sentiment" if kind == "classifier" else "advisor")
     if not getattr(tokenizer, "is_fast", False):
         raise JobSetupError("the runtime needs a fast tokenizer (tokenizer.json); this base has none")
@@ -282,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-model", default=None, help="override the base named in adapter_config.json")
     parser.add_argument("--task", choices=("advisor", "sentiment"), default=None)
     parser.add_argument("--max-input-tokens", type=int, default=256)
+    parser.add_argument("--base-model-revision", default=None, help="Hub commit to pin when the base is a Hub id")
     args = parser.parse_args(argv)
     try:
         export(
@@ -291,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             args.base_model,
             args.task,
             args.max_input_tokens,
+            args.base_model_revision,
         )
     except JobSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,94 @@
+"""The serving container Lambdas in the synthesized templates: image assets, sizing, wiring."""
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match
+
+from tests.infrastructure.conftest import synthesize
+from tests.infrastructure.test_regional_stack import REGIONS, actions_of, statements_of
+
+
+def image_functions(template):
+    return {
+        logical_id: resource
+        for logical_id, resource in template.find_resources("AWS::Lambda::Function").items()
+        if resource["Properties"].get("PackageType") == "Image"
+    }
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_two_image_functions_with_two_vcpus_tracing_and_encrypted_environment(synthesized, region):
+    functions = image_functions(synthesized.regional(region))
+    assert sorted(k[: -len("Function") - 8] for k in functions) == ["ServingAdvisor", "ServingSentiment"]
+    for resource in functions.values():
+        props = resource["Properties"]
+        assert props["MemorySize"] == 3008
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert "KmsKeyArn" in props
+        assert props["Environment"]["Variables"]["ORT_THREADS"] == "2"
+        assert "MODEL_S3_URI" not in props["Environment"]["Variables"]  # baked into the image by default
+
+
+def test_image_assets_are_synthesized_from_each_dockerfile(synthesized):
+    manifest = json.loads(next(synthesized.outdir.glob("FinAi-us-east-1.assets.json")).read_text())
+    images = manifest["dockerImages"].values()
+    files = sorted(image["source"]["dockerFile"] for image in images)
+    assert files == ["advisor/Dockerfile", "sentiment/Dockerfile"]
+    for image in images:
+        assert image["source"]["platform"] == "linux/amd64"
+        assert (synthesized.outdir / image["source"]["directory"] / image["source"]["dockerFile"]).is_file()
+
+
+def test_router_maps_targets_to_the_functions_and_may_invoke_only_them(synthesized):
+    template = synthesized.regional("us-east-1")
+    router = next(
+        r for k, r in template.find_resources("AWS::Lambda::Function").items() if k.startswith("RouterFunction")
+    )
+    providers = router["Properties"]["Environment"]["Variables"]["LAMBDA_PROVIDERS"]
+    rendered = json.dumps(providers)
+    assert "ServingAdvisor" in rendered and "ServingSentiment" in rendered
+    invokes = [s for s in statements_of(template, "RouterRole") if "lambda:InvokeFunction" in actions_of(s)]
+    targets = json.dumps([s["Resource"] for s in invokes])
+    assert "ServingAdvisor" in targets and "ServingSentiment" in targets
+    assert '"*"' not in targets
+
+
+def test_s3_artifact_config_sets_the_pin_and_grants_only_that_prefix(tmp_path):
+    sha = "ab" * 32
+    synthesized = synthesize(
+        tmp_path,
+        {"serving": {"advisor": {"artifact_s3_uri": "s3://finai-models/advisor/v7", "manifest_sha256": sha}}},
+    )
+    template = synthesized.regional("us-east-1")
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "PackageType": "Image",
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"MODEL_S3_URI": "s3://finai-models/advisor/v7", "MODEL_MANIFEST_SHA256": sha}
+                )
+            },
+        },
+    )
+    statements = statements_of(template, "ServingAdvisorRole")
+    s3_resources = json.dumps([s["Resource"] for s in statements if any(a.startswith("s3:") for a in actions_of(s))])
+    assert "finai-models/advisor/v7/*" in s3_resources
+    assert "s3:PutObject" not in json.dumps(statements)
+
+
+@pytest.mark.parametrize(
+    ("serving", "message"),
+    [
+        ({"advisor": {"artifact_s3_uri": "s3://bucket/prefix"}}, "go together"),
+        ({"advisor": {"artifact_s3_uri": "http://x/y", "manifest_sha256": "ab" * 32}}, "artifact_s3_uri"),
+        ({"memory_mb": 512}, "memory_mb"),
+    ],
+)
+def test_bad_serving_config_fails_synth(serving, message):
+    from cdk_app.config import load_config
+    from tests.infrastructure.conftest import cdk_json_context
+
+    with pytest.raises(ValueError, match=message):
+        load_config({**cdk_json_context(), "serving": serving})
