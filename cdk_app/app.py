@@ -1,6 +1,7 @@
 """Entry point: ``cdk synth`` runs ``python -m cdk_app.app``.
 
-One RegionalStack per region (primary, secondary) and one GlobalStack. Synth reads only CDK
+One RegionalStack per region (primary, secondary), each with its half of the DNS failover, and
+the training stack in the primary region. Synth reads only CDK
 context and repository files: no AWS calls, clock, git or user name, so it is deterministic.
 """
 
@@ -12,7 +13,6 @@ import aws_cdk as cdk
 
 from cdk_app.compliance import apply_compliance
 from cdk_app.config import CONTEXT_KEYS, PlatformConfig, load_config
-from stacks.global_stack import GlobalStack
 from stacks.regional_stack import RegionalStack
 from stacks.training_stack import TrainingStack
 
@@ -56,19 +56,9 @@ def build(app: cdk.App, config: PlatformConfig, *, compliance: bool = True) -> l
             description="FinAI platform adapter training pipeline",
         )
     )
-    if config.dns_failover_enabled:
-        stacks.append(
-            GlobalStack(
-                app,
-                f"{STACK_PREFIX}-global",
-                config=config,
-                env=cdk.Environment(account=config.account, region=config.primary_region),
-                description="FinAI platform DNS failover",
-            )
-        )
-    else:
-        # CloudFormation rejects a stack without resources, so there is no global stack at all
-        # until a domain is configured; the primary stack carries the notice.
+    if not config.dns_failover_enabled:
+        # Each regional stack owns its half of the failover (stacks/dns_failover.py), so without a
+        # domain there is nothing to create; the primary stack carries the notice.
         cdk.Annotations.of(stacks[0]).add_info(DNS_OFF_NOTICE)
     if compliance:
         apply_compliance(app)

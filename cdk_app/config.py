@@ -29,6 +29,7 @@ CONTEXT_KEYS = (
     "account",
     "domain_name",
     "hosted_zone_id",
+    "hosted_zone_name",
     "alarm_email",
     "bedrock_models",
     "fallback_model",
@@ -38,7 +39,19 @@ CONTEXT_KEYS = (
     "api_auth",
     "api_clients",
     "serving",
+    "monitoring",
+    "model_prices",
 )
+
+# USD per 1,000 input and output tokens (on-demand, us-east-1, as published when this was written).
+# Dashboards estimate cost from token metrics with these, and the benchmark weighs cost with them;
+# override with the model_prices context key when prices or models change.
+DEFAULT_MODEL_PRICES: dict[str, tuple[float, float]] = {
+    "anthropic.claude-3-haiku-20240307-v1:0": (0.00025, 0.00125),
+    "anthropic.claude-3-5-sonnet-20240620-v1:0": (0.003, 0.015),
+    "amazon.nova-lite-v1:0": (0.00006, 0.00024),
+    "amazon.nova-micro-v1:0": (0.000035, 0.00014),
+}
 
 
 class BedrockModels(BaseModel):
@@ -135,6 +148,19 @@ class ServingSettings(BaseModel):
     sentiment: ServingArtifact = ServingArtifact()
 
 
+class MonitoringSettings(BaseModel):
+    """Alarm thresholds (per region). Every alarm notifies the alarm topic."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alarms_enabled: bool = True
+    latency_p99_ms: int = Field(default=8000, ge=100, le=29_000)  # API Gateway's hard limit is 29 s
+    error_rate_5xx: float = Field(default=0.05, gt=0, le=1)
+    degraded_rate: float = Field(default=0.20, gt=0, le=1)
+    lambda_throttles: int = Field(default=1, ge=1)
+    period_seconds: Literal[60, 300] = 60
+
+
 class PlatformConfig(BaseModel):
     """Everything that varies between deployments of the platform."""
 
@@ -145,6 +171,7 @@ class PlatformConfig(BaseModel):
     account: str | None = None
     domain_name: str | None = None
     hosted_zone_id: str | None = None
+    hosted_zone_name: str | None = None  # default: the parent of domain_name (api.example.com -> example.com)
     alarm_email: str | None = None
     bedrock_models: BedrockModels
     # The API rejects longer prompts with 413 before starting the state machine, whose
@@ -156,6 +183,8 @@ class PlatformConfig(BaseModel):
     api_auth: Literal["api_key", "iam"] = "api_key"
     api_clients: tuple[str, ...] = Field(default=("default",), min_length=1)
     serving: ServingSettings = ServingSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    model_prices: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_MODEL_PRICES))
 
     @field_validator("api_clients")
     @classmethod
@@ -189,11 +218,22 @@ class PlatformConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _check_prices(self) -> PlatformConfig:
+        missing = [m for m in self.bedrock_models.all_ids if m not in self.model_prices]
+        if missing:
+            raise ValueError(f"model_prices has no price for {missing}: cost dashboards need one per model")
+        if any(p < 0 for pair in self.model_prices.values() for p in pair):
+            raise ValueError("model_prices must not be negative")
+        return self
+
+    @model_validator(mode="after")
     def _check_cross_fields(self) -> PlatformConfig:
         if self.primary_region == self.secondary_region:
             raise ValueError("primary_region and secondary_region must differ")
         if (self.domain_name is None) != (self.hosted_zone_id is None):
             raise ValueError("domain_name and hosted_zone_id go together: set both or neither")
+        if self.dns_failover_enabled and not self.monitoring.alarms_enabled:
+            raise ValueError("DNS failover reads the model-path alarms: it needs monitoring.alarms_enabled")
         return self
 
     @property

@@ -8,14 +8,16 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from cdk_app.compliance import acknowledge
-from cdk_app.config import PlatformConfig
-from stacks.api_front import ApiFront
+from cdk_app.config import PlatformConfig, load_strategy
+from stacks.api_front import STAGE, ApiFront
 from stacks.circuit_breaker import CircuitBreaker
 from stacks.common import PlatformKey
 from stacks.degradation import Degradation
+from stacks.dns_failover import DnsFailover, zone_name_for
 from stacks.fallback import Fallback
 from stacks.guardrail import Guardrail
 from stacks.model_config import ModelConfig
+from stacks.monitoring import Monitoring
 from stacks.operations import Operations
 from stacks.router import Router
 from stacks.serving import Serving
@@ -41,6 +43,17 @@ class RegionalStack(Stack):
             lambda_providers=serving.targets,
         )
         serving.grant_invoke(router.function)
+        acknowledge(
+            router.handler,
+            [
+                (
+                    "IAM5",
+                    "grant_invoke adds '<function arn>:*' so the router may call published versions and aliases "
+                    "of the two serving functions; it names no other function.",
+                    ["regex:^Resource::<ServingSentimentFunction[0-9A-F]+\\.Arn>:\\*$", "regex:^Resource::<ServingAdvisorFunction[0-9A-F]+\\.Arn>:\\*$"],
+                )
+            ],
+        )
         fallback = Fallback(
             self, "Fallback", key=key, powertools_layer_version=layer, model_id=config.bedrock_models.fallback
         )
@@ -79,5 +92,43 @@ class RegionalStack(Stack):
                 )
             ],
         )
+        strategy = load_strategy()
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=config.monitoring,
+            topic=operations.topic,
+            api=self.api_front.api,
+            stage=STAGE,
+            functions={
+                "ApiFront": self.api_front.function,
+                "Router": router.function,
+                "Fallback": fallback.function,
+                "Degradation": degradation.function,
+                "Advisor": serving.advisor.function,
+                "Sentiment": serving.sentiment.function,
+            },
+            state_machine=self.breaker.state_machine,
+            model_ids=config.bedrock_models.all_ids,
+            model_prices=config.model_prices,
+            variants=[(uc, v["name"]) for uc, entry in strategy["use_cases"].items() for v in entry["variants"]],
+        )
+        if config.dns_failover_enabled and config.domain_name and config.hosted_zone_id:
+            assert self.monitoring.five_xx_alarm and self.monitoring.model_path_alarm  # noqa: S101 - config forbids it
+            self.dns = DnsFailover(
+                self,
+                "DnsFailover",
+                domain_name=config.domain_name,
+                hosted_zone_id=config.hosted_zone_id,
+                zone_name=config.hosted_zone_name or zone_name_for(config.domain_name),
+                failover="PRIMARY" if self.region == config.primary_region else "SECONDARY",
+                api=self.api_front.api,
+                stage=STAGE,
+                alarms=[
+                    (self.monitoring.five_xx_alarm_name, self.monitoring.five_xx_alarm),
+                    (self.monitoring.model_path_alarm_name, self.monitoring.model_path_alarm),
+                ],
+            )
+            CfnOutput(self, "FailoverRecord", value=self.dns.record.domain_name, description="Route 53 failover name")
         CfnOutput(self, "ApiUrl", value=self.api_front.url, description="Regional API base URL")
         CfnOutput(self, "StateMachineArn", value=self.breaker.state_machine.state_machine_arn)

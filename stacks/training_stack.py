@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cdk_monitoring_constructs as mc
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
@@ -11,6 +12,7 @@ from cdk_app.compliance import acknowledge
 from cdk_app.config import PlatformConfig
 from stacks.common import PlatformKey
 from stacks.model_config import ModelConfig
+from stacks.operations import Operations
 from stacks.training_pipeline import TrainingPipeline
 
 
@@ -27,6 +29,26 @@ class TrainingStack(Stack):
             settings=config.training,
             model_config=model_config,
             powertools_layer_version=config.powertools_layer_version,
+        )
+        operations = Operations(self, "Operations", key=key, alarm_email=config.alarm_email)
+        self.monitoring = mc.MonitoringFacade(
+            self,
+            "Monitoring",
+            alarm_factory_defaults=mc.AlarmFactoryDefaults(
+                actions_enabled=True,
+                alarm_name_prefix="FinAi-training",
+                action=mc.SnsAlarmActionStrategy(on_alarm_topic=operations.topic),
+            ),
+            dashboard_factory=mc.DefaultDashboardFactory(self, "Dashboards", dashboard_name_prefix="FinAi-training"),
+        )
+        self.monitoring.add_large_header("Adapter training pipeline")
+        self.monitoring.monitor_step_function(
+            state_machine=self.pipeline.state_machine,
+            alarm_friendly_name="Pipeline",
+            human_readable_name="Training pipeline (train, gate, register, promote)",
+            add_failed_execution_count_alarm=(
+                {"Warning": mc.ErrorCountThreshold(max_error_count=0)} if config.monitoring.alarms_enabled else None
+            ),
         )
         acknowledge(
             self,

@@ -166,6 +166,7 @@ def post_generate(body: GenerateRequest) -> Response[Any]:
     )
     emit("Requests", 1, use_case=str(body.use_case), tier=tier)
     emit("Requests", 1, model=model, tier=tier)
+    emit("Requests", 1, tier=tier)  # tier alone: the degraded-rate alarm and the tier widget sum these
     emit("Latency", latency_ms, MetricUnit.Milliseconds, tier=tier)
     return _respond(outcome)
 
@@ -177,7 +178,13 @@ def post_generate(body: GenerateRequest) -> Response[Any]:
     tags=["health"],
 )
 def get_health() -> HealthResponse:
-    return health(circuit_reader(), settings().region)
+    result = health(circuit_reader(), settings().region)
+    # Route 53 calls this every 10 s from several checkers, so these form a live time series of
+    # circuit state per model; the alarms and the dashboard read them.
+    for model, circuit in result.circuits.items():
+        emit("CircuitOpen", 1 if circuit.state == "OPEN" else 0, model=model)
+    emit("ModelPathHealthy", 1 if result.status == "ok" else 0)
+    return result
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -127,7 +127,8 @@ def test_stage_has_access_logs_tracing_and_throttling(synthesized, region):
 @pytest.mark.parametrize("region", REGIONS)
 def test_functions_trace_and_log_to_their_own_encrypted_groups(synthesized, region):
     template = synthesized.regional(region)
-    functions = template.find_resources("AWS::Lambda::Function")
+    every_function = template.find_resources("AWS::Lambda::Function")
+    functions = {k: f for k, f in every_function.items() if f["Properties"].get("PackageType") != "Image"}
     assert {f["Properties"]["Handler"] for f in functions.values()} == {
         "router.handler.lambda_handler",
         "fallback.handler.lambda_handler",
@@ -142,6 +143,9 @@ def test_functions_trace_and_log_to_their_own_encrypted_groups(synthesized, regi
             ":layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:" in json.dumps(layer) for layer in props["Layers"]
         )
         assert props["Runtime"] == "python3.13"
+    for function in every_function.values():  # the container functions too (tests/infrastructure/test_serving.py)
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
+        assert "LogGroup" in function["Properties"]["LoggingConfig"]
     for group in template.find_resources("AWS::Logs::LogGroup").values():
         assert "KmsKeyId" in group["Properties"]
         assert group["Properties"]["RetentionInDays"] == 365
@@ -153,7 +157,7 @@ def test_no_function_role_uses_a_managed_policy(synthesized, region):
     roles = template.find_resources("AWS::IAM::Role")
     functions = template.find_resources("AWS::Lambda::Function")
     role_ids = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()}
-    assert len(role_ids) == 4, "each function has its own role"
+    assert len(role_ids) == len(functions) == 6, "each function has its own role"
     for role_id in role_ids:
         assert "ManagedPolicyArns" not in roles[role_id]["Properties"], role_id
 

@@ -1,0 +1,265 @@
+"""Operator dashboards and alarms for one region, built with cdk-monitoring-constructs.
+
+The facade renders the API, every function and the circuit-breaker state machine; custom groups
+add what only this platform emits (tiers, circuit state, tokens and cost per model, A/B variants).
+Every alarm notifies the encrypted alarm topic. ``RegionUnhealthy`` (composite) tells operators
+that the model path is down; Route 53 cannot watch composite or metric-math alarms, so the DNS
+failover construct combines the same single-metric alarms in a calculated health check instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cdk_monitoring_constructs as mc
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from cdk_app.config import MonitoringSettings
+
+NAMESPACE = "FinAI"
+TIERS = ("primary", "fallback", "degraded")
+
+
+def platform_metric(name: str, service: str, statistic: str, period: Duration, **dimensions: str) -> cloudwatch.Metric:
+    """A metric the Lambdas emit through Powertools (which adds the ``service`` dimension)."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=name,
+        dimensions_map={**dimensions, "service": service},
+        statistic=statistic,
+        period=period,
+    )
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: MonitoringSettings,
+        topic: sns.ITopic,
+        api: apigw.RestApi,
+        stage: str,
+        functions: dict[str, lambda_.IFunction],
+        state_machine: sfn.IStateMachine,
+        model_ids: Sequence[str],
+        model_prices: dict[str, tuple[float, float]],
+        variants: Sequence[tuple[str, str]],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        period = Duration.seconds(settings.period_seconds)
+        enabled = settings.alarms_enabled
+        self.facade = mc.MonitoringFacade(
+            self,
+            "Facade",
+            alarm_factory_defaults=mc.AlarmFactoryDefaults(
+                actions_enabled=True,
+                alarm_name_prefix="FinAi",
+                action=mc.SnsAlarmActionStrategy(on_alarm_topic=topic, on_ok_topic=topic),
+                datapoints_to_alarm=2,
+                evaluation_periods=3,
+            ),
+            metric_factory_defaults=mc.MetricFactoryDefaults(period=period),
+            dashboard_factory=mc.DefaultDashboardFactory(
+                self, "Dashboards", dashboard_name_prefix="FinAi", create_alarm_dashboard=True
+            ),
+        )
+        self.facade.add_large_header("FinAI platform: API, request path and models")
+        self.facade.monitor_api_gateway(
+            api=api,
+            api_stage=stage,
+            human_readable_name="Public API",
+            alarm_friendly_name="Api",
+            latency_types_to_render=[mc.LatencyType.P50, mc.LatencyType.P99],
+            add_latency_p99_alarm=(
+                {"Critical": mc.LatencyThreshold(max_latency=Duration.millis(settings.latency_p99_ms))}
+                if enabled
+                else None
+            ),
+        )
+        for name, function in functions.items():
+            self.facade.monitor_lambda_function(
+                lambda_function=function,
+                alarm_friendly_name=name,
+                human_readable_name=f"{name} function",
+                add_throttles_count_alarm=(
+                    {"Critical": mc.ErrorCountThreshold(max_error_count=settings.lambda_throttles - 1)}
+                    if enabled
+                    else None
+                ),
+            )
+        self.facade.monitor_step_function(
+            state_machine=state_machine, alarm_friendly_name="CircuitBreaker", human_readable_name="Circuit breaker"
+        )
+
+        requests = {tier: platform_metric("Requests", "api_front", "Sum", period, tier=tier) for tier in TIERS}
+        degraded_rate = cloudwatch.MathExpression(
+            expression="degraded / MAX([primary + fallback + degraded, 1])",
+            using_metrics=requests,
+            label="Degraded share of answers",
+            period=period,
+        )
+        self.circuit_open = {
+            model: platform_metric("CircuitOpen", "api_front", "Maximum", period, model=model) for model in model_ids
+        }
+        self.model_path_healthy = platform_metric("ModelPathHealthy", "api_front", "Minimum", period)
+        self.facade.monitor_custom(
+            alarm_friendly_name="Tiers",
+            human_readable_name="Answers by tier",
+            metric_groups=[
+                mc.CustomMetricGroup(title="Requests by tier", metrics=list(requests.values())),
+                mc.CustomMetricGroup(
+                    title="Degraded share",
+                    metrics=[
+                        mc.CustomMetricWithAlarm(
+                            alarm_friendly_name="DegradedRate",
+                            metric=degraded_rate,
+                            add_alarm={
+                                "Critical": mc.CustomThreshold(
+                                    threshold=settings.degraded_rate,
+                                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+                                )
+                            }
+                            if enabled
+                            else {},
+                        )
+                    ],
+                ),
+            ],
+        )
+        self.facade.monitor_custom(
+            alarm_friendly_name="Circuits",
+            human_readable_name="Circuit state per model (1 = open)",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title="Circuit open",
+                    metrics=[
+                        mc.CustomMetricWithAlarm(
+                            alarm_friendly_name=f"CircuitOpen-{_slug(model)}",
+                            metric=metric,
+                            add_alarm={
+                                "Warning": mc.CustomThreshold(
+                                    threshold=1,
+                                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+                                )
+                            }
+                            if enabled
+                            else {},
+                        )
+                        for model, metric in self.circuit_open.items()
+                    ],
+                )
+            ],
+        )
+        self.facade.monitor_custom(
+            alarm_friendly_name="Models",
+            human_readable_name="Tokens and estimated cost per model",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title="Tokens",
+                    metrics=[
+                        platform_metric(kind, "router", "Sum", period, model=model)
+                        for model in model_ids
+                        for kind in ("InputTokens", "OutputTokens")
+                    ],
+                ),
+                mc.CustomMetricGroup(
+                    title="Estimated cost (USD)",
+                    metrics=[_cost(model, model_prices[model], period) for model in model_ids],
+                ),
+            ],
+        )
+        self.facade.monitor_custom(
+            alarm_friendly_name="Variants",
+            human_readable_name="A/B variants (strategy weights)",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title="Invocations per variant",
+                    metrics=[
+                        platform_metric("VariantInvocations", "router", "Sum", period, use_case=uc, variant=v)
+                        for uc, v in variants
+                    ],
+                ),
+                mc.CustomMetricGroup(
+                    title="p50 latency per variant (ms)",
+                    metrics=[
+                        platform_metric("VariantLatency", "router", "p50", period, use_case=uc, variant=v)
+                        for uc, v in variants
+                    ],
+                ),
+            ],
+        )
+        self.five_xx_alarm_name = f"FinAi-Api-5XX-Rate-{scope.node.id}"
+        self.model_path_alarm_name = f"FinAi-ModelPathUnhealthy-{scope.node.id}"
+        self.five_xx_alarm: cloudwatch.Alarm | None = None
+        self.model_path_alarm: cloudwatch.Alarm | None = None
+        if enabled:
+            # 5XXError's Average is the fault rate: a single metric, which Route 53 can watch.
+            self.five_xx_alarm = cloudwatch.Alarm(
+                self,
+                "FiveXXRate",
+                alarm_name=self.five_xx_alarm_name,
+                alarm_description=f"More than {settings.error_rate_5xx:.0%} of API requests end in 5XX",
+                metric=api.metric_server_error(statistic="Average", period=period),
+                threshold=settings.error_rate_5xx,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            self.five_xx_alarm.add_alarm_action(actions.SnsAction(topic))
+            self.five_xx_alarm.add_ok_action(actions.SnsAction(topic))
+            # Single metric, Minimum: one of the forms Route 53 alarm health checks accept.
+            self.model_path_alarm = cloudwatch.Alarm(
+                self,
+                "ModelPathUnhealthy",
+                alarm_name=self.model_path_alarm_name,
+                alarm_description="Health reports the model path down: every circuit open or the circuit table unreachable",
+                metric=self.model_path_healthy,
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            self.model_path_alarm.add_alarm_action(actions.SnsAction(topic))
+            self.model_path_alarm.add_ok_action(actions.SnsAction(topic))
+            self.region_unhealthy = cloudwatch.CompositeAlarm(
+                self,
+                "RegionUnhealthy",
+                composite_alarm_name=f"FinAi-RegionUnhealthy-{scope.node.id}",
+                alarm_description="The region should not serve: high 5XX rate or the model path down",
+                alarm_rule=cloudwatch.AlarmRule.any_of(self.five_xx_alarm, self.model_path_alarm),
+            )
+            self.region_unhealthy.add_alarm_action(actions.SnsAction(topic))
+            self.region_unhealthy.add_ok_action(actions.SnsAction(topic))
+
+
+def _slug(model_id: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in model_id)[:60]
+
+
+def _cost(model_id: str, price: tuple[float, float], period: Duration) -> cloudwatch.MathExpression:
+    # Metric ids are unique per graph, so each model's pair gets its own.
+    key = "m" + "".join(ch for ch in model_id.lower() if ch.isalnum())[:40]
+    tokens = {
+        f"{key}i": platform_metric("InputTokens", "router", "Sum", period, model=model_id),
+        f"{key}o": platform_metric("OutputTokens", "router", "Sum", period, model=model_id),
+    }
+    return cloudwatch.MathExpression(
+        # Plain decimals: CloudWatch math does not read exponent notation (3.5e-05).
+        expression=f"({key}i * {price[0]:.10f} + {key}o * {price[1]:.10f}) / 1000",
+        using_metrics=tokens,
+        label=f"{model_id} USD",
+        period=period,
+    )
