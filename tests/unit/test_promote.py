@@ -52,8 +52,23 @@ def test_promote_publishes_then_deploys():
     assert store.deployed == [2]
 
 
-def test_promote_without_a_serving_variant_changes_nothing():
+def without_lambda_variants():
+    document = copy.deepcopy(DOCUMENT)
+    for entry in document["use_cases"].values():
+        entry["variants"] = [v for v in entry["variants"] if v["provider"] != "lambda"]
+    return document
+
+
+def test_shipped_strategy_promotes_into_its_dormant_advisor_variant():
     store = InMemoryStrategyStore(copy.deepcopy(DOCUMENT))
+    result = promote(EVENT, store)
+    assert result["promoted"] is True and result["variants"] == ["budgeting_advice:B"]
+    variant = store.versions[-1]["use_cases"]["budgeting_advice"]["variants"][1]
+    assert (variant["model_id"], variant["weight"]) == ("advisor-run1", 0)  # traffic stays an operator decision
+
+
+def test_promote_without_a_serving_variant_changes_nothing():
+    store = InMemoryStrategyStore(without_lambda_variants())
     assert promote(EVENT, store)["promoted"] is False
     assert len(store.versions) == 1
     assert store.deployed == []

@@ -1,0 +1,105 @@
+"""Failover between two emulated regions, following the synthesized health-check settings.
+
+The primary is the real request path (front Lambda, ASL in moto, router, fallback, degradation);
+when every model fails, its circuits open, health turns "degraded" and the string match fails.
+The secondary is a healthy region. Requests must move to the secondary once the detection
+window (RequestInterval x FailureThreshold, read from the template) has passed, not before.
+"""
+
+import json
+
+import pytest
+
+from local.failover import EmulatedHealthCheck, FailoverFront, HealthCheckSettings, Region
+from local.request_path import FakeContext, api_event, local_request_path
+
+FAILOVER_TEMPLATE_OVERRIDES = {"domain_name": "api.bank.example", "hosted_zone_id": "Z0123456789ABCDEFGHIJ"}
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    from tests.infrastructure.conftest import synthesize
+
+    synthesized = synthesize(tmp_path_factory.mktemp("failover"), FAILOVER_TEMPLATE_OVERRIDES)
+    template = json.loads((synthesized.outdir / "FinAi-us-east-1.template.json").read_text())
+    return HealthCheckSettings.from_template(template)
+
+
+def raw_api(region, method, path, body=None):
+    from api_front import handler as front
+
+    result = front.lambda_handler(api_event(method, path, body), FakeContext("api_front", region))
+    return int(result["statusCode"]), result["body"]
+
+
+def test_settings_come_from_the_template(settings):
+    assert (settings.request_interval, settings.failure_threshold) == (10, 3)
+    assert settings.detection_window_s == 30
+    assert settings.search_string == '"status":"ok"'
+
+
+def test_requests_fail_over_after_the_detection_window_and_not_before(settings):
+    served = []
+
+    def secondary_serve(body):
+        served.append(body)
+        return 200, {"answer": "from the secondary", "tier": "primary", "region": "us-west-2"}
+
+    secondary = Region("us-west-2", probe=lambda: (200, '{"status":"ok","region":"us-west-2"}'), serve=secondary_serve)
+    def primary_serve(body):
+        status, text = raw_api("us-east-1", "POST", "/v1/generate", json.dumps(body))
+        return status, json.loads(text)
+
+    with local_request_path("us-east-1") as path:
+        primary = Region(
+            "us-east-1",
+            probe=lambda: raw_api("us-east-1", "GET", "/v1/health"),
+            serve=lambda body: primary_serve(body),
+        )
+        front = FailoverFront(settings, primary, secondary)
+        front.advance(0)
+        assert front.active().name == "us-east-1"
+        request = {"use_case": "general", "prompt": "What is an ISA?"}
+        assert front.request(request)[:2] == ("us-east-1", 200)
+
+        # Every model fails: the breaker opens the primary's circuit after its threshold.
+        for model in ("anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-micro-v1:0"):
+            path.bedrock.fail(model)
+        for _ in range(8):
+            region, status, answer = front.request(request)
+            assert (region, status) == ("us-east-1", 200)  # still answered: fallback, then degraded
+        status, body = raw_api("us-east-1", "GET", "/v1/health")
+        assert status == 200 and '"status":"degraded"' in body
+        turned_bad = front.now
+        switched = None
+        while front.now - turned_bad <= settings.detection_window_s + settings.request_interval:
+            front.advance(1)
+            if front.active().name == "us-west-2":
+                switched = front.now
+                break
+        assert switched is not None, "never failed over"
+        time_to_failover = switched - turned_bad
+        print(f"time to failover: {time_to_failover:.0f} s (window {settings.detection_window_s} s)")
+        assert settings.detection_window_s - settings.request_interval < time_to_failover <= settings.detection_window_s
+        region, status, _ = front.request(request)
+        assert (region, status) == ("us-west-2", 200) and served
+
+
+def test_recovery_needs_the_same_number_of_passing_probes(settings):
+    results = iter([False] * 3 + [True] * 3)
+    check = EmulatedHealthCheck(settings, probe=lambda: (200, '{"status":"ok"}' if next(results) else "down"))
+    for second in range(3):
+        check.run(second * 10)
+    assert not check.healthy
+    check.run(30)
+    check.run(40)
+    assert not check.healthy
+    check.run(50)
+    assert check.healthy
+
+
+def test_search_string_beyond_5120_bytes_does_not_count(settings):
+    late = EmulatedHealthCheck(settings, probe=lambda: (200, " " * 5200 + '"status":"ok"'))
+    assert not late.passes()
+    error = EmulatedHealthCheck(settings, probe=lambda: (503, '{"status":"ok"}'))
+    assert not error.passes()
