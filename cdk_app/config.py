@@ -40,6 +40,7 @@ CONTEXT_KEYS = (
     "api_clients",
     "serving",
     "monitoring",
+    "benchmark",
     "model_prices",
 )
 
@@ -103,6 +104,10 @@ class TrainingSettings(BaseModel):
     advisor_gate_well_formed: float = Field(default=0.80, gt=0, le=1)
     schedule: str = Field(default="rate(7 days)", pattern=r"^(rate|cron)\(.+\)$")
     schedule_enabled: bool = False
+    # Lifecycle cleanup of SageMaker resources and training artifacts (a dry run unless cleanup_delete).
+    cleanup_max_age_days: int = Field(default=30, ge=1, le=3650)
+    cleanup_delete: bool = False
+    cleanup_schedule: str = Field(default="rate(1 day)", pattern=r"^(rate|cron)\(.+\)$")
 
     def image_uri(self, region: str) -> str:
         return self.image.replace("{region}", region)
@@ -148,6 +153,16 @@ class ServingSettings(BaseModel):
     sentiment: ServingArtifact = ServingArtifact()
 
 
+class BenchmarkSettings(BaseModel):
+    """The scheduled foundation-model benchmark (off unless schedule_enabled)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schedule: str = Field(default="rate(7 days)", pattern=r"^(rate|cron)\(.+\)$")
+    schedule_enabled: bool = False
+    publish: bool = False  # create a new AppConfig version with the winners (deploying stays manual)
+
+
 class MonitoringSettings(BaseModel):
     """Alarm thresholds (per region). Every alarm notifies the alarm topic."""
 
@@ -184,6 +199,7 @@ class PlatformConfig(BaseModel):
     api_clients: tuple[str, ...] = Field(default=("default",), min_length=1)
     serving: ServingSettings = ServingSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    benchmark: BenchmarkSettings = BenchmarkSettings()
     model_prices: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_MODEL_PRICES))
 
     @field_validator("api_clients")

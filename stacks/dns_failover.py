@@ -85,7 +85,9 @@ class DnsFailover(Construct):
                 enable_sni=True,
                 measure_latency=False,
             ),
-            health_check_tags=[route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"{stack.region} /v1/health")],
+            health_check_tags=[
+                route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"{stack.region} /v1/health")
+            ],
         )
         self.alarm_checks = [
             route53.CfnHealthCheck(
@@ -97,7 +99,9 @@ class DnsFailover(Construct):
                     alarm_identifier=route53.CfnHealthCheck.AlarmIdentifierProperty(name=name, region=stack.region),
                     insufficient_data_health_status="LastKnownStatus",
                 ),
-                health_check_tags=[route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"{stack.region} alarm {index}")],
+                health_check_tags=[
+                    route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"{stack.region} alarm {index}")
+                ],
             )
             for index, (name, _alarm) in enumerate(alarms)
         ]
@@ -112,7 +116,9 @@ class DnsFailover(Construct):
                 child_health_checks=[check.attr_health_check_id for check in children],
                 health_threshold=len(children),
             ),
-            health_check_tags=[route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"{stack.region} region")],
+            health_check_tags=[
+                route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"{stack.region} region")
+            ],
         )
         self.record = route53.ARecord(
             self,
@@ -122,7 +128,8 @@ class DnsFailover(Construct):
             target=route53.RecordTarget.from_alias(targets.ApiGatewayDomain(self.domain)),
         )
         record = self.record.node.default_child
-        assert isinstance(record, route53.CfnRecordSet)  # noqa: S101 - narrows the escape hatch's type
+        if not isinstance(record, route53.CfnRecordSet):
+            raise TypeError("ARecord's default child is not a CfnRecordSet")
         record.add_property_override("Failover", failover)
         record.add_property_override("SetIdentifier", f"{stack.region}-{failover.lower()}")
         record.add_property_override("HealthCheckId", self.region_check.attr_health_check_id)

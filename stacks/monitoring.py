@@ -224,7 +224,7 @@ class Monitoring(Construct):
                 self,
                 "ModelPathUnhealthy",
                 alarm_name=self.model_path_alarm_name,
-                alarm_description="Health reports the model path down: every circuit open or the circuit table unreachable",
+                alarm_description="Health reports the model path down: every circuit open or circuit table unreachable",
                 metric=self.model_path_healthy,
                 threshold=1,
                 comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,

@@ -10,6 +10,7 @@ from constructs import Construct
 from cdk_app.compliance import acknowledge
 from cdk_app.config import PlatformConfig, load_strategy
 from stacks.api_front import STAGE, ApiFront
+from stacks.benchmark import Benchmark
 from stacks.circuit_breaker import CircuitBreaker
 from stacks.common import PlatformKey
 from stacks.degradation import Degradation
@@ -50,7 +51,10 @@ class RegionalStack(Stack):
                     "IAM5",
                     "grant_invoke adds '<function arn>:*' so the router may call published versions and aliases "
                     "of the two serving functions; it names no other function.",
-                    ["regex:^Resource::<ServingSentimentFunction[0-9A-F]+\\.Arn>:\\*$", "regex:^Resource::<ServingAdvisorFunction[0-9A-F]+\\.Arn>:\\*$"],
+                    [
+                        "regex:^Resource::<ServingSentimentFunction[0-9A-F]+\\.Arn>:\\*$",
+                        "regex:^Resource::<ServingAdvisorFunction[0-9A-F]+\\.Arn>:\\*$",
+                    ],
                 )
             ],
         )
@@ -81,16 +85,16 @@ class RegionalStack(Stack):
             auth=config.api_auth,
             clients=config.api_clients,
         )
-        acknowledge(
+        self.benchmark = Benchmark(
             self,
-            [
-                (
-                    "IAMNoInlinePolicy",
-                    "CDK grant_* methods write one inline policy per role, scoped to that role's "
-                    "exact resources; customer-managed policies would be attachable to other roles and so broader.",
-                    None,
-                )
-            ],
+            "Benchmark",
+            key=key,
+            powertools_layer_version=layer,
+            settings=config.benchmark,
+            model_config=model_config,
+            serving=serving,
+            model_ids=config.bedrock_models.primary,
+            model_prices=config.model_prices,
         )
         strategy = load_strategy()
         self.monitoring = Monitoring(
@@ -114,7 +118,8 @@ class RegionalStack(Stack):
             variants=[(uc, v["name"]) for uc, entry in strategy["use_cases"].items() for v in entry["variants"]],
         )
         if config.dns_failover_enabled and config.domain_name and config.hosted_zone_id:
-            assert self.monitoring.five_xx_alarm and self.monitoring.model_path_alarm  # noqa: S101 - config forbids it
+            if not (self.monitoring.five_xx_alarm and self.monitoring.model_path_alarm):
+                raise ValueError("DNS failover needs the model-path alarms (monitoring.alarms_enabled)")
             self.dns = DnsFailover(
                 self,
                 "DnsFailover",
@@ -130,5 +135,17 @@ class RegionalStack(Stack):
                 ],
             )
             CfnOutput(self, "FailoverRecord", value=self.dns.record.domain_name, description="Route 53 failover name")
+        # Last, so it covers every role above.
+        acknowledge(
+            self,
+            [
+                (
+                    "IAMNoInlinePolicy",
+                    "CDK grant_* methods write one inline policy per role, scoped to that role's "
+                    "exact resources; customer-managed policies would be attachable to other roles and so broader.",
+                    None,
+                )
+            ],
+        )
         CfnOutput(self, "ApiUrl", value=self.api_front.url, description="Regional API base URL")
         CfnOutput(self, "StateMachineArn", value=self.breaker.state_machine.state_machine_arn)

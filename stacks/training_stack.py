@@ -10,6 +10,7 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import PlatformConfig
+from stacks.cleanup import Cleanup
 from stacks.common import PlatformKey
 from stacks.model_config import ModelConfig
 from stacks.operations import Operations
@@ -29,6 +30,14 @@ class TrainingStack(Stack):
             settings=config.training,
             model_config=model_config,
             powertools_layer_version=config.powertools_layer_version,
+        )
+        self.cleanup = Cleanup(
+            self,
+            "Cleanup",
+            key=key,
+            powertools_layer_version=config.powertools_layer_version,
+            settings=config.training,
+            artifacts=self.pipeline.artifacts,
         )
         operations = Operations(self, "Operations", key=key, alarm_email=config.alarm_email)
         self.monitoring = mc.MonitoringFacade(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmark.logic import CaseResult, Candidate, estimate_cost, jaccard, recall
+from benchmark.logic import Candidate, CaseResult, estimate_cost, jaccard, recall
 from router.dal import BedrockProvider, LambdaProvider, ModelRequest
 from shared.bedrock import ModelCallError
 

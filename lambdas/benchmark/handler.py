@@ -20,7 +20,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     from router.handler import _strategy_source
 
     strategy = _strategy_source().get().model_dump(mode="json", exclude_none=True)
-    prices = {k: tuple(v) for k, v in json.loads(os.environ["MODEL_PRICES"]).items()}
+    prices = {k: (float(v[0]), float(v[1])) for k, v in json.loads(os.environ["MODEL_PRICES"]).items()}
     candidates = candidates_from(strategy)
     results = run_suite(
         load_suite(),
@@ -28,7 +28,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         strategy,
         BedrockProvider(),
         LambdaProvider(lambda_targets_from_env()),
-        prices,  # type: ignore[arg-type]
+        prices,
         progress=logger.info,
     )
     rows = summarise(results)

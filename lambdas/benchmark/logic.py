@@ -98,7 +98,7 @@ def summarise(results: list[CaseResult], weights: dict[str, float] | None = None
     groups: dict[tuple[str, str], list[CaseResult]] = {}
     for result in results:
         groups.setdefault((result.use_case, result.candidate.key), []).append(result)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (use_case, key), items in sorted(groups.items()):
         ok = [r for r in items if not r.error]
         rows.append(

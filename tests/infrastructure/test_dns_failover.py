@@ -40,14 +40,22 @@ def test_each_region_has_its_failover_record_behind_a_calculated_health_check(wi
     )
     template.has_resource_properties(
         "AWS::ApiGateway::DomainName",
-        {"DomainName": "api.bank.example", "EndpointConfiguration": {"Types": ["REGIONAL"]}, "SecurityPolicy": "TLS_1_2"},
+        {
+            "DomainName": "api.bank.example",
+            "EndpointConfiguration": {"Types": ["REGIONAL"]},
+            "SecurityPolicy": "TLS_1_2",
+        },
     )
 
 
 def test_endpoint_check_polls_the_regions_own_health_route_fast(with_domain):
     template = with_domain.regional("us-west-2")
     (https,) = health_checks(template, "HTTPS_STR_MATCH")
-    assert (https["RequestInterval"], https["FailureThreshold"]) == (10, 3) == (REQUEST_INTERVAL_SECONDS, FAILURE_THRESHOLD)
+    assert (
+        (https["RequestInterval"], https["FailureThreshold"])
+        == (10, 3)
+        == (REQUEST_INTERVAL_SECONDS, FAILURE_THRESHOLD)
+    )
     assert https["ResourcePath"] == "/prod/v1/health"
     assert https["SearchString"] == HEALTH_SEARCH_STRING
     assert "execute-api.us-west-2" in json.dumps(https["FullyQualifiedDomainName"])  # not the failover name
@@ -60,7 +68,8 @@ def test_alarm_checks_watch_single_metric_alarms_in_their_region(with_domain):
     assert names == ["FinAi-Api-5XX-Rate-FinAi-us-east-1", "FinAi-ModelPathUnhealthy-FinAi-us-east-1"]
     assert {c["AlarmIdentifier"]["Region"] for c in alarm_checks} == {"us-east-1"}
     alarms = {
-        r["Properties"]["AlarmName"]: r["Properties"] for r in template.find_resources("AWS::CloudWatch::Alarm").values()
+        r["Properties"]["AlarmName"]: r["Properties"]
+        for r in template.find_resources("AWS::CloudWatch::Alarm").values()
         if "AlarmName" in r["Properties"]
     }
     for name in names:  # Route 53 accepts only plain metric alarms with a basic statistic
@@ -76,5 +85,5 @@ def test_dns_failover_without_alarms_is_refused():
     from cdk_app.config import load_config
     from tests.infrastructure.conftest import cdk_json_context
 
-    with pytest.raises(ValueError, match="needs monitoring.alarms_enabled"):
+    with pytest.raises(ValueError, match=r"needs monitoring\.alarms_enabled"):
         load_config({**cdk_json_context(), **DOMAIN, "monitoring": {"alarms_enabled": False}})

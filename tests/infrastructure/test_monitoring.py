@@ -51,7 +51,7 @@ def alarms_by_name(template) -> dict:
     found = {}
     for logical_id, resource in template.find_resources("AWS::CloudWatch::Alarm").items():
         found[resource["Properties"].get("AlarmName", logical_id)] = resource["Properties"]
-    for logical_id, resource in template.find_resources("AWS::CloudWatch::CompositeAlarm").items():
+    for resource in template.find_resources("AWS::CloudWatch::CompositeAlarm").values():
         found[resource["Properties"]["AlarmName"]] = resource["Properties"]
     return found
 
@@ -80,7 +80,9 @@ def test_each_alarm_has_its_configured_threshold(synthesized):
 
 
 def test_thresholds_follow_context(tmp_path):
-    custom = synthesize(tmp_path, {"monitoring": {"latency_p99_ms": 5000, "error_rate_5xx": 0.02, "degraded_rate": 0.5}})
+    custom = synthesize(
+        tmp_path, {"monitoring": {"latency_p99_ms": 5000, "error_rate_5xx": 0.02, "degraded_rate": 0.5}}
+    )
     alarms = alarms_by_name(custom.regional("us-east-1"))
     assert alarms["FinAi-Api-Latency-P99-Critical"]["Threshold"] == 5000
     assert alarms["FinAi-Api-5XX-Rate-FinAi-us-east-1"]["Threshold"] == 0.02
@@ -108,7 +110,9 @@ def test_composite_alarm_combines_5xx_and_model_path(synthesized):
 
 def test_dashboard_shows_every_view_operators_need(synthesized):
     template = synthesized.regional("us-east-1")
-    body = json.dumps([d["Properties"]["DashboardBody"] for d in template.find_resources("AWS::CloudWatch::Dashboard").values()])
+    body = json.dumps(
+        [d["Properties"]["DashboardBody"] for d in template.find_resources("AWS::CloudWatch::Dashboard").values()]
+    )
     for needle in (
         "Latency",
         "5XX",
@@ -127,5 +131,7 @@ def test_dashboard_shows_every_view_operators_need(synthesized):
 
 def test_training_dashboard_shows_the_pipeline(synthesized):
     template = synthesized.templates["FinAi-training"]
-    body = json.dumps([d["Properties"]["DashboardBody"] for d in template.find_resources("AWS::CloudWatch::Dashboard").values()])
+    body = json.dumps(
+        [d["Properties"]["DashboardBody"] for d in template.find_resources("AWS::CloudWatch::Dashboard").values()]
+    )
     assert "ExecutionsFailed" in body and "ExecutionsSucceeded" in body

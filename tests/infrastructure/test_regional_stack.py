@@ -134,6 +134,7 @@ def test_functions_trace_and_log_to_their_own_encrypted_groups(synthesized, regi
         "fallback.handler.lambda_handler",
         "degradation.handler.lambda_handler",
         "api_front.handler.lambda_handler",
+        "benchmark.handler.lambda_handler",
     }
     for function in functions.values():
         props = function["Properties"]
@@ -157,7 +158,7 @@ def test_no_function_role_uses_a_managed_policy(synthesized, region):
     roles = template.find_resources("AWS::IAM::Role")
     functions = template.find_resources("AWS::Lambda::Function")
     role_ids = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()}
-    assert len(role_ids) == len(functions) == 6, "each function has its own role"
+    assert len(role_ids) == len(functions) == 7, "each function has its own role"
     for role_id in role_ids:
         assert "ManagedPolicyArns" not in roles[role_id]["Properties"], role_id
 
@@ -173,9 +174,11 @@ def test_bedrock_access_is_scoped_to_configured_model_arns(synthesized, region):
     )
     fallback = [s for s in statements_of(template, "FallbackRole") if "bedrock:InvokeModel" in actions_of(s)]
     assert fallback[0]["Resource"] == f"arn:aws:bedrock:{region}::foundation-model/{models.fallback}"
-    # Nobody else may call Bedrock.
+    # The benchmark calls the same primary models, no others; nobody else may call Bedrock.
+    benchmark = [s for s in statements_of(template, "BenchmarkRole") if "bedrock:InvokeModel" in actions_of(s)]
+    assert sorted(benchmark[0]["Resource"]) == sorted(router[0]["Resource"])
     for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
-        if not logical_id.startswith(("RouterRole", "FallbackRole")):
+        if not logical_id.startswith(("RouterRole", "FallbackRole", "BenchmarkRole")):
             assert "bedrock" not in json.dumps(policy), logical_id
 
 
@@ -187,7 +190,9 @@ def test_appconfig_read_is_granted_to_the_router_only_through_grant_read_config(
     assert set(actions_of(reads[0])) == {"appconfig:GetLatestConfiguration", "appconfig:StartConfigurationSession"}
     assert "environment/" in json.dumps(reads[0]["Resource"])
     for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
-        if not logical_id.startswith("RouterRole"):
+        if logical_id.startswith("BenchmarkRole"):  # reads the strategy it benchmarks; publishing is off
+            assert "CreateHostedConfigurationVersion" not in json.dumps(policy)
+        elif not logical_id.startswith("RouterRole"):
             assert "appconfig:" not in json.dumps(policy), logical_id
 
 

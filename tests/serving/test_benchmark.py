@@ -6,13 +6,11 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from benchmark import cli
 from benchmark.dal import load_suite, publish
 from benchmark.logic import (
-    CaseResult,
     Candidate,
+    CaseResult,
     candidates_from,
     estimate_cost,
     jaccard,
@@ -21,6 +19,8 @@ from benchmark.logic import (
     summarise,
     winners,
 )
+from moto import mock_aws
+
 from shared.strategy import DOCUMENT_PATH, parse_strategy
 
 STRATEGY = json.loads(DOCUMENT_PATH.read_text())
@@ -124,5 +124,7 @@ def test_publish_creates_a_new_appconfig_version():
         app = client.create_application(Name="finai")["Id"]
         profile = client.create_configuration_profile(ApplicationId=app, Name="strategy", LocationUri="hosted")["Id"]
         assert publish(STRATEGY, app, profile, client) == 1
-        stored = client.get_hosted_configuration_version(ApplicationId=app, ConfigurationProfileId=profile, VersionNumber=1)
+        stored = client.get_hosted_configuration_version(
+            ApplicationId=app, ConfigurationProfileId=profile, VersionNumber=1
+        )
         assert json.loads(stored["Content"].read()) == STRATEGY

@@ -46,6 +46,7 @@ def test_requests_fail_over_after_the_detection_window_and_not_before(settings):
         return 200, {"answer": "from the secondary", "tier": "primary", "region": "us-west-2"}
 
     secondary = Region("us-west-2", probe=lambda: (200, '{"status":"ok","region":"us-west-2"}'), serve=secondary_serve)
+
     def primary_serve(body):
         status, text = raw_api("us-east-1", "POST", "/v1/generate", json.dumps(body))
         return status, json.loads(text)
@@ -54,7 +55,7 @@ def test_requests_fail_over_after_the_detection_window_and_not_before(settings):
         primary = Region(
             "us-east-1",
             probe=lambda: raw_api("us-east-1", "GET", "/v1/health"),
-            serve=lambda body: primary_serve(body),
+            serve=primary_serve,
         )
         front = FailoverFront(settings, primary, secondary)
         front.advance(0)
@@ -66,7 +67,7 @@ def test_requests_fail_over_after_the_detection_window_and_not_before(settings):
         for model in ("anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-micro-v1:0"):
             path.bedrock.fail(model)
         for _ in range(8):
-            region, status, answer = front.request(request)
+            region, status, _answer = front.request(request)
             assert (region, status) == ("us-east-1", 200)  # still answered: fallback, then degraded
         status, body = raw_api("us-east-1", "GET", "/v1/health")
         assert status == 200 and '"status":"degraded"' in body
