@@ -7,7 +7,6 @@
   fixed held-out set may differ by at most 0.5 points.
 """
 
-
 import pytest
 from sklearn.metrics import f1_score
 
