@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import boto3
+from botocore.config import Config
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,17 @@ class PollingExecutor:
             delay = min(delay * 2, 0.1)
 
 
+HEALTH_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 1, "mode": "standard"})
+
+
 class CircuitReader:
     """Reads every model's circuit item (one small item per model, so a scan is cheap)."""
 
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self._table = table_name
-        self._client = client or boto3.client("dynamodb")
+        # Route 53 gives the health route 2 s to answer: a slow table must make health say
+        # "unreachable" in time rather than make the check time out.
+        self._client = client or boto3.client("dynamodb", config=HEALTH_CLIENT_CONFIG)
 
     def circuits(self) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

@@ -235,3 +235,13 @@ def test_an_audit_failure_never_fails_the_request(executor, monkeypatch):
 
     monkeypatch.setattr(front, "audit_writer", Broken)
     assert call(json.dumps(GOOD))[0] == 200
+
+
+def test_health_reads_the_circuit_table_within_route_53s_two_seconds():
+    from api_front.dal import HEALTH_CLIENT_CONFIG, CircuitReader
+
+    reader = CircuitReader("finai-circuits")
+    config = reader._client.meta.config
+    assert config.connect_timeout + config.read_timeout <= 1.5  # leaves margin inside 2 s
+    assert config.retries["total_max_attempts"] == 1  # botocore normalises max_attempts
+    assert HEALTH_CLIENT_CONFIG.read_timeout == config.read_timeout
