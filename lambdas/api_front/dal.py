@@ -65,7 +65,9 @@ class PollingExecutor:
             delay = min(delay * 2, 0.1)
 
 
-HEALTH_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 1, "mode": "standard"})
+HEALTH_CLIENT_CONFIG = Config(
+    connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 1, "mode": "standard"}
+)
 
 
 class CircuitReader:
