@@ -13,10 +13,12 @@ CDK := $(CURDIR)/node_modules/.bin/cdk
 REGION ?= us-east-1
 CDK_OUT := cdk.out
 
-.PHONY: setup test lint synth deploy demo openapi train data bench export clean help
+.PHONY: setup test lint synth deploy demo walkthrough chaos openapi train data bench export clean help
 
 help:
-	@echo "make demo    - synth, then run the request path on the local (moto) platform with sample requests"
+	@echo "make demo    - synth, then serve the platform on http://127.0.0.1:8080 (web UI, two regions, chaos controls)"
+	@echo "make walkthrough - the scripted breaker tour on the local request path"
+	@echo "make chaos   - four chaos phases of 200 requests against the served platform"
 	@echo "make test    - every offline test: unit, state machine, infrastructure, compliance"
 	@echo "make synth   - templates for both regions + cdk-nag reports + cfn-lint"
 	@echo "make lint    - ruff (lint + format check) and mypy"
@@ -71,8 +73,17 @@ deploy: setup
 		if $(PY) -c 'import json,sys; c=json.load(open("cdk.json"))["context"]; sys.exit(0 if c.get("domain_name") else 1)'; then \
 			$(CDK) deploy FinAi-global --require-approval broadening; fi; fi
 
+# The platform on this machine: two emulated regions behind a local failover front on :8080.
 demo: synth
+	$(PY) -m local.server --cdk-out $(CDK_OUT)
+
+# The scripted tour of the breaker (no server): every tier, opening, half-open, closing.
+walkthrough: setup
 	$(PY) -m local.demo
+
+# The chaos proof at full size: four phases of 200 requests (CI runs 20 per phase).
+chaos: setup
+	FINAI_CHAOS_REQUESTS=200 $(PY) -m pytest -q -s tests/local_platform
 
 openapi: setup
 	$(PY) -m api_front.openapi > docs/openapi.json

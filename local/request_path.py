@@ -233,6 +233,7 @@ def local_request_path(
     bedrock: OfflineBedrock | None = None,
     strategy_source: Any | None = None,
     start: datetime | None = None,
+    live_clock: bool = False,
 ) -> Iterator[RequestPath]:
     """Start moto, build the region's table and state machine, and wire the real handlers."""
     from moto import mock_aws
@@ -289,7 +290,8 @@ def local_request_path(
         patches: list[Any] = [
             mock.patch.object(router, "_bedrock", lambda: BedrockProvider(client=bedrock)),
             mock.patch.object(fallback, "_client", lambda: bedrock),
-            mock.patch.object(router, "_now", lambda: clock["now"]),
+            # Tests step a fixed clock; the served platform runs on real time (cooldowns elapse).
+            mock.patch.object(router, "_now", (lambda: datetime.now(UTC)) if live_clock else (lambda: clock["now"])),
         ]
         if strategy_source is not None:
             patches.append(mock.patch.object(router, "_strategy_source", lambda: strategy_source))

@@ -24,9 +24,7 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as targets
 from constructs import Construct
 
-REQUEST_INTERVAL_SECONDS = 10
-FAILURE_THRESHOLD = 3
-HEALTH_SEARCH_STRING = '"status":"ok"'
+from stacks.health_check import FAILURE_THRESHOLD, HEALTH_SEARCH_STRING, REQUEST_INTERVAL_SECONDS
 
 
 def zone_name_for(domain_name: str) -> str:

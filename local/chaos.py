@@ -1,0 +1,62 @@
+"""``python -m local.chaos``: chaos controls for the local platform (``python -m local.server``).
+
+python -m local.chaos fail --error-rate 0.5               # primary model in the active region
+python -m local.chaos fail --model amazon.nova-micro-v1:0 --error-rate 1 --region us-east-1
+python -m local.chaos latency --latency-ms 2000
+python -m local.chaos throttle --error-rate 1
+python -m local.chaos down us-east-1 | up us-east-1
+python -m local.chaos heal | status
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import requests
+
+PRIMARY = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> int:
+    response = requests.request(method, f"{url}{path}", json=body, timeout=30)
+    print(json.dumps(response.json(), indent=2))
+    return 0 if response.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Chaos controls for the local FinAI platform")
+    parser.add_argument("--url", default="http://127.0.0.1:8080")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("fail", "latency", "throttle"):
+        p = sub.add_parser(name)
+        p.add_argument("--model", default=PRIMARY)
+        p.add_argument("--region", default=None, help="default: the active region")
+        p.add_argument("--error-rate", type=float, default=1.0 if name != "latency" else 0.0)
+        p.add_argument("--latency-ms", type=int, default=0 if name != "latency" else 2000)
+    for name in ("down", "up"):
+        sub.add_parser(name).add_argument("region")
+    sub.add_parser("heal")
+    sub.add_parser("status")
+    args = parser.parse_args(argv)
+    if args.command in ("fail", "latency", "throttle"):
+        body: dict[str, Any] = {
+            "model": args.model,
+            "error_rate": args.error_rate,
+            "latency_ms": args.latency_ms,
+            "throttle": args.command == "throttle",
+        }
+        if args.region:
+            body["region"] = args.region
+        return call(args.url, "POST", "/admin/chaos", body)
+    if args.command in ("down", "up"):
+        return call(args.url, "POST", f"/admin/region/{args.region}/{args.command}")
+    if args.command == "heal":
+        return call(args.url, "POST", "/admin/heal")
+    return call(args.url, "GET", "/admin/status")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

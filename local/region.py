@@ -1,0 +1,161 @@
+"""One emulated region as an HTTP server: ``python -m local.region --region us-east-1 --port 8081``.
+
+It runs the real request path (``local_request_path``: the front, router, fallback and degradation
+handlers, the shipped ASL in moto's Step Functions, DynamoDB circuit and audit tables) on real
+time, and serves the API's routes as API Gateway would hand them to the front Lambda. Each region
+is its own process, so the two regions share no handler state, moto state or fault settings.
+
+Admin routes (only for the local front, never part of the API):
+- ``POST /admin/chaos`` ``{"model", "error_rate", "latency_ms", "throttle"}`` sets a fault;
+- ``POST /admin/heal`` clears every fault;
+- ``GET /admin/state`` returns circuits, answers by tier, audit count and model calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+from starlette.applications import Starlette  # noqa: E402 - environment first
+from starlette.concurrency import run_in_threadpool  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse, Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from local.bedrock_stub import OfflineBedrock  # noqa: E402
+from local.request_path import FakeContext, RequestPath, api_event, local_request_path  # noqa: E402
+from shared.strategy import load_default_strategy  # noqa: E402
+
+OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+FALLBACK_MODEL = "amazon.nova-micro-v1:0"
+
+
+def api_routes(document: Path = OPENAPI) -> list[tuple[str, str]]:
+    """(METHOD, path) of every API route, from the OpenAPI document the front Lambda generates."""
+    paths = json.loads(document.read_text())["paths"]
+    return sorted((method.upper(), path) for path, methods in paths.items() for method in methods)
+
+
+def strategy_models() -> list[str]:
+    strategy = load_default_strategy()
+    models = {v.model_id for uc in strategy.use_cases.values() for v in uc.variants if v.provider == "bedrock"}
+    return sorted(models | {FALLBACK_MODEL})
+
+
+class RegionState:
+    """Fault settings and the serialised access to the region's handlers."""
+
+    def __init__(self, path: RequestPath) -> None:
+        self.path = path
+        self.lock = threading.Lock()  # one request at a time: moto and the handlers are not re-entrant
+        self.latency_ms: dict[str, int] = {}
+        path.bedrock.before_call = self._delay
+
+    def _delay(self, model_id: str) -> None:
+        delay = self.latency_ms.get(model_id, 0)
+        if delay:
+            time.sleep(delay / 1000)
+
+    def call(self, method: str, route: str, body: str | None) -> dict[str, Any]:
+        from api_front import handler as front
+
+        with self.lock:
+            return front.lambda_handler(api_event(method, route, body), FakeContext("api_front", self.path.region))
+
+    def chaos(self, model: str, error_rate: float, latency_ms: int, throttle: bool) -> None:
+        with self.lock:
+            if error_rate > 0:
+                self.path.bedrock.fail(model, "ThrottlingException" if throttle else "ModelErrorException", error_rate)
+            else:
+                self.path.bedrock.heal(model)
+            self.latency_ms[model] = latency_ms
+
+    def heal(self) -> None:
+        with self.lock:
+            self.path.bedrock.heal()
+            self.latency_ms.clear()
+
+    def state(self) -> dict[str, Any]:
+        with self.lock:
+            records = self.path.audit_records()
+            circuits = {m: self.path.circuit(m) for m in strategy_models()}
+            faults = {m: {"error_rate": f.rate, "code": f.error_code} for m, f in self.path.bedrock.faults.items()}
+            return {
+                "region": self.path.region,
+                "circuits": {m: c for m, c in circuits.items() if c},
+                "tiers": dict(Counter(str(r.get("tier")) for r in records)),
+                "audit_records": len(records),
+                "model_calls": dict(Counter(self.path.bedrock.calls)),
+                "faults": faults,
+                "latency_ms": dict(self.latency_ms),
+            }
+
+
+def build_app(state: RegionState) -> Starlette:
+    async def api(request: Request) -> Response:
+        raw = (await request.body()).decode() or None
+        result = await run_in_threadpool(state.call, request.method, request.url.path, raw)
+        return Response(
+            result["body"],
+            status_code=int(result["statusCode"]),
+            media_type="application/json",
+            headers={"x-finai-region": state.path.region},
+        )
+
+    async def chaos(request: Request) -> Response:
+        try:
+            body = await request.json()
+            model = str(body["model"])
+            rate = float(body.get("error_rate", 0))
+            latency = int(body.get("latency_ms", 0))
+            if not 0 <= rate <= 1 or not 0 <= latency <= 30_000:
+                raise ValueError("error_rate must be in [0, 1] and latency_ms in [0, 30000]")
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+            return JSONResponse(
+                {"error": "bad_request", "message": f"chaos needs model, error_rate, latency_ms: {exc}"}, 400
+            )
+        await run_in_threadpool(state.chaos, model, rate, latency, bool(body.get("throttle", False)))
+        return JSONResponse(await run_in_threadpool(state.state))
+
+    async def heal(request: Request) -> Response:
+        await run_in_threadpool(state.heal)
+        return JSONResponse(await run_in_threadpool(state.state))
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(state.state))
+
+    routes = [Route(path, api, methods=[method]) for method, path in api_routes()]
+    routes += [
+        Route("/admin/chaos", chaos, methods=["POST"]),
+        Route("/admin/heal", heal, methods=["POST"]),
+        Route("/admin/state", status, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="One emulated region of the FinAI platform")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault-injection RNG")
+    args = parser.parse_args(argv)
+    with local_request_path(args.region, bedrock=OfflineBedrock(seed=args.seed), live_clock=True) as path:
+        uvicorn.run(build_app(RegionState(path)), host="127.0.0.1", port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,357 @@
+"""The platform on one machine: ``python -m local.server`` serves http://127.0.0.1:8080.
+
+Two emulated regions run as their own processes (``local.region``: the real handlers, the shipped
+ASL in moto, DynamoDB tables with the deployed key schema). This front plays the parts AWS plays
+in front of them:
+- API Gateway's API-key check: ``POST /v1/generate`` without a valid ``x-api-key`` gets the
+  gateway's 403 and never reaches a region (``/v1/health`` stays open);
+- Route 53 failover: health checks on each region's ``/v1/health`` with the RequestInterval,
+  FailureThreshold and search string of the synthesized template (``local.failover``).
+
+Admin routes drive chaos: ``POST /admin/chaos`` (error rate, latency, throttling for a model in a
+region), ``POST /admin/heal``, ``POST /admin/region/{name}/down|up``, ``GET /admin/status``,
+``POST /admin/load`` (a bounded burst with latency percentiles and the tier mix). The web UI at
+``/`` uses them; ``python -m local.chaos`` is the command-line way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess  # nosec B404 - starts this package's own region module
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from local.failover import FailoverFront, HealthCheckSettings, Region
+from local.region import api_routes
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = Path(__file__).resolve().parent / "web"
+DEFAULT_API_KEY = "local-demo-key"  # a local stand-in for API Gateway's generated keys
+FORBIDDEN = '{{"error": "forbidden", "message": "a valid API key or signature is required", "request_id": "{id}"}}'
+
+
+def health_settings(template_dir: Path, primary_region: str) -> tuple[HealthCheckSettings, str]:
+    """The synthesized health-check settings; without a domain the template has none, so the
+    values the DnsFailover construct would synthesize are used (and the source is said)."""
+    template = template_dir / f"FinAi-{primary_region}.template.json"
+    if template.exists():
+        try:
+            return HealthCheckSettings.from_template_file(template), str(template)
+        except ValueError:
+            pass
+    from stacks.health_check import FAILURE_THRESHOLD, HEALTH_SEARCH_STRING, REQUEST_INTERVAL_SECONDS
+
+    settings = HealthCheckSettings(REQUEST_INTERVAL_SECONDS, FAILURE_THRESHOLD, HEALTH_SEARCH_STRING, "/prod/v1/health")
+    return settings, "stacks/dns_failover.py (synthesize with a domain_name to read them from the template)"
+
+
+class RegionProcess:
+    def __init__(self, name: str, port: int, seed: int, log_dir: Path) -> None:
+        self.name, self.port = name, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.down = False
+        self.session = requests.Session()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._log = (log_dir / f"region-{name}.log").open("w")
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'lambdas'}"}
+        self.process = subprocess.Popen(  # noqa: S603  # nosec B603 - this package's own module
+            [sys.executable, "-m", "local.region", "--region", name, "--port", str(port), "--seed", str(seed)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"region {self.name} exited; see its log")
+            try:
+                if self.session.get(f"{self.url}/admin/state", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.3)
+        raise TimeoutError(f"region {self.name} did not start in {timeout} s")
+
+    def probe(self) -> tuple[int, str]:
+        if self.down:
+            raise ConnectionError(f"region {self.name} is down")
+        response = self.session.get(f"{self.url}/v1/health", timeout=2)
+        return response.status_code, response.text
+
+    def forward(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.down:
+            raise ConnectionError(f"region {self.name} is down")
+        response = self.session.request(
+            method, f"{self.url}{path}", data=body, headers={"Content-Type": "application/json"}, timeout=60
+        )
+        return response.status_code, response.content
+
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.session.request(method, f"{self.url}{path}", json=body, timeout=10)
+        return response.status_code, response.json()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+class Platform:
+    def __init__(
+        self,
+        regions: list[RegionProcess],
+        settings: HealthCheckSettings,
+        settings_source: str,
+        api_keys: set[str],
+    ) -> None:
+        self.regions = {r.name: r for r in regions}
+        self.settings, self.settings_source = settings, settings_source
+        self.api_keys = api_keys
+        self.lock = threading.Lock()
+        primary, secondary = regions
+        self.front = FailoverFront(
+            settings,
+            Region(primary.name, primary.probe, lambda body: (0, {})),
+            Region(secondary.name, secondary.probe, lambda body: (0, {})),
+        )
+        self.requests_by_region: dict[str, int] = dict.fromkeys(self.regions, 0)
+        self.rejected = 0
+        self._stop = threading.Event()
+        self._clock = threading.Thread(target=self._run_checks, daemon=True)
+
+    def start(self) -> None:
+        for region in self.regions.values():
+            region.wait_ready()
+        self.front.advance(0)
+        self._clock.start()
+
+    def _run_checks(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(0.25):
+            now = time.monotonic()
+            with self.lock:
+                self.front.advance(now - last)
+            last = now
+
+    def active(self) -> RegionProcess:
+        with self.lock:
+            return self.regions[self.front.active().name]
+
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            checks = {name: check.healthy for name, check in self.front.checks.items()}
+            active = self.front.active().name
+        regions = {}
+        for name, region in self.regions.items():
+            try:
+                _, state = region.admin("GET", "/admin/state")
+            except requests.RequestException as exc:
+                state = {"error": str(exc)}
+            regions[name] = {**state, "healthy": checks[name], "down": region.down}
+        return {
+            "active_region": active,
+            "regions": regions,
+            "requests_by_region": dict(self.requests_by_region),
+            "rejected_by_api_key": self.rejected,
+            "health_check": {
+                "request_interval": self.settings.request_interval,
+                "failure_threshold": self.settings.failure_threshold,
+                "detection_window_s": self.settings.detection_window_s,
+                "source": self.settings_source,
+            },
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+        for region in self.regions.values():
+            region.stop()
+
+
+async def api(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    body = await request.body()
+    path = request.url.path
+    if request.method == "POST" and request.headers.get("x-api-key") not in platform.api_keys:
+        platform.rejected += 1  # API Gateway answers; no region, Lambda or audit record sees it
+        return Response(FORBIDDEN.format(id=uuid.uuid4()), 403, media_type="application/json")
+    region = platform.active()
+    try:
+        status, content = await run_in_threadpool(region.forward, request.method, path, body)
+    except (requests.RequestException, ConnectionError) as exc:
+        message = {"error": "region_unavailable", "message": f"{region.name}: {exc}"}
+        return JSONResponse(message, 503, headers={"x-finai-region": region.name})
+    platform.requests_by_region[region.name] += 1
+    return Response(content, status, media_type="application/json", headers={"x-finai-region": region.name})
+
+
+async def status(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    return JSONResponse(await run_in_threadpool(platform.status))
+
+
+async def routes(request: Request) -> Response:
+    return JSONResponse([{"method": m, "path": p} for m, p in api_routes()])
+
+
+async def chaos(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    try:
+        body = await request.json()
+        region = platform.regions[str(body.pop("region", platform.active().name))]
+    except (KeyError, json.JSONDecodeError, AttributeError) as exc:
+        return JSONResponse({"error": "bad_request", "message": f"unknown region or bad JSON: {exc}"}, 400)
+    code, state = await run_in_threadpool(region.admin, "POST", "/admin/chaos", body)
+    return JSONResponse(state, code)
+
+
+async def heal(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    for region in platform.regions.values():
+        region.down = False
+        await run_in_threadpool(region.admin, "POST", "/admin/heal")
+    return JSONResponse(await run_in_threadpool(platform.status))
+
+
+async def region_switch(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    name, action = request.path_params["name"], request.path_params["action"]
+    if name not in platform.regions or action not in ("down", "up"):
+        return JSONResponse({"error": "bad_request", "message": "use /admin/region/<name>/down or /up"}, 400)
+    platform.regions[name].down = action == "down"
+    return JSONResponse(await run_in_threadpool(platform.status))
+
+
+async def load(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    try:
+        body = await request.json()
+        count = int(body.get("count", 50))
+        concurrency = int(body.get("concurrency", 4))
+        use_case = str(body.get("use_case", "general"))
+        if not 1 <= count <= 500 or not 1 <= concurrency <= 16:
+            raise ValueError("count must be 1-500 and concurrency 1-16")
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        return JSONResponse({"error": "bad_request", "message": str(exc)}, 400)
+    return JSONResponse(await run_in_threadpool(burst, platform, count, concurrency, use_case))
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(WEB / "index.html")
+
+
+def build_app(platform: Platform) -> Starlette:
+    routes_ = [Route(path, api, methods=[method]) for method, path in api_routes()]
+    routes_ += [
+        Route("/", index, methods=["GET"]),
+        Route("/admin/status", status, methods=["GET"]),
+        Route("/admin/routes", routes, methods=["GET"]),
+        Route("/admin/chaos", chaos, methods=["POST"]),
+        Route("/admin/heal", heal, methods=["POST"]),
+        Route("/admin/region/{name}/{action}", region_switch, methods=["POST"]),
+        Route("/admin/load", load, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes_)
+    app.state.platform = platform
+    return app
+
+
+def burst(platform: Platform, count: int, concurrency: int, use_case: str) -> dict[str, Any]:
+    """A bounded burst through the failover front to the active region (an authorised client)."""
+
+    def one(i: int) -> tuple[float, int, str]:
+        began = time.perf_counter()
+        region = platform.active()
+        body = json.dumps({"use_case": use_case, "prompt": f"Load test question {i}: what is an ISA?"}).encode()
+        try:
+            status, content = region.forward("POST", "/v1/generate", body)
+            platform.requests_by_region[region.name] += 1
+            tier = json.loads(content).get("tier", "none") if status == 200 else f"http_{status}"
+        except (requests.RequestException, ConnectionError):
+            status, tier = 503, "http_503"
+        return time.perf_counter() - began, status, tier
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(one, range(count)))
+    latencies = sorted(r[0] * 1000 for r in results)
+    tiers: dict[str, int] = {}
+    for _, _, tier in results:
+        tiers[tier] = tiers.get(tier, 0) + 1
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q / 100 * len(latencies)))], 1)
+
+    return {
+        "requests": count,
+        "errors_5xx": sum(1 for r in results if r[1] >= 500),
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "tiers": tiers,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="Serve the FinAI platform locally (two emulated regions)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--cdk-out", type=Path, default=ROOT / "cdk.out")
+    parser.add_argument("--primary", default="us-east-1")
+    parser.add_argument("--secondary", default="us-west-2")
+    parser.add_argument("--request-interval", type=int, default=None, help="override (tests): seconds between probes")
+    args = parser.parse_args(argv)
+    settings, source = health_settings(args.cdk_out, args.primary)
+    if args.request_interval:
+        settings = HealthCheckSettings(
+            args.request_interval, settings.failure_threshold, settings.search_string, settings.resource_path
+        )
+        source += f" (interval overridden to {args.request_interval} s)"
+    key = os.environ.get("FINAI_LOCAL_API_KEY", DEFAULT_API_KEY)
+    logs = ROOT / "build" / "local"
+    regions = [
+        RegionProcess(args.primary, args.port + 1, 1, logs),
+        RegionProcess(args.secondary, args.port + 2, 2, logs),
+    ]
+    platform = Platform(regions, settings, source, {key})
+    try:
+        print(f"starting regions {args.primary} and {args.secondary} (logs in {logs}) ...", flush=True)
+        platform.start()
+        url = f"http://127.0.0.1:{args.port}"
+        print(f"\nFinAI platform at {url}  (web UI: {url}/)", flush=True)
+        print(f"health checks: every {settings.request_interval} s, {settings.failure_threshold} failures ({source})")
+        print("try:", flush=True)
+        print(
+            f"  curl -s -X POST {url}/v1/generate -H 'x-api-key: {key}' -H 'content-type: application/json' "
+            '-d \'{"use_case": "general", "prompt": "What is an ISA?"}\'',
+            flush=True,
+        )
+        print(
+            f"  python -m local.chaos --url {url} fail --error-rate 1.0   # watch fallback and the circuit", flush=True
+        )
+        uvicorn.run(build_app(platform), host="127.0.0.1", port=args.port, log_level="warning")
+    finally:
+        platform.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

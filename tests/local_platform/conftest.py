@@ -1,0 +1,78 @@
+"""Start the served local platform (front + two region processes) once for these tests."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "local-demo-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1] + 3 if s.getsockname()[1] < 60000 else 18180
+
+
+class Served:
+    def __init__(self, url: str, template: dict) -> None:
+        self.url, self.template = url, template
+
+    def generate(self, prompt: str, use_case: str = "general", key: str | None = KEY) -> requests.Response:
+        headers = {"x-api-key": key} if key is not None else {}
+        return requests.post(
+            f"{self.url}/v1/generate", json={"use_case": use_case, "prompt": prompt}, headers=headers, timeout=60
+        )
+
+    def status(self) -> dict:
+        return requests.get(f"{self.url}/admin/status", timeout=30).json()
+
+    def admin(self, path: str, body: dict | None = None) -> dict:
+        response = requests.post(f"{self.url}{path}", json=body, timeout=30)
+        assert response.ok, response.text
+        return response.json()
+
+    def audit_total(self) -> int:
+        return sum(r["audit_records"] for r in self.status()["regions"].values())
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    from tests.infrastructure.conftest import synthesize
+
+    out = tmp_path_factory.mktemp("cdk.out")
+    synthesize(out, {"domain_name": "api.bank.example", "hosted_zone_id": "Z0123456789ABCDEFGHIJ"})
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'lambdas'}"}
+    log = (tmp_path_factory.mktemp("logs") / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.server", "--port", str(port), "--cdk-out", str(out), "--request-interval", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/admin/status", timeout=5).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.5)
+        assert process.poll() is None, "the local server exited during start-up"
+    else:
+        process.kill()
+        pytest.fail("the local server did not start")
+    template = json.loads((out / "FinAi-us-east-1.template.json").read_text())
+    yield Served(url, template)
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
