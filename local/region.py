@@ -104,7 +104,9 @@ class RegionState:
 
 def build_app(state: RegionState) -> Starlette:
     async def api(request: Request) -> Response:
-        raw = (await request.body()).decode() or None
+        # API Gateway hands a REST proxy body to Lambda as text; bytes that are not UTF-8 arrive
+        # replaced, so the front answers 400 (not JSON) instead of the server failing.
+        raw = (await request.body()).decode(errors="replace") or None
         result = await run_in_threadpool(state.call, request.method, request.url.path, raw)
         return Response(
             result["body"],

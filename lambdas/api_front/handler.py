@@ -37,7 +37,9 @@ def _error_response(description: str) -> dict[str, Any]:
 
 ERROR_RESPONSES: dict[int, Any] = {
     400: _error_response("The request is malformed; the message says what is wrong."),
+    403: _error_response("A valid API key (or SigV4 signature) is required; API Gateway answers, no Lambda runs."),
     413: _error_response("The prompt is longer than the configured limit."),
+    429: _error_response("The client's usage-plan rate or quota is exhausted; retry later."),
     502: _error_response("The request path failed to produce an answer."),
     504: _error_response("The request path did not answer in time."),
 }

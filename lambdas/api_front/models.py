@@ -19,7 +19,12 @@ class GenerateRequest(BaseModel):
         },
     )
 
-    prompt: str = Field(description="The question or instruction. Its length limit is enforced with 413.")
+    prompt: str = Field(
+        description="The question or instruction. Its length limit is enforced with 413.",
+        # The contract states what _not_blank enforces (so fuzzers and clients know); the
+        # validator keeps its clearer message than pydantic's pattern error.
+        json_schema_extra={"minLength": 1, "pattern": "\\S"},
+    )
     use_case: UseCase = Field(description="Which kind of task this is; it decides the model.")
     user_id: str | None = Field(
         default=None,
