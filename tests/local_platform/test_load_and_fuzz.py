@@ -39,7 +39,8 @@ def test_locust_load_has_under_one_percent_failures(served, tmp_path):
         timeout=LOAD_SECONDS + 60,
         check=False,
     )
-    rows = {row["Name"]: row for row in csv.DictReader(Path(f"{prefix}_stats.csv").open())}
+    with Path(f"{prefix}_stats.csv").open() as handle:
+        rows = {row["Name"]: row for row in csv.DictReader(handle)}
     total = rows["Aggregated"]
     requests_, failures = int(total["Request Count"]), int(total["Failure Count"])
     print(
