@@ -13,7 +13,8 @@ CDK := $(CURDIR)/node_modules/.bin/cdk
 REGION ?= us-east-1
 CDK_OUT := cdk.out
 
-.PHONY: setup test lint synth deploy demo walkthrough chaos openapi train data bench export clean help
+
+.PHONY: browser setup test lint synth deploy demo walkthrough chaos openapi train data bench export clean help
 
 help:
 	@echo "make demo    - synth, then serve the platform on http://127.0.0.1:8080 (web UI, two regions, chaos controls)"
@@ -47,7 +48,16 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed
+# Headless Chromium for the web UI test (Playwright drives Debian's build; `playwright install`
+# cannot download browsers here). Installed once with apt when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.stamp-browser:
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+	touch $@
+
+browser: .stamp-browser
+
+setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed .stamp-browser
 
 test: setup lint
 	$(PY) -m pytest -q

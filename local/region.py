@@ -7,7 +7,7 @@ is its own process, so the two regions share no handler state, moto state or fau
 
 Admin routes (only for the local front, never part of the API):
 - ``POST /admin/chaos`` ``{"model", "error_rate", "latency_ms", "throttle"}`` sets a fault;
-- ``POST /admin/heal`` clears every fault;
+- ``POST /admin/heal`` clears every fault; ``POST /admin/reset`` also forgets every circuit;
 - ``GET /admin/state`` returns circuits, answers by tier, audit count and model calls.
 """
 
@@ -86,6 +86,15 @@ class RegionState:
             self.path.bedrock.heal()
             self.latency_ms.clear()
 
+    def reset(self) -> None:
+        """Heal every fault and forget every circuit (the audit trail stays)."""
+        with self.lock:
+            self.path.bedrock.heal()
+            self.latency_ms.clear()
+            table = self.path.table_name
+            for item in self.path.dynamodb.scan(TableName=table)["Items"]:
+                self.path.dynamodb.delete_item(TableName=table, Key={"model_id": item["model_id"]})
+
     def state(self) -> dict[str, Any]:
         with self.lock:
             records = self.path.audit_records()
@@ -94,7 +103,7 @@ class RegionState:
             return {
                 "region": self.path.region,
                 "circuits": {m: c for m, c in circuits.items() if c},
-                "tiers": dict(Counter(str(r.get("tier")) for r in records)),
+                "tiers": dict(Counter(str(r.get("tier") or "rejected (4xx)") for r in records)),
                 "audit_records": len(records),
                 "model_calls": dict(Counter(self.path.bedrock.calls)),
                 "faults": faults,
@@ -137,11 +146,16 @@ def build_app(state: RegionState) -> Starlette:
     async def status(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(state.state))
 
+    async def reset(request: Request) -> Response:
+        await run_in_threadpool(state.reset)
+        return JSONResponse(await run_in_threadpool(state.state))
+
     routes = [Route(path, api, methods=[method]) for method, path in api_routes()]
     routes += [
         Route("/admin/chaos", chaos, methods=["POST"]),
         Route("/admin/heal", heal, methods=["POST"]),
         Route("/admin/state", status, methods=["GET"]),
+        Route("/admin/reset", reset, methods=["POST"]),
     ]
     return Starlette(routes=routes)
 

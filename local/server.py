@@ -9,7 +9,8 @@ in front of them:
   FailureThreshold and search string of the synthesized template (``local.failover``).
 
 Admin routes drive chaos: ``POST /admin/chaos`` (error rate, latency, throttling for a model in a
-region), ``POST /admin/heal``, ``POST /admin/region/{name}/down|up``, ``GET /admin/status``,
+region), ``POST /admin/heal``, ``POST /admin/reset`` (also closes every circuit),
+``POST /admin/region/{name}/down|up``, ``GET /admin/status``,
 ``POST /admin/load`` (a bounded burst with latency percentiles and the tier mix). The web UI at
 ``/`` uses them; ``python -m local.chaos`` is the command-line way.
 """
@@ -231,6 +232,14 @@ async def heal(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(platform.status))
 
 
+async def reset(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    for region in platform.regions.values():
+        region.down = False
+        await run_in_threadpool(region.admin, "POST", "/admin/reset")
+    return JSONResponse(await run_in_threadpool(platform.status))
+
+
 async def region_switch(request: Request) -> Response:
     platform: Platform = request.app.state.platform
     name, action = request.path_params["name"], request.path_params["action"]
@@ -266,6 +275,7 @@ def build_app(platform: Platform) -> Starlette:
         Route("/admin/routes", routes, methods=["GET"]),
         Route("/admin/chaos", chaos, methods=["POST"]),
         Route("/admin/heal", heal, methods=["POST"]),
+        Route("/admin/reset", reset, methods=["POST"]),
         Route("/admin/region/{name}/{action}", region_switch, methods=["POST"]),
         Route("/admin/load", load, methods=["POST"]),
     ]

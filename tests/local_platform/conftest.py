@@ -39,6 +39,14 @@ class Served:
         assert response.ok, response.text
         return response.json()
 
+    def reset(self) -> None:
+        """Faults healed, circuits forgotten, every region up, and the primary region active again."""
+        self.admin("/admin/reset")
+        deadline = time.monotonic() + 30
+        while self.status()["active_region"] != "us-east-1":
+            assert time.monotonic() < deadline, "the primary region did not become active again"
+            time.sleep(0.2)
+
     def audit_total(self) -> int:
         return sum(r["audit_records"] for r in self.status()["regions"].values())
 

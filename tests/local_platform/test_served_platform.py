@@ -48,6 +48,7 @@ def test_missing_or_wrong_key_is_403_and_reaches_no_region(served):
 
 
 def test_region_down_fails_over_after_the_detection_window(served):
+    served.reset()
     status = served.status()
     window = status["health_check"]["detection_window_s"]
     assert status["health_check"]["source"].endswith("(interval overridden to 1 s)")
@@ -92,7 +93,7 @@ def run_phase(served, error_rate: float) -> dict:
 
 
 def test_chaos_phases_are_always_answered_with_the_tiers_the_rules_predict(served):
-    served.admin("/admin/heal")
+    served.reset()
     sent_before = served.audit_total()
     results = {rate: run_phase(served, rate) for rate in (0.0, 0.2, 0.5, 1.0)}
     for rate, result in results.items():

@@ -1,0 +1,82 @@
+"""The web UI in headless Chromium (Debian's, driven by Playwright): submit a query and see the
+answer, inject a fault and watch the fallback and the circuit change on screen. Screenshots are
+kept in build/screenshots as test artifacts."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def page():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run `make browser` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        yield page
+        browser.close()
+
+
+def test_query_fault_fallback_and_circuit_on_screen(served, page):
+    from playwright.sync_api import expect
+
+    served.reset()
+    page.goto(served.url + "/")
+    page.select_option("#use_case", "general")
+    page.fill("#prompt", "What is compound interest?")
+    page.click("#send")
+    expect(page.locator("#status")).to_have_text("200")
+    expect(page.locator("#tier")).to_have_text("primary")
+    expect(page.locator("#answer")).to_contain_text("Offline answer to: What is compound interest?")
+    expect(page.locator("#region")).to_have_text("us-east-1")
+    page.screenshot(path=str(SHOTS / "1-answer.png"), full_page=True)
+
+    # Inject a 100% fault on the primary model; the next answers come from the fallback tier.
+    page.select_option("#chaos_model", "anthropic.claude-3-haiku-20240307-v1:0")
+    page.fill("#error_rate", "1")
+    page.click("#inject")
+    page.click("#send")
+    expect(page.locator("#tier")).to_have_text("fallback")
+    expect(page.locator("#model")).to_have_text("amazon.nova-micro-v1:0")
+    for _ in range(5):  # the breaker's threshold: the circuit opens
+        page.click("#send")
+        expect(page.locator("#status")).to_have_text("200")
+    circuit = page.locator('#circuits tr[data-model="anthropic.claude-3-haiku-20240307-v1:0"] td').nth(2)
+    expect(circuit).to_have_text("OPEN", timeout=10_000)
+    page.screenshot(path=str(SHOTS / "2-circuit-open.png"), full_page=True)
+
+    # The region's model path is down: the failover front moves to the other region.
+    expect(page.locator("#active")).to_have_text("us-west-2", timeout=15_000)
+    page.click("#send")
+    expect(page.locator("#region")).to_have_text("us-west-2")
+    expect(page.locator("#tier")).to_have_text("primary")
+    page.screenshot(path=str(SHOTS / "3-failover.png"), full_page=True)
+
+
+def test_load_page_reports_percentiles_and_tiers(served, page):
+    page.goto(served.url + "/")
+    page.fill("#load_count", "12")
+    page.fill("#load_concurrency", "3")
+    page.click("#run_load")
+    result = page.locator("#load_result")
+    result.filter(has_text="p95_ms").wait_for(timeout=60_000)
+    text = result.inner_text()
+    assert '"requests": 12' in text and '"errors_5xx": 0' in text and '"tiers"' in text
+    page.screenshot(path=str(SHOTS / "4-load.png"), full_page=True)
