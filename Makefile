@@ -84,8 +84,9 @@ deploy: setup
 			$(CDK) deploy FinAi-global --require-approval broadening; fi; fi
 
 # The platform on this machine: two emulated regions behind a local failover front on :8080.
+# First run: trains the offline advisor adapter (progress shown) and caches it for later runs.
 demo: synth
-	$(PY) -m local.server --cdk-out $(CDK_OUT)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m local.server --cdk-out $(CDK_OUT) --local-adapters
 
 # The scripted tour of the breaker (no server): every tier, opening, half-open, closing.
 walkthrough: setup

@@ -38,6 +38,7 @@ from local.request_path import FakeContext, RequestPath, api_event, local_reques
 from shared.strategy import load_default_strategy  # noqa: E402
 
 OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+AGENT_PATH = "/applications/{application}/environments/{environment}/configurations/{profile}"
 FALLBACK_MODEL = "amazon.nova-micro-v1:0"
 
 
@@ -53,11 +54,59 @@ def strategy_models() -> list[str]:
     return sorted(models | {FALLBACK_MODEL})
 
 
+class LocalAppConfig:
+    """The strategy in moto's AppConfig control plane (application, environment, profile with the
+    JSON-schema validator), and the AppConfig agent's HTTP endpoint the router reads it from."""
+
+    def __init__(self, region: str, document: dict[str, Any]) -> None:
+        import boto3
+
+        from shared.strategy import SCHEMA_PATH
+
+        self.client = boto3.client("appconfig", region_name=region)
+        self.application = self.client.create_application(Name="finai-platform")["Id"]
+        # moto has no CreateEnvironment (nor deployments): the environment is a name in the agent's path.
+        self.environment = "local"
+        self.profile = self.client.create_configuration_profile(
+            ApplicationId=self.application,
+            Name="model-selection",
+            LocationUri="hosted",
+            Validators=[{"Type": "JSON_SCHEMA", "Content": SCHEMA_PATH.read_text()}],
+        )["Id"]
+        self.version = 0
+        self.publish(document)
+
+    def publish(self, document: dict[str, Any]) -> int:
+        from shared.strategy import parse_strategy
+
+        parse_strategy(document)  # what AppConfig's validator does; moto does not validate
+        self.version = int(
+            self.client.create_hosted_configuration_version(
+                ApplicationId=self.application,
+                ConfigurationProfileId=self.profile,
+                Content=json.dumps(document).encode(),
+                ContentType="application/json",
+            )["VersionNumber"]
+        )
+        return self.version
+
+    def latest(self) -> bytes:
+        response = self.client.get_hosted_configuration_version(
+            ApplicationId=self.application, ConfigurationProfileId=self.profile, VersionNumber=self.version
+        )
+        return bytes(response["Content"].read())
+
+    @property
+    def ids(self) -> dict[str, str]:
+        return {"application": self.application, "environment": self.environment, "profile": self.profile}
+
+
 class RegionState:
     """Fault settings and the serialised access to the region's handlers."""
 
-    def __init__(self, path: RequestPath) -> None:
+    def __init__(self, path: RequestPath, appconfig: LocalAppConfig | None = None) -> None:
         self.path = path
+        self.appconfig = appconfig
         self.lock = threading.Lock()  # one request at a time: moto and the handlers are not re-entrant
         self.latency_ms: dict[str, int] = {}
         path.bedrock.before_call = self._delay
@@ -108,56 +157,95 @@ class RegionState:
                 "model_calls": dict(Counter(self.path.bedrock.calls)),
                 "faults": faults,
                 "latency_ms": dict(self.latency_ms),
+                "lambda_invocations": dict(Counter(self.path.lambdas.invocations)),
+                "strategy_version": self.appconfig.version if self.appconfig else None,
+                "appconfig": self.appconfig.ids if self.appconfig else None,
             }
 
 
-def build_app(state: RegionState) -> Starlette:
-    async def api(request: Request) -> Response:
-        # API Gateway hands a REST proxy body to Lambda as text; bytes that are not UTF-8 arrive
-        # replaced, so the front answers 400 (not JSON) instead of the server failing.
-        raw = (await request.body()).decode(errors="replace") or None
-        result = await run_in_threadpool(state.call, request.method, request.url.path, raw)
-        return Response(
-            result["body"],
-            status_code=int(result["statusCode"]),
-            media_type="application/json",
-            headers={"x-finai-region": state.path.region},
+async def api(request: Request) -> Response:
+    state: RegionState = request.app.state.region
+    # API Gateway hands a REST proxy body to Lambda as text; bytes that are not UTF-8 arrive
+    # replaced, so the front answers 400 (not JSON) instead of the server failing.
+    raw = (await request.body()).decode(errors="replace") or None
+    result = await run_in_threadpool(state.call, request.method, request.url.path, raw)
+    return Response(
+        result["body"],
+        status_code=int(result["statusCode"]),
+        media_type="application/json",
+        headers={"x-finai-region": state.path.region},
+    )
+
+
+async def chaos(request: Request) -> Response:
+    state: RegionState = request.app.state.region
+    try:
+        body = await request.json()
+        model = str(body["model"])
+        rate = float(body.get("error_rate", 0))
+        latency = int(body.get("latency_ms", 0))
+        if not 0 <= rate <= 1 or not 0 <= latency <= 30_000:
+            raise ValueError("error_rate must be in [0, 1] and latency_ms in [0, 30000]")
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        return JSONResponse(
+            {"error": "bad_request", "message": f"chaos needs model, error_rate, latency_ms: {exc}"}, 400
         )
+    await run_in_threadpool(state.chaos, model, rate, latency, bool(body.get("throttle", False)))
+    return JSONResponse(await run_in_threadpool(state.state))
 
-    async def chaos(request: Request) -> Response:
-        try:
-            body = await request.json()
-            model = str(body["model"])
-            rate = float(body.get("error_rate", 0))
-            latency = int(body.get("latency_ms", 0))
-            if not 0 <= rate <= 1 or not 0 <= latency <= 30_000:
-                raise ValueError("error_rate must be in [0, 1] and latency_ms in [0, 30000]")
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-            return JSONResponse(
-                {"error": "bad_request", "message": f"chaos needs model, error_rate, latency_ms: {exc}"}, 400
-            )
-        await run_in_threadpool(state.chaos, model, rate, latency, bool(body.get("throttle", False)))
-        return JSONResponse(await run_in_threadpool(state.state))
 
-    async def heal(request: Request) -> Response:
-        await run_in_threadpool(state.heal)
-        return JSONResponse(await run_in_threadpool(state.state))
+async def heal(request: Request) -> Response:
+    state: RegionState = request.app.state.region
+    await run_in_threadpool(state.heal)
+    return JSONResponse(await run_in_threadpool(state.state))
 
-    async def status(request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(state.state))
 
-    async def reset(request: Request) -> Response:
-        await run_in_threadpool(state.reset)
-        return JSONResponse(await run_in_threadpool(state.state))
+async def status(request: Request) -> Response:
+    state: RegionState = request.app.state.region
+    return JSONResponse(await run_in_threadpool(state.state))
 
+
+async def reset(request: Request) -> Response:
+    state: RegionState = request.app.state.region
+    await run_in_threadpool(state.reset)
+    return JSONResponse(await run_in_threadpool(state.state))
+
+
+async def agent(request: Request) -> Response:
+    state: RegionState = request.app.state.region
+    if state.appconfig is None or dict(request.path_params) != state.appconfig.ids:
+        return JSONResponse({"message": "unknown application, environment or profile"}, 404)
+    content = await run_in_threadpool(state.appconfig.latest)
+    return Response(content, media_type="application/json")
+
+
+async def publish(request: Request) -> Response:
+    state: RegionState = request.app.state.region
+    if state.appconfig is None:
+        return JSONResponse({"error": "not_found", "message": "this region has no AppConfig"}, 404)
+    try:
+        document = await request.json()
+        version = await run_in_threadpool(state.appconfig.publish, document)
+    except (ValueError, json.JSONDecodeError) as exc:  # StrategyError is a ValueError
+        return JSONResponse({"error": "bad_request", "message": f"strategy rejected: {exc}"}, 400)
+    return JSONResponse({"version": version})
+
+
+def build_app(state: RegionState) -> Starlette:
     routes = [Route(path, api, methods=[method]) for method, path in api_routes()]
+    routes += [
+        Route(AGENT_PATH, agent, methods=["GET"]),
+        Route("/admin/strategy", publish, methods=["POST"]),
+    ]
     routes += [
         Route("/admin/chaos", chaos, methods=["POST"]),
         Route("/admin/heal", heal, methods=["POST"]),
         Route("/admin/state", status, methods=["GET"]),
         Route("/admin/reset", reset, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.state.region = state
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,10 +255,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault-injection RNG")
+    parser.add_argument("--strategy", type=Path, default=None, help="strategy document (default: the shipped one)")
+    parser.add_argument("--advisor-artifact", type=Path, default=None, help="serve/ directory of the advisor")
     args = parser.parse_args(argv)
+    from shared.strategy import DOCUMENT_PATH
+
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    document = json.loads((args.strategy or DOCUMENT_PATH).read_text())
     with local_request_path(args.region, bedrock=OfflineBedrock(seed=args.seed), live_clock=True) as path:
-        uvicorn.run(build_app(RegionState(path)), host="127.0.0.1", port=args.port, log_level="warning")
+        appconfig = LocalAppConfig(args.region, document)
+        configure(path, appconfig, args.port, args.advisor_artifact)
+        uvicorn.run(build_app(RegionState(path, appconfig)), host="127.0.0.1", port=args.port, log_level="warning")
     return 0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A region must not outlive the front that started it (a killed front leaves no orphans)."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
+def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, advisor_artifact: Path | None) -> None:
+    """Point the router at the agent endpoint and, with an artifact, at the advisor adapter."""
+    from advisor import handler as advisor
+    from router import handler as router
+
+    os.environ.update(
+        {
+            "STRATEGY_SOURCE": "agent",
+            "APPCONFIG_AGENT_URL": f"http://127.0.0.1:{port}",
+            "APPCONFIG_APPLICATION": appconfig.application,
+            "APPCONFIG_ENVIRONMENT": appconfig.environment,
+            "APPCONFIG_PROFILE": appconfig.profile,
+        }
+    )
+    if advisor_artifact is not None:
+        os.environ["MODEL_DIR"] = str(advisor_artifact)
+        arn = f"arn:aws:lambda:{path.region}:123456789012:function:advisor"
+        os.environ["LAMBDA_PROVIDERS"] = json.dumps({"advisor": arn})
+        path.lambdas.register("advisor", advisor.lambda_handler)
+        advisor.generator.cache_clear()
+    router._strategy_source.cache_clear()
+    router._lambda_provider.cache_clear()
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def health_settings(template_dir: Path, primary_region: str) -> tuple[HealthChec
 
 
 class RegionProcess:
-    def __init__(self, name: str, port: int, seed: int, log_dir: Path) -> None:
+    def __init__(self, name: str, port: int, seed: int, log_dir: Path, extra: list[str] | None = None) -> None:
         self.name, self.port = name, port
         self.url = f"http://127.0.0.1:{port}"
         self.down = False
@@ -70,7 +70,13 @@ class RegionProcess:
         self._log = (log_dir / f"region-{name}.log").open("w")
         env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'lambdas'}"}
         self.process = subprocess.Popen(  # noqa: S603  # nosec B603 - this package's own module
-            [sys.executable, "-m", "local.region", "--region", name, "--port", str(port), "--seed", str(seed)],
+            [
+                sys.executable,
+                "-m",
+                "local.region",
+                *("--region", name, "--port", str(port), "--seed", str(seed)),
+                *(extra or []),
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -232,6 +238,22 @@ async def heal(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(platform.status))
 
 
+async def strategy(request: Request) -> Response:
+    """Publish a strategy document to every region's AppConfig (validated against the schema)."""
+    platform: Platform = request.app.state.platform
+    try:
+        document = await request.json()
+    except json.JSONDecodeError as exc:
+        return JSONResponse({"error": "bad_request", "message": f"not JSON: {exc}"}, 400)
+    results = {}
+    for name, region in platform.regions.items():
+        code, body = await run_in_threadpool(region.admin, "POST", "/admin/strategy", document)
+        if code != 200:
+            return JSONResponse(body, code)
+        results[name] = body["version"]
+    return JSONResponse({"versions": results})
+
+
 async def reset(request: Request) -> Response:
     platform: Platform = request.app.state.platform
     for region in platform.regions.values():
@@ -276,6 +298,7 @@ def build_app(platform: Platform) -> Starlette:
         Route("/admin/chaos", chaos, methods=["POST"]),
         Route("/admin/heal", heal, methods=["POST"]),
         Route("/admin/reset", reset, methods=["POST"]),
+        Route("/admin/strategy", strategy, methods=["POST"]),
         Route("/admin/region/{name}/{action}", region_switch, methods=["POST"]),
         Route("/admin/load", load, methods=["POST"]),
     ]
@@ -328,7 +351,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--primary", default="us-east-1")
     parser.add_argument("--secondary", default="us-west-2")
     parser.add_argument("--request-interval", type=int, default=None, help="override (tests): seconds between probes")
+    parser.add_argument("--strategy", type=Path, default=None, help="strategy document (default: the shipped one)")
+    parser.add_argument("--advisor-artifact", type=Path, default=None, help="serve/ directory of the local advisor")
+    parser.add_argument(
+        "--local-adapters",
+        action="store_true",
+        help="serve budgeting advice from the locally fine-tuned advisor (trained on first use, then cached)",
+    )
     args = parser.parse_args(argv)
+    if args.local_adapters:
+        from local.adapters import ensure_advisor
+
+        args.advisor_artifact = args.advisor_artifact or ensure_advisor()
+        args.strategy = args.strategy or ROOT / "local" / "strategy.local.json"
+    extra = ["--strategy", str(args.strategy)] if args.strategy else []
+    extra += ["--advisor-artifact", str(args.advisor_artifact)] if args.advisor_artifact else []
     settings, source = health_settings(args.cdk_out, args.primary)
     if args.request_interval:
         settings = HealthCheckSettings(
@@ -338,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     key = os.environ.get("FINAI_LOCAL_API_KEY", DEFAULT_API_KEY)
     logs = ROOT / "build" / "local"
     regions = [
-        RegionProcess(args.primary, args.port + 1, 1, logs),
-        RegionProcess(args.secondary, args.port + 2, 2, logs),
+        RegionProcess(args.primary, args.port + 1, 1, logs, extra),
+        RegionProcess(args.secondary, args.port + 2, 2, logs, extra),
     ]
     platform = Platform(regions, settings, source, {key})
     try:

@@ -22,8 +22,8 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, url: str, template: dict) -> None:
-        self.url, self.template = url, template
+    def __init__(self, url: str, template: dict, port: int) -> None:
+        self.url, self.template, self.port = url, template, port
 
     def generate(self, prompt: str, use_case: str = "general", key: str | None = KEY) -> requests.Response:
         headers = {"x-api-key": key} if key is not None else {}
@@ -51,17 +51,47 @@ class Served:
         return sum(r["audit_records"] for r in self.status()["regions"].values())
 
 
+def tiny_advisor(root: Path) -> Path:
+    """A tiny T5 advisor trained briefly by the real job (which also exports the int8 artifact)."""
+    from training_jobs.advisor import train
+    from training_jobs.common.tiny_models import build_t5
+    from training_jobs.data.advisor_pairs import write_pairs
+    from training_jobs.data.config import load_config
+    from training_jobs.data.transactions import generate
+
+    config = load_config(str(ROOT / "training_jobs" / "configs" / "synthetic.yaml"))
+    frame, _ = generate(config.model_copy(update={"users": 6, "months": 4}))
+    write_pairs(frame, config.advisor, config.seed, root / "pairs")
+    texts = [
+        json.loads(line)["prompt"] + " " + json.loads(line)["target"]
+        for line in (root / "pairs" / "train.jsonl").open()
+    ]
+    base = build_t5(root / "base", texts)
+    args = ["--base-model", str(base), "--data-dir", str(root / "pairs"), "--model-dir", str(root / "model")]
+    args += ["--output-dir", str(root / "out"), "--max-train-pairs", "64", "--max-eval-pairs", "4"]
+    args += ["--generate-samples", "1", "--max-new-tokens", "8", "--learning-rate", "1e-2", "--epochs", "3"]
+    assert train.main(args) == 0
+    return root / "model" / "serve"
+
+
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
     from tests.infrastructure.conftest import synthesize
 
     out = tmp_path_factory.mktemp("cdk.out")
     synthesize(out, {"domain_name": "api.bank.example", "hosted_zone_id": "Z0123456789ABCDEFGHIJ"})
+    advisor = tiny_advisor(tmp_path_factory.mktemp("advisor"))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'lambdas'}"}
     log = (tmp_path_factory.mktemp("logs") / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.server", "--port", str(port), "--cdk-out", str(out), "--request-interval", "1"],
+        [
+            sys.executable,
+            "-m",
+            "local.server",
+            *("--port", str(port), "--cdk-out", str(out), "--request-interval", "1"),
+            *("--strategy", str(ROOT / "local" / "strategy.local.json"), "--advisor-artifact", str(advisor)),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -80,7 +110,7 @@ def served(tmp_path_factory):
         process.kill()
         pytest.fail("the local server did not start")
     template = json.loads((out / "FinAi-us-east-1.template.json").read_text())
-    yield Served(url, template)
+    yield Served(url, template, port)
     process.terminate()
     process.wait(timeout=30)
     log.close()

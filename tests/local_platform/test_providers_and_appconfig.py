@@ -1,0 +1,58 @@
+"""Which provider serves is configuration: the local strategy (published to moto's AppConfig and
+read by the router through the agent endpoint) sends budgeting advice to the locally trained
+adapter; publishing another strategy moves it, and an invalid one is refused."""
+
+import json
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_STRATEGY = json.loads((ROOT / "local" / "strategy.local.json").read_text())
+PROFILE_PROMPT = (
+    "Give 2-3 actionable budgeting steps with estimated monthly savings.\n"
+    "Period: last month (30 days) to 2025-06-30.\n"
+    "Monthly income: USD 4,200. Monthly spending: USD 3,100. Savings rate: 26%.\n"
+    "Top categories per month: Dining USD 620, Groceries USD 410, Shopping USD 300."
+)
+
+
+def test_budgeting_advice_is_served_by_the_local_adapter(served):
+    served.reset()
+    before = served.status()["regions"]["us-east-1"]["lambda_invocations"].get("advisor", 0)
+    response = served.generate(PROFILE_PROMPT, use_case="budgeting_advice")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["tier"] == "primary"
+    assert body["model_used"].startswith("advisor-seq2seq-int8-")  # the artifact's model_version
+    assert served.status()["regions"]["us-east-1"]["lambda_invocations"]["advisor"] == before + 1
+
+
+def test_the_agent_endpoint_serves_the_published_strategy(served):
+    served.admin("/admin/strategy", LOCAL_STRATEGY)
+    state = served.status()["regions"]["us-east-1"]
+    ids = state["appconfig"]
+    region = f"http://127.0.0.1:{served.port + 1}"
+    path = f"/applications/{ids['application']}/environments/{ids['environment']}/configurations/{ids['profile']}"
+    served_doc = requests.get(region + path, timeout=10).json()
+    assert served_doc == LOCAL_STRATEGY  # what the router reads is what was published to AppConfig
+    assert requests.get(f"{region}/applications/x/environments/y/configurations/z", timeout=10).status_code == 404
+
+
+def test_publishing_a_strategy_moves_traffic_and_invalid_ones_are_refused(served):
+    served.reset()
+    bedrock_only = json.loads(json.dumps(LOCAL_STRATEGY))
+    bedrock_only["version"] = "local-bedrock-1"
+    variants = bedrock_only["use_cases"]["budgeting_advice"]["variants"]
+    variants[0]["weight"], variants[1]["weight"] = 100, 0
+    versions = served.admin("/admin/strategy", bedrock_only)["versions"]
+    assert set(versions) == {"us-east-1", "us-west-2"}
+    body = served.generate(PROFILE_PROMPT, use_case="budgeting_advice").json()
+    assert body["model_used"] == "anthropic.claude-3-haiku-20240307-v1:0"
+
+    broken = json.loads(json.dumps(LOCAL_STRATEGY))
+    broken["use_cases"]["budgeting_advice"]["variants"][0]["weight"] = 1000
+    response = requests.post(f"{served.url}/admin/strategy", json=broken, timeout=10)
+    assert response.status_code == 400 and "strategy rejected" in response.json()["message"]
+    served.admin("/admin/strategy", LOCAL_STRATEGY)
+    assert served.generate(PROFILE_PROMPT, use_case="budgeting_advice").json()["model_used"].startswith("advisor-")
