@@ -6,6 +6,7 @@ router's ``lambda`` provider for the ``budgeting_advice`` use case.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +20,8 @@ from serving.runtime import InputTooLong
 
 logger = Logger(service="advisor")
 MAX_QUERY_CHARS = 8000
+# Greedy decoding with a mild repetition penalty: without it, small adapters loop on a phrase.
+REPETITION_PENALTY = float(os.environ.get("REPETITION_PENALTY", "1.1"))
 
 
 class AdviceRequest(BaseModel):
@@ -42,7 +45,12 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         if not request.query.strip():
             raise BadRequest("query: must contain text, not only whitespace")
         model = generator()
-        result = model.generate(request.query, max_new_tokens=request.max_new_tokens, truncate=request.truncate)
+        result = model.generate(
+            request.query,
+            max_new_tokens=request.max_new_tokens,
+            truncate=request.truncate,
+            repetition_penalty=REPETITION_PENALTY,
+        )
     except InputTooLong as exc:
         return bad_request(f"query is {exc.tokens} tokens; the limit is {exc.limit} (send truncate=true to cut it)")
     except BadRequest as exc:

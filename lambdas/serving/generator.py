@@ -25,6 +25,18 @@ class Generation:
     input_tokens: int
 
 
+def _penalise(logits: np.ndarray, generated: list[int], penalty: float) -> np.ndarray:
+    """The usual repetition penalty (CTRL, as in transformers) on tokens this answer already holds:
+    positive logits divided, negative ones multiplied. Small adapters loop on a phrase without it."""
+    if penalty == 1.0 or not generated:
+        return logits
+    adjusted = logits.copy()
+    seen = np.unique(np.asarray(generated))
+    values = adjusted[seen]
+    adjusted[seen] = np.where(values > 0, values / penalty, values * penalty)
+    return adjusted
+
+
 def _softmax_pick(logits: np.ndarray, banned: int | None) -> tuple[int, float]:
     """Greedy choice and its probability (softmax over the full vocabulary)."""
     if banned is not None:
@@ -78,12 +90,19 @@ class Generator:
         return [ort.OrtValue.ortvalue_from_numpy(empty) for _ in range(2 * self.layers)]
 
     def generate(
-        self, text: str, max_new_tokens: int = 64, min_new_tokens: int = 0, truncate: bool = False
+        self,
+        text: str,
+        max_new_tokens: int = 64,
+        min_new_tokens: int = 0,
+        truncate: bool = False,
+        repetition_penalty: float = 1.0,
     ) -> Generation:
         ids = self.encode(text, truncate)
-        return self.generate_ids(ids, max_new_tokens, min_new_tokens)
+        return self.generate_ids(ids, max_new_tokens, min_new_tokens, repetition_penalty)
 
-    def generate_ids(self, ids: list[int], max_new_tokens: int = 64, min_new_tokens: int = 0) -> Generation:
+    def generate_ids(
+        self, ids: list[int], max_new_tokens: int = 64, min_new_tokens: int = 0, repetition_penalty: float = 1.0
+    ) -> Generation:
         prompt = np.asarray([ids], dtype=np.int64)
         feeds: dict[str, ort.OrtValue] = {}
         if self.encoder is not None:
@@ -105,7 +124,7 @@ class Generator:
             feeds["input_ids"] = ort.OrtValue.ortvalue_from_numpy(step_input)
             # OrtValues in, OrtValues out: the cache stays inside onnxruntime between steps.
             outputs = self.decoder.run_with_ort_values(outputs_wanted, feeds)
-            logits = outputs[0].numpy()[0, -1]
+            logits = _penalise(outputs[0].numpy()[0, -1], generated, repetition_penalty)
             banned = self.eos if len(generated) < min_new_tokens else None
             token, probability = _softmax_pick(logits, banned)
             if token == self.eos:

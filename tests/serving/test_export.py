@@ -133,3 +133,16 @@ def test_export_cli_writes_serve_next_to_the_adapter(tmp_path, t5_artifacts, cap
     assert json.loads((adapter / "serve" / "manifest.json").read_text())["precision"] == "int8"
     assert main(["--adapter", str(tmp_path / "nothing")]) == 2
     assert "adapter_config.json" in capsys.readouterr().err
+
+
+def test_repetition_penalty_changes_only_repeated_tokens(t5_artifacts, advisor_texts):
+    from serving.generator import _penalise
+
+    logits = np.array([2.0, -1.0, 0.5, 3.0], dtype=np.float32)
+    np.testing.assert_allclose(_penalise(logits, [0, 1], 2.0), [1.0, -2.0, 0.5, 3.0])
+    np.testing.assert_allclose(_penalise(logits, [0, 1], 1.0), logits)
+    generator = Generator(verify(t5_artifacts["fp32"]))
+    ids = generator.encode(advisor_texts[0]["prompt"], truncate=True)
+    plain = generator.generate_ids(ids, 24, 24).token_ids
+    strict = generator.generate_ids(ids, 24, 24, repetition_penalty=50.0).token_ids
+    assert len(set(strict)) > len(set(plain)) or len(set(plain)) == 24  # fewer repeats under a strong penalty
