@@ -136,7 +136,8 @@ def _discretionary(p: SpendingProfile) -> list[Suggestion]:
 
 def _subscriptions(p: SpendingProfile) -> list[Suggestion]:
     subs = sorted(
-        (r for r in p.recurring if r.category == "Entertainment"), key=lambda r: (r.monthly_amount, r.merchant)
+        (r for r in p.recurring if r.category == "Entertainment" and r.monthly_amount > 0),
+        key=lambda r: (r.monthly_amount, r.merchant),
     )
     if len(subs) < 2:
         return []
@@ -218,7 +219,9 @@ def suggest(p: SpendingProfile) -> list[Suggestion]:
     """Two or three actions, largest estimated saving first; one per rule while variety allows."""
     if p.monthly_income <= 0 and p.monthly_spend <= 0:
         raise ValueError("the profile shows no income and no spending: there is nothing to advise on")
-    candidates = [*_trends(p), *_subscriptions(p), *_pay_yourself_first(p), *_discretionary(p)]
+    # A step that saves nothing is not advice (e.g. free subscriptions, or amounts that round to 0).
+    rules_found = [*_trends(p), *_subscriptions(p), *_pay_yourself_first(p), *_discretionary(p)]
+    candidates = [s for s in rules_found if s.monthly_savings > 0]
     chosen: list[Suggestion] = []
     rules: set[str] = set()
     for suggestion in sorted(candidates, key=lambda s: (-s.monthly_savings, s.rule, s.action)):

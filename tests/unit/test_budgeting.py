@@ -93,3 +93,27 @@ def test_trend_and_subscription_rules_fire_on_a_concrete_profile():
     assert text is not None
     assert text.startswith("1. Set up an automatic transfer of USD 500 to savings on payday")
     assert "Dining rose 50% on the previous period; bring it back to about USD 400 a month" in text
+
+
+def test_free_subscriptions_are_never_suggested_as_savings():
+    """Found by hypothesis on a fresh clone: two zero-cost subscriptions gave a 0-saving step."""
+    from shared.budgeting import RecurringPayment, SpendingProfile
+
+    profile = SpendingProfile(
+        currency="HKD",
+        period="week",
+        period_days=1,
+        as_of="2000-01-01",
+        monthly_income=0,
+        monthly_spend=1,
+        top_categories=(),
+        recurring=(
+            RecurringPayment(merchant="GameVault", category="Entertainment", monthly_amount=0),
+            RecurringPayment(merchant="TuneBox", category="Entertainment", monthly_amount=0),
+        ),
+        trends=(),
+    )
+    steps = suggest(profile)
+    assert MIN_STEPS <= len(steps) <= MAX_STEPS
+    assert all(s.monthly_savings > 0 for s in steps)
+    assert all(s.rule != "subscriptions" for s in steps)
