@@ -94,7 +94,7 @@ walkthrough: setup
 
 # The chaos proof at full size: four phases of 200 requests (CI runs 20 per phase).
 chaos: setup
-	FINAI_CHAOS_REQUESTS=200 $(PY) -m pytest -q -s tests/local_platform
+	FINAI_CHAOS_REQUESTS=200 FINAI_LOAD_SECONDS=60 $(PY) -m pytest -q -s tests/local_platform
 
 openapi: setup
 	$(PY) -m api_front.openapi > docs/openapi.json

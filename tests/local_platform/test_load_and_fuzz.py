@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-LOAD_SECONDS = int(os.environ.get("FINAI_LOAD_SECONDS", "20"))
+LOAD_SECONDS = int(os.environ.get("FINAI_LOAD_SECONDS", "12"))
 FUZZ_EXAMPLES = int(os.environ.get("FINAI_FUZZ_EXAMPLES", "200"))
 
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 PRIMARY = "anthropic.claude-3-haiku-20240307-v1:0"
-PHASE_REQUESTS = int(os.environ.get("FINAI_CHAOS_REQUESTS", "20"))  # make chaos runs 200
+PHASE_REQUESTS = int(os.environ.get("FINAI_CHAOS_REQUESTS", "16"))  # make chaos runs 200
 
 
 def template_routes(template: dict) -> set[tuple[str, str]]:
