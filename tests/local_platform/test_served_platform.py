@@ -71,7 +71,8 @@ def test_region_down_fails_over_after_the_detection_window(served):
 
 
 def run_phase(served, error_rate: float) -> dict:
-    served.admin("/admin/chaos", {"model": PRIMARY, "error_rate": error_rate, "latency_ms": 0})
+    # Always the primary region: at full size an earlier phase may already have moved traffic away.
+    served.admin("/admin/chaos", {"model": PRIMARY, "error_rate": error_rate, "latency_ms": 0, "region": "us-east-1"})
     calls_before = served.status()["regions"]["us-east-1"]["model_calls"].get(PRIMARY, 0)
     tiers: dict[str, int] = {}  # answers from the primary region, where the fault is
     statuses, regions = [], []

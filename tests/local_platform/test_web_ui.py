@@ -51,7 +51,8 @@ def test_query_fault_fallback_and_circuit_on_screen(served, page):
     # Inject a 100% fault on the primary model; the next answers come from the fallback tier.
     page.select_option("#chaos_model", "anthropic.claude-3-haiku-20240307-v1:0")
     page.fill("#error_rate", "1")
-    page.click("#inject")
+    with page.expect_response("**/admin/chaos"):  # the UI posts asynchronously; wait for the fault
+        page.click("#inject")
     page.click("#send")
     expect(page.locator("#tier")).to_have_text("fallback")
     expect(page.locator("#model")).to_have_text("amazon.nova-micro-v1:0")
