@@ -205,35 +205,27 @@ class Monitoring(Construct):
         self.model_path_alarm: cloudwatch.Alarm | None = None
         if enabled:
             # 5XXError's Average is the fault rate: a single metric, which Route 53 can watch.
-            self.five_xx_alarm = cloudwatch.Alarm(
+            self.five_xx_alarm = _single_metric_alarm(
                 self,
                 "FiveXXRate",
-                alarm_name=self.five_xx_alarm_name,
-                alarm_description=f"More than {settings.error_rate_5xx:.0%} of API requests end in 5XX",
+                name=self.five_xx_alarm_name,
+                description=f"More than {settings.error_rate_5xx:.0%} of API requests end in 5XX",
                 metric=api.metric_server_error(statistic="Average", period=period),
                 threshold=settings.error_rate_5xx,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=3,
-                datapoints_to_alarm=2,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                topic=topic,
             )
-            self.five_xx_alarm.add_alarm_action(actions.SnsAction(topic))
-            self.five_xx_alarm.add_ok_action(actions.SnsAction(topic))
             # Single metric, Minimum: one of the forms Route 53 alarm health checks accept.
-            self.model_path_alarm = cloudwatch.Alarm(
+            self.model_path_alarm = _single_metric_alarm(
                 self,
                 "ModelPathUnhealthy",
-                alarm_name=self.model_path_alarm_name,
-                alarm_description="Health reports the model path down: every circuit open or circuit table unreachable",
+                name=self.model_path_alarm_name,
+                description="Health reports the model path down: every circuit open or circuit table unreachable",
                 metric=self.model_path_healthy,
                 threshold=1,
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                evaluation_periods=3,
-                datapoints_to_alarm=2,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                topic=topic,
             )
-            self.model_path_alarm.add_alarm_action(actions.SnsAction(topic))
-            self.model_path_alarm.add_ok_action(actions.SnsAction(topic))
             self.region_unhealthy = cloudwatch.CompositeAlarm(
                 self,
                 "RegionUnhealthy",
@@ -241,8 +233,41 @@ class Monitoring(Construct):
                 alarm_description="The region should not serve: high 5XX rate or the model path down",
                 alarm_rule=cloudwatch.AlarmRule.any_of(self.five_xx_alarm, self.model_path_alarm),
             )
-            self.region_unhealthy.add_alarm_action(actions.SnsAction(topic))
-            self.region_unhealthy.add_ok_action(actions.SnsAction(topic))
+            _notify(self.region_unhealthy, topic)
+
+
+def _notify(alarm: cloudwatch.AlarmBase, topic: sns.ITopic) -> None:
+    """On alarm and on recovery, like the facade's alarms."""
+    alarm.add_alarm_action(actions.SnsAction(topic))
+    alarm.add_ok_action(actions.SnsAction(topic))
+
+
+def _single_metric_alarm(
+    scope: Construct,
+    construct_id: str,
+    *,
+    name: str,
+    description: str,
+    metric: cloudwatch.IMetric,
+    threshold: float,
+    comparison: cloudwatch.ComparisonOperator,
+    topic: sns.ITopic,
+) -> cloudwatch.Alarm:
+    """A plain metric alarm (2 of 3 periods), the only kind Route 53 health checks can watch."""
+    alarm = cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_name=name,
+        alarm_description=description,
+        metric=metric,
+        threshold=threshold,
+        comparison_operator=comparison,
+        evaluation_periods=3,
+        datapoints_to_alarm=2,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    _notify(alarm, topic)
+    return alarm
 
 
 def _slug(model_id: str) -> str:
