@@ -97,6 +97,15 @@ def asl_state_machine(
     return state_machine, log_group
 
 
+def function_logs_and_role(scope: Construct, key: kms.IKey, description: str) -> tuple[logs.LogGroup, iam.Role]:
+    """A function's own encrypted log group and a role that may write only to it (no
+    AWSLambdaBasicExecutionRole, whose grant covers every log group)."""
+    log_group = encrypted_log_group(scope, "Logs", key)
+    role = iam.Role(scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description)
+    log_group.grant_write(role)
+    return log_group, role
+
+
 class PythonFunction(Construct):
     """A zip Lambda from ``lambdas/`` with Powertools, X-Ray and its own encrypted log group.
 
@@ -119,14 +128,7 @@ class PythonFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.log_group = encrypted_log_group(self, "Logs", key)
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Execution role of the {component} function",
-        )
-        self.log_group.grant_write(self.role)
+        self.log_group, self.role = function_logs_and_role(self, key, f"Execution role of the {component} function")
         layer = lambda_.LayerVersion.from_layer_version_arn(
             self,
             "Powertools",

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import ServingArtifact, ServingSettings
-from stacks.common import LAMBDAS_DIR, encrypted_log_group
+from stacks.common import LAMBDAS_DIR, function_logs_and_role
 
 COMPONENTS = ("advisor", "sentiment")
 # Only what the Dockerfiles COPY: the zip functions, tests and caches stay out of the build
@@ -38,14 +38,9 @@ class ServingFunction(Construct):
         artifact: ServingArtifact,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = encrypted_log_group(self, "Logs", key)
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Execution role of the {component} serving function",
+        self.log_group, self.role = function_logs_and_role(
+            self, key, f"Execution role of the {component} serving function"
         )
-        self.log_group.grant_write(self.role)
         environment = {"POWERTOOLS_SERVICE_NAME": component, "POWERTOOLS_LOG_LEVEL": "INFO", "ORT_THREADS": "2"}
         if artifact.artifact_s3_uri and artifact.manifest_sha256:
             environment |= {"MODEL_S3_URI": artifact.artifact_s3_uri, "MODEL_MANIFEST_SHA256": artifact.manifest_sha256}
