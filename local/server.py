@@ -353,19 +353,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--request-interval", type=int, default=None, help="override (tests): seconds between probes")
     parser.add_argument("--strategy", type=Path, default=None, help="strategy document (default: the shipped one)")
     parser.add_argument("--advisor-artifact", type=Path, default=None, help="serve/ directory of the local advisor")
+    parser.add_argument("--sentiment-artifact", type=Path, default=None, help="serve/ directory of the classifier")
     parser.add_argument(
         "--local-adapters",
         action="store_true",
-        help="serve budgeting advice from the locally fine-tuned advisor (trained on first use, then cached)",
+        help="serve budgeting advice and sentiment from the locally fine-tuned adapters "
+        "(trained on first use, then cached)",
     )
     args = parser.parse_args(argv)
     if args.local_adapters:
-        from local.adapters import ensure_advisor
+        from local.adapters import ensure_advisor, ensure_sentiment
 
         args.advisor_artifact = args.advisor_artifact or ensure_advisor()
+        args.sentiment_artifact = args.sentiment_artifact or ensure_sentiment()
         args.strategy = args.strategy or ROOT / "local" / "strategy.local.json"
     extra = ["--strategy", str(args.strategy)] if args.strategy else []
     extra += ["--advisor-artifact", str(args.advisor_artifact)] if args.advisor_artifact else []
+    extra += ["--sentiment-artifact", str(args.sentiment_artifact)] if args.sentiment_artifact else []
     settings, source = health_settings(args.cdk_out, args.primary)
     if args.request_interval:
         settings = HealthCheckSettings(
@@ -389,6 +393,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  curl -s -X POST {url}/v1/generate -H 'x-api-key: {key}' -H 'content-type: application/json' "
             '-d \'{"use_case": "general", "prompt": "What is an ISA?"}\'',
+            flush=True,
+        )
+        print(
+            f"  curl -s -X POST {url}/v1/generate -H 'x-api-key: {key}' -H 'content-type: application/json' "
+            '-d \'{"use_case": "sentiment", "prompt": "Shares fell 12% after the profit warning."}\'',
             flush=True,
         )
         print(

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api_front.dal import CircuitReader, ExecutionResult, Executor
 from api_front.models import CircuitStatus, ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
 from shared.observability import logger
+from shared.sentiment import MAX_TEXT_CHARS as SENTIMENT_MAX_CHARS
+from shared.use_cases import Tier, UseCase
 
 # StartSyncExecution accepts at most 256 KB of input; the raw body is checked against a bound
 # below that so the envelope (request id, use case) always fits.
@@ -51,12 +53,19 @@ def error(status_code: int, code: str, message: str, request_id: str | None) -> 
     return Outcome(status_code, ErrorResponse(error=code, message=message, request_id=request_id).model_dump())
 
 
+def prompt_limit(use_case: UseCase, max_chars: int) -> int:
+    """The longest prompt a use case takes: the sentiment classifier reads at most a short passage."""
+    return min(max_chars, SENTIMENT_MAX_CHARS) if use_case is UseCase.SENTIMENT else max_chars
+
+
 def check_prompt_size(request: GenerateRequest, max_chars: int, request_id: str) -> Outcome | None:
-    if len(request.prompt) > max_chars:
+    limit = prompt_limit(request.use_case, max_chars)
+    if len(request.prompt) > limit:
+        scope = f"for the {request.use_case} use case " if limit < max_chars else ""
         return error(
             413,
             "prompt_too_large",
-            f"prompt has {len(request.prompt)} characters; the limit is {max_chars}",
+            f"prompt has {len(request.prompt)} characters; the limit {scope}is {limit}",
             request_id,
         )
     return None
@@ -81,6 +90,10 @@ def generate(request: GenerateRequest, request_id: str, executor: Executor) -> O
         except ValidationError as exc:
             logger.error("state machine answered with a malformed output", extra={"errors": exc.errors()})
             return error(502, "bad_model_output", "the request path returned a malformed answer", request_id)
+        if request.use_case is UseCase.SENTIMENT and answer.tier is not Tier.DEGRADED and answer.sentiment is None:
+            # Only the static answer may come without a label; a model tier without one is a fault.
+            logger.error("a model tier answered the sentiment use case without a label", extra={"tier": answer.tier})
+            return error(502, "bad_model_output", "the request path returned no sentiment label", request_id)
         tokens = (int(result.output.get("input_tokens") or 0), int(result.output.get("output_tokens") or 0))
         return Outcome(200, answer.model_dump(mode="json"), tokens)
     logger.error(

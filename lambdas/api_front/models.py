@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.sentiment import MAX_TEXT_CHARS as SENTIMENT_MAX_CHARS
+from shared.sentiment import SentimentResult
 from shared.use_cases import Tier, UseCase
 
 
@@ -20,7 +22,8 @@ class GenerateRequest(BaseModel):
     )
 
     prompt: str = Field(
-        description="The question or instruction. Its length limit is enforced with 413.",
+        description="The question or instruction; for the sentiment use case, the text to classify "
+        f"(at most {SENTIMENT_MAX_CHARS} characters). Its length limit is enforced with 413.",
         # The contract states what _not_blank enforces (so fuzzers and clients know); the
         # validator keeps its clearer message than pydantic's pattern error.
         json_schema_extra={"minLength": 1, "pattern": "\\S"},
@@ -47,6 +50,11 @@ class GenerateResponse(BaseModel):
     tier: Tier
     attempt: int = Field(ge=1, le=3, description="1 primary, 2 fallback, 3 degraded: which link of the chain answered.")
     request_id: str
+    sentiment: SentimentResult | None = Field(
+        default=None,
+        description="The label (and, from the fine-tuned classifier, its probabilities) for the sentiment "
+        "use case; null for every other use case and for the static degraded answer.",
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -33,7 +33,14 @@ def degrade(event: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         use_case = UseCase.GENERAL
     text, disclaimers = static_answer(use_case, contact_from_env())
-    return {"response": text, "model_used": MODEL_USED, "use_case": str(use_case), "disclaimers": list(disclaimers)}
+    # A static answer never carries a label: the sentiment use case says so in words instead.
+    return {
+        "response": text,
+        "model_used": MODEL_USED,
+        "use_case": str(use_case),
+        "disclaimers": list(disclaimers),
+        "sentiment": None,
+    }
 
 
 @logger.inject_lambda_context(correlation_id_path="request_id")
@@ -45,7 +52,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except Exception:  # this tier must answer whatever happens
         logger.exception("degradation failed; returning the general answer")
         text, disclaimers = static_answer(UseCase.GENERAL, Contact("us", "our help line", "our website"))
-        answer = {"response": text, "model_used": MODEL_USED, "use_case": "general", "disclaimers": list(disclaimers)}
+        answer = {
+            "response": text,
+            "model_used": MODEL_USED,
+            "use_case": "general",
+            "disclaimers": list(disclaimers),
+            "sentiment": None,
+        }
     logger.warning("DEGRADED_SERVICE answer served", extra={"tier": "degraded", "use_case": answer["use_case"]})
     emit("DEGRADED_SERVICE", 1, use_case=answer["use_case"])
     return answer

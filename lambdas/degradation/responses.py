@@ -67,6 +67,11 @@ _BODIES: dict[UseCase, tuple[str, tuple[str, ...]]] = {
         "subscriptions each month, and to set aside a fixed amount for savings when you are paid.",
         (NOT_ADVICE,),
     ),
+    UseCase.SENTIMENT: (
+        "Sentiment analysis is unavailable right now, so no sentiment label was produced for your "
+        "text. Please try again shortly.",
+        (NOT_ADVICE,),
+    ),
 }
 
 

@@ -17,13 +17,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.bedrock import converse, guardrail_from_env
+from shared.bedrock import ModelCallError, converse, guardrail_from_env
 from shared.budgeting import advise
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
+from shared.sentiment import LABEL_INSTRUCTION, SentimentResult, describe, label_from_text
 from shared.use_cases import UseCase
 
 MAX_TOKENS = 300
+SENTIMENT_MAX_TOKENS = 10  # one label word, with room for "Sentiment: negative."
 TEMPERATURE = 0.5
 SAFETY_MARGIN_S = 1.0
 SYSTEM_PROMPT = (
@@ -72,27 +74,45 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
                 },
             )
             emit("FALLBACK", 1, use_case=str(event.use_case))
-            return {"response": advice, "model_used": BASELINE_MODEL, "input_tokens": 0, "output_tokens": 0}
+            return {
+                "response": advice,
+                "model_used": BASELINE_MODEL,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "sentiment": None,
+            }
+    sentiment = event.use_case is UseCase.SENTIMENT
     completion = converse(
         client or _client(),
         model_id=fallback_model_id(),
         prompt=prompt,
-        system_prompt=SYSTEM_PROMPT,
-        max_tokens=MAX_TOKENS,
-        temperature=TEMPERATURE,
+        system_prompt=LABEL_INSTRUCTION if sentiment else SYSTEM_PROMPT,
+        max_tokens=SENTIMENT_MAX_TOKENS if sentiment else MAX_TOKENS,
+        temperature=0.0 if sentiment else TEMPERATURE,
         deadline=deadline,
         guardrail=guardrail_from_env(),
     )
+    result = None
+    text = completion.text
+    if sentiment:
+        label = label_from_text(completion.text)
+        if label is None:
+            # Raising hands the request to the degradation tier, which says plainly that no label
+            # was produced; a guessed label would be a wrong answer that looks right.
+            raise ModelCallError(completion.model_id, "UnreadableLabel", f"answered {completion.text[:80]!r}")
+        result = SentimentResult(label=label)
+        text = describe(result)
     logger.warning(
         "FALLBACK answer served",
         extra={"tier": "fallback", "marker": "FALLBACK", "model_id": completion.model_id, "use_case": event.use_case},
     )
     emit("FALLBACK", 1, use_case=str(event.use_case))
     return {
-        "response": completion.text,
+        "response": text,
         "model_used": completion.model_id,
         "input_tokens": completion.input_tokens,
         "output_tokens": completion.output_tokens,
+        "sentiment": result.model_dump() if result else None,
     }
 
 

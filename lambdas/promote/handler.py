@@ -18,7 +18,9 @@ from promote.logic import repoint
 from shared.observability import logger, tracer
 
 
-class PromoteEvent(BaseModel):
+class Candidate(BaseModel):
+    """One adapter that passed its gate and was registered in this pipeline run."""
+
     model_config = ConfigDict(extra="ignore")
 
     adapter: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
@@ -26,6 +28,12 @@ class PromoteEvent(BaseModel):
     job: str = Field(min_length=1, max_length=63)
     artifacts: str = Field(pattern=r"^s3://.+")
     model_package_arn: str
+
+
+class PromoteEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    candidates: list[Candidate] = Field(min_length=1)
 
 
 @cache
@@ -40,16 +48,35 @@ def _store() -> StrategyStore:
 
 
 def promote(event: PromoteEvent, store: StrategyStore) -> dict[str, Any]:
+    """Repoint every candidate's serving variants in one new strategy version, deployed once."""
     version, document = store.latest()
-    updated, changed = repoint(document, target=event.target, model_id=event.job, artifact_uri=event.artifacts)
-    if not changed:
-        logger.info("no lambda variant serves this target; nothing to promote", extra={"target": event.target})
-        return {"promoted": False, "reason": f"no lambda variant targets {event.target!r}", "version": version}
-    description = f"{event.adapter} adapter {event.job} ({event.model_package_arn})"
-    new_version = store.publish(updated, version, description)
+    variants: list[str] = []
+    skipped: list[dict[str, str]] = []
+    for candidate in event.candidates:
+        document, changed = repoint(
+            document, target=candidate.target, model_id=candidate.job, artifact_uri=candidate.artifacts
+        )
+        if changed:
+            variants += changed
+        else:
+            logger.info("no lambda variant serves this target", extra={"target": candidate.target})
+            skipped.append({"adapter": candidate.adapter, "reason": f"no lambda variant targets {candidate.target!r}"})
+    if not variants:
+        return {"promoted": False, "version": version, "variants": [], "skipped": skipped}
+    promoted = [c for c in event.candidates if c.adapter not in {s["adapter"] for s in skipped}]
+    # The version names the run's adapters; repoint gave it the last job's name, which says less.
+    document["version"] = "+".join(c.job for c in promoted)[:64]
+    description = "; ".join(f"{c.adapter} adapter {c.job} ({c.model_package_arn})" for c in promoted)
+    new_version = store.publish(document, version, description)
     deployment = store.deploy(new_version, description)
-    logger.info("adapter promoted", extra={"version": new_version, "deployment": deployment, "variants": changed})
-    return {"promoted": True, "version": new_version, "deployment": deployment, "variants": changed}
+    logger.info("adapters promoted", extra={"version": new_version, "deployment": deployment, "variants": variants})
+    return {
+        "promoted": True,
+        "version": new_version,
+        "deployment": deployment,
+        "variants": variants,
+        "skipped": skipped,
+    }
 
 
 @logger.inject_lambda_context

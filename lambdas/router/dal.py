@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from shared.bedrock import Completion, GuardrailRef, ModelCallError, apply_output_guardrail, converse
 from shared.observability import logger
+from shared.sentiment import SentimentResult, from_classifier
 from shared.strategy import Strategy, load_default_strategy, parse_strategy
 
 DEFAULT_CACHE_SECONDS = 300
@@ -159,15 +160,9 @@ class LambdaProvider:
         self._bedrock = bedrock_client
 
     def complete_target(self, target: str, model_id: str, request: ModelRequest) -> Completion:
-        function = self._targets.get(target)
-        if function is None:
-            raise ModelCallError(model_id, "UnknownTarget", f"no function configured for target {target!r}")
-        result = self._client.invoke(FunctionName=function, Payload=json.dumps({"query": request.prompt}).encode())
-        payload = json.loads(result["Payload"].read() or b"{}")
-        if result.get("FunctionError"):
-            raise ModelCallError(model_id, "FunctionError", str(payload.get("errorMessage", payload)))
-        body = json.loads(payload["body"]) if isinstance(payload.get("body"), str) else payload
-        if int(payload.get("statusCode", 200)) >= 400 or not body.get("response"):
+        """A generative adapter (the advisor): ``{"query"}`` in, ``{"response", "model_version"}`` out."""
+        body = self._invoke(target, model_id, {"query": request.prompt})
+        if not body.get("response"):
             raise ModelCallError(model_id, "BadResponse", str(body)[:300])
         if self._guardrail is not None and self._bedrock is None:
             self._bedrock = boto3.client("bedrock-runtime")
@@ -178,6 +173,36 @@ class LambdaProvider:
             output_tokens=0,
             stop_reason="end_turn",
         )
+
+    def classify_target(self, target: str, model_id: str, text: str) -> tuple[SentimentResult, str]:
+        """A classifier adapter (sentiment): one text in, its result and the model version out.
+
+        The text is sent with ``truncate``: the front already bounds its length in characters,
+        and a text over the token window must not count as the model's failure against the
+        circuit. The result says when it was cut.
+        """
+        body = self._invoke(target, model_id, {"texts": [text], "truncate": True})
+        results = body.get("results")
+        if not isinstance(results, list) or len(results) != 1:
+            raise ModelCallError(model_id, "BadResponse", str(body)[:300])
+        try:
+            result = from_classifier(results[0])
+        except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raise ModelCallError(model_id, "BadResponse", f"unreadable classifier result: {exc}") from exc
+        return result, str(body.get("model_version") or model_id)
+
+    def _invoke(self, target: str, model_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        function = self._targets.get(target)
+        if function is None:
+            raise ModelCallError(model_id, "UnknownTarget", f"no function configured for target {target!r}")
+        result = self._client.invoke(FunctionName=function, Payload=json.dumps(payload).encode())
+        response = json.loads(result["Payload"].read() or b"{}")
+        if result.get("FunctionError"):
+            raise ModelCallError(model_id, "FunctionError", str(response.get("errorMessage", response)))
+        body = json.loads(response["body"]) if isinstance(response.get("body"), str) else response
+        if int(response.get("statusCode", 200)) >= 400 or not isinstance(body, dict):
+            raise ModelCallError(model_id, "BadResponse", str(body)[:300])
+        return body
 
 
 def lambda_targets_from_env(env: dict[str, str] | None = None) -> dict[str, str]:

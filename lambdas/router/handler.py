@@ -9,6 +9,7 @@ machine's Catch records the failure against the model's circuit.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from router.logic import select
 from shared.bedrock import Completion, ModelCallError, guardrail_from_env
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
+from shared.sentiment import LABEL_INSTRUCTION, SentimentResult, describe, label_from_text
 from shared.use_cases import UseCase
 
 # Leave this much of the invocation for serialising the answer after the last retry.
@@ -105,11 +107,10 @@ def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
     )
     started = time.monotonic()
     try:
-        completion: Completion
-        if selection.provider == "bedrock":
-            completion = _bedrock().complete(selection.model_id, request, deadline)
+        if event.use_case is UseCase.SENTIMENT:
+            completion, sentiment = _classify(selection, request, deadline)
         else:
-            completion = _lambda_provider().complete_target(selection.target or "", selection.model_id, request)
+            completion, sentiment = _complete(selection, request, deadline), None
     except ModelCallError as exc:
         logger.warning("primary model failed", extra={"model_id": selection.model_id, "code": exc.code})
         emit("PrimaryModelErrors", 1, model=selection.model_id)
@@ -129,7 +130,31 @@ def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
         "input_tokens": completion.input_tokens,
         "output_tokens": completion.output_tokens,
         "latency_ms": latency_ms,
+        # Always present (null outside the sentiment use case): the state machine copies it by path.
+        "sentiment": sentiment.model_dump() if sentiment else None,
     }
+
+
+def _complete(selection: Selection, request: ModelRequest, deadline: float) -> Completion:
+    if selection.provider == "bedrock":
+        return _bedrock().complete(selection.model_id, request, deadline)
+    return _lambda_provider().complete_target(selection.target or "", selection.model_id, request)
+
+
+def _classify(selection: Selection, request: ModelRequest, deadline: float) -> tuple[Completion, SentimentResult]:
+    """A sentiment label from the classifier adapter, or from a generative model told to give one."""
+    if selection.provider == "lambda":
+        result, version = _lambda_provider().classify_target(selection.target or "", selection.model_id, request.prompt)
+        return Completion(describe(result), version, 0, 0, "end_turn"), result
+    system_prompt = "\n\n".join(filter(None, (request.system_prompt, LABEL_INSTRUCTION)))
+    completion = _bedrock().complete(selection.model_id, replace(request, system_prompt=system_prompt), deadline)
+    label = label_from_text(completion.text)
+    if label is None:
+        # An answer the API cannot turn into a label is the model failing this task: the breaker
+        # counts it and the fallback tier answers.
+        raise ModelCallError(selection.model_id, "UnreadableLabel", f"answered {completion.text[:80]!r}")
+    result = SentimentResult(label=label)
+    return replace(completion, text=describe(result)), result
 
 
 @logger.inject_lambda_context(correlation_id_path="request_id")

@@ -55,7 +55,13 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         200,
         {
             "results": [
-                {"label": p.label, "probabilities": p.probabilities, "confidence": p.confidence} for p in predictions
+                {
+                    "label": p.label,
+                    "probabilities": p.probabilities,
+                    "confidence": p.confidence,
+                    "truncated": p.truncated,
+                }
+                for p in predictions
             ],
             "model_version": model.version,
         },

@@ -15,6 +15,7 @@ class Prediction:
     label: str
     probabilities: dict[str, float]
     confidence: float
+    truncated: bool = False
 
 
 class Classifier:
@@ -33,19 +34,22 @@ class Classifier:
     def version(self) -> str:
         return self.artifact.version
 
-    def encode(self, texts: list[str], truncate: bool = False) -> list[list[int]]:
+    def encode(self, texts: list[str], truncate: bool = False) -> tuple[list[list[int]], list[bool]]:
+        """Token ids per text, and which texts were cut to the window (only with ``truncate``)."""
         rows = [list(encoding.ids) for encoding in self.tokenizer.encode_batch(texts)]
+        cut = [False] * len(rows)
         for index, row in enumerate(rows):
             if len(row) > self.limit:
                 if not truncate:
                     raise InputTooLong(index, len(row), self.limit)
                 rows[index] = row[: self.limit - 1] + row[-1:]  # keep [SEP]
-        return rows
+                cut[index] = True
+        return rows, cut
 
     def predict(self, texts: list[str], truncate: bool = False) -> list[Prediction]:
         if not texts:
             return []
-        rows = self.encode(texts, truncate)
+        rows, cut = self.encode(texts, truncate)
         width = max(len(row) for row in rows)
         ids = np.full((len(rows), width), self.pad, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -54,13 +58,14 @@ class Classifier:
             mask[i, : len(row)] = 1
         (probabilities,) = self.session.run(["probabilities"], {"input_ids": ids, "attention_mask": mask})
         results = []
-        for row in probabilities:
+        for row, was_cut in zip(probabilities, cut, strict=True):
             best = int(row.argmax())
             results.append(
                 Prediction(
                     label=self.labels[best],
                     probabilities={label: round(float(p), 4) for label, p in zip(self.labels, row, strict=True)},
                     confidence=round(float(row[best]), 4),
+                    truncated=was_cut,
                 )
             )
         return results

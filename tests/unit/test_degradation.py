@@ -19,6 +19,7 @@ CTX = FakeContext("degradation", "us-east-1")
         (UseCase.COMPLIANCE, [NOT_ADVICE]),
         (UseCase.PERSONALIZED_OUTREACH, [OPT_OUT]),
         (UseCase.BUDGETING_ADVICE, [NOT_ADVICE]),
+        (UseCase.SENTIMENT, [NOT_ADVICE]),
     ],
 )
 def test_each_use_case_has_its_disclaimers_and_contact(use_case, required, capsys):
@@ -28,7 +29,13 @@ def test_each_use_case_has_its_disclaimers_and_contact(use_case, required, capsy
         assert disclaimer in answer["disclaimers"]
     assert "For help, contact" in answer["response"]
     assert answer["model_used"] == "static-degraded-response"
+    assert answer["sentiment"] is None  # a static answer never invents a label
     assert '"DEGRADED_SERVICE"' in capsys.readouterr().out
+
+
+def test_degraded_sentiment_says_no_label_was_produced():
+    answer = degradation.lambda_handler({"use_case": "sentiment", "request_id": "r"}, CTX)
+    assert "no sentiment label was produced" in answer["response"]
 
 
 def test_no_equal_housing_notice_where_no_lending_is_discussed():

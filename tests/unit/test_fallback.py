@@ -92,3 +92,50 @@ def test_free_text_budgeting_questions_still_use_the_fallback_model(client):
             FakeContext("fallback", "us-east-1"),
         )
     assert result["model_used"] == "amazon.nova-micro-v1:0"
+
+
+def converse_answer(text):
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 9, "outputTokens": 1, "totalTokens": 10},
+        "metrics": {"latencyMs": 1},
+    }
+
+
+def test_sentiment_fallback_asks_the_cheap_model_for_a_label(client):
+    from shared.sentiment import LABEL_INSTRUCTION
+
+    expected = {
+        "modelId": "amazon.nova-micro-v1:0",
+        "messages": [{"role": "user", "content": [{"text": "Shares rallied on record profits"}]}],
+        "system": [{"text": LABEL_INSTRUCTION}],
+        "inferenceConfig": {"maxTokens": 10, "temperature": 0.0},
+    }
+    with Stubber(client) as stub:
+        stub.add_response("converse", converse_answer("Positive"), expected)
+        result = fallback.lambda_handler(
+            {"request_id": "r", "use_case": "sentiment", "prompt": "Shares rallied on record profits"},
+            FakeContext("fallback", "us-east-1"),
+        )
+    assert result["sentiment"] == {"label": "positive", "confidence": None, "probabilities": None, "truncated": False}
+    assert result["response"] == "Sentiment: positive."
+
+
+def test_sentiment_fallback_without_a_clear_label_raises_so_the_request_degrades(client):
+    with Stubber(client) as stub:
+        stub.add_response("converse", converse_answer("Hard to say."))
+        with pytest.raises(Exception, match="UnreadableLabel"):
+            fallback.lambda_handler(
+                {"request_id": "r", "use_case": "sentiment", "prompt": "Markets were mixed"},
+                FakeContext("fallback", "us-east-1"),
+            )
+
+
+def test_generation_answers_carry_a_null_sentiment(client):
+    with Stubber(client) as stub:
+        stub.add_response("converse", converse_answer("Short answer."))
+        result = fallback.lambda_handler(
+            {"request_id": "r", "use_case": "general", "prompt": "hi"}, FakeContext("fallback", "us-east-1")
+        )
+    assert result["sentiment"] is None

