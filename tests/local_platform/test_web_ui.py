@@ -2,6 +2,7 @@
 answer, inject a fault and watch the fallback and the circuit change on screen. Screenshots are
 kept in build/screenshots as test artifacts."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -69,6 +70,22 @@ def test_query_fault_fallback_and_circuit_on_screen(served, page):
     expect(page.locator("#region")).to_have_text("us-west-2")
     expect(page.locator("#tier")).to_have_text("primary")
     page.screenshot(path=str(SHOTS / "3-failover.png"), full_page=True)
+
+
+def test_sentiment_shows_its_label_and_probabilities(served, page):
+    from playwright.sync_api import expect
+
+    served.reset()
+    page.goto(served.url + "/")
+    page.select_option("#use_case", "sentiment")
+    # Switching use case swaps in that use case's sample text while the box holds a sample.
+    expect(page.locator("#prompt")).to_have_value(re.compile("profit warning"))
+    page.click("#send")
+    expect(page.locator("#status")).to_have_text("200")
+    expect(page.locator("#model")).to_contain_text("sentiment-classifier-int8-")
+    expect(page.locator("#sentiment")).to_contain_text("label: ")
+    expect(page.locator("#sentiment")).to_contain_text("negative ")  # every label's probability
+    page.screenshot(path=str(SHOTS / "4-sentiment.png"), full_page=True)
 
 
 def test_load_page_reports_percentiles_and_tiers(served, page):
