@@ -146,3 +146,22 @@ def test_repetition_penalty_changes_only_repeated_tokens(t5_artifacts, advisor_t
     plain = generator.generate_ids(ids, 24, 24).token_ids
     strict = generator.generate_ids(ids, 24, 24, repetition_penalty=50.0).token_ids
     assert len(set(strict)) > len(set(plain)) or len(set(plain)) == 24  # fewer repeats under a strong penalty
+
+
+@pytest.mark.parametrize("kind", ["t5", "llama"])
+def test_head_reshapes_are_constants_not_shape_arithmetic(kind, t5_artifacts, llama_artifacts):
+    """Each attention head split or merge reshapes to a constant shape (batch 1), so no
+    Shape/Gather/Concat chain runs before it at every generated token: that glue cost as much as
+    the int8 products. Only the cache length (past_length) may be read from a tensor."""
+    import onnx
+
+    artifacts = t5_artifacts if kind == "t5" else llama_artifacts
+    graph = onnx.load(str(artifacts["fp32"] / "decoder.onnx"), load_external_data=False).graph
+    constants = {i.name for i in graph.initializer}
+    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    reshapes = [n for n in graph.node if n.op_type == "Reshape"]
+    layers = manifest(artifacts["fp32"])["layers"]
+    assert len(reshapes) >= 4 * layers  # q/k/v splits and the merge in every layer
+    computed = [n.name for n in reshapes if n.input[1] not in constants]
+    assert computed == []
+    assert sum(n.op_type == "Shape" for n in graph.node) <= 8  # cache length and new tokens, not per layer

@@ -7,7 +7,7 @@ model's; only the wiring between them is written here, because transformers' cac
 not trace. ``tests/training_jobs/test_export.py`` checks every wrapper against the model's own
 forward pass.
 
-Cache layout everywhere: ``[batch, kv_heads, positions, head_dim]`` per layer, keys then values.
+Cache layout everywhere: ``[1, kv_heads, positions, head_dim]`` per layer, keys then values.
 """
 
 from __future__ import annotations
@@ -18,15 +18,21 @@ from typing import Any
 import torch
 from torch import nn
 
+# The generation graphs serve one request per invocation, so their batch is fixed at 1. That lets
+# every head split and merge be a Reshape to a constant shape: reading B and T from the tensor
+# instead traces into Shape/Gather/Unsqueeze/Concat chains before each Reshape, and at one token
+# per step those small ops cost as much as the int8 matrix products.
+BATCH = 1
+
 
 def _heads(x: torch.Tensor, heads: int, dim: int) -> torch.Tensor:
-    """[B, T, heads*dim] -> [B, heads, T, dim]"""
-    return x.view(x.shape[0], x.shape[1], heads, dim).transpose(1, 2)
+    """[1, T, heads*dim] -> [1, heads, T, dim]"""
+    return x.reshape(BATCH, -1, heads, dim).transpose(1, 2)
 
 
-def _merge(x: torch.Tensor) -> torch.Tensor:
-    """[B, heads, T, dim] -> [B, T, heads*dim]"""
-    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], x.shape[1] * x.shape[3])
+def _merge(x: torch.Tensor, width: int) -> torch.Tensor:
+    """[1, heads, T, dim] -> [1, T, width], width = heads*dim"""
+    return x.transpose(1, 2).reshape(BATCH, -1, width)
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float) -> torch.Tensor:
@@ -65,7 +71,7 @@ class T5Encoder(nn.Module):
             attention = block.layer[0].SelfAttention
             h = block.layer[0].layer_norm(x)
             q, k, v = (_heads(p(h), self.heads, self.dim) for p in (attention.q, attention.k, attention.v))
-            x = x + attention.o(_merge(_attend(q, k, v, bias, 1.0)))
+            x = x + attention.o(_merge(_attend(q, k, v, bias, 1.0), self.heads * self.dim))
             x = x + block.layer[1].DenseReluDense(block.layer[1].layer_norm(x))
         states = encoder.final_layer_norm(x)
         cross: list[torch.Tensor] = []
@@ -118,11 +124,12 @@ class T5DecoderStep(nn.Module):
             k = torch.cat([past[2 * i], _heads(attention.k(h), self.heads, self.dim)], dim=2)
             v = torch.cat([past[2 * i + 1], _heads(attention.v(h), self.heads, self.dim)], dim=2)
             present += [k, v]
-            x = x + attention.o(_merge(_attend(q, k, v, self_bias, 1.0)))
+            x = x + attention.o(_merge(_attend(q, k, v, self_bias, 1.0), self.heads * self.dim))
             crossing = block.layer[1].EncDecAttention
             h = block.layer[1].layer_norm(x)
             q = _heads(crossing.q(h), self.heads, self.dim)
-            x = x + crossing.o(_merge(_attend(q, cross[2 * i], cross[2 * i + 1], cross_bias, 1.0)))
+            attended = _attend(q, cross[2 * i], cross[2 * i + 1], cross_bias, 1.0)
+            x = x + crossing.o(_merge(attended, self.heads * self.dim))
             x = x + block.layer[2].DenseReluDense(block.layer[2].layer_norm(x))
         x = decoder.final_layer_norm(x)
         if self.scale_logits:  # T5 scales tied output embeddings
@@ -174,7 +181,7 @@ class CausalStep(nn.Module):
             present += [k, v]
             if groups > 1:  # grouped-query attention: each K/V head serves `groups` query heads
                 k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-            x = x + attention.o_proj(_merge(_attend(q, k, v, bias, self.scale)))
+            x = x + attention.o_proj(_merge(_attend(q, k, v, bias, self.scale), self.heads * self.dim))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         logits = self.model.lm_head(body.norm(x[:, -1:, :]))
         return (logits, *present)

@@ -125,11 +125,12 @@ def export_seq2seq(model: Any, out: Path) -> dict[str, Any]:
         out / "encoder.onnx",
         ["input_ids", "attention_mask"],
         ["encoder_states", *cross_names],
+        # Batch 1, as in graphs.BATCH: one request per invocation, so head reshapes are constants.
         {
-            "input_ids": {0: "batch", 1: "source"},
-            "attention_mask": {0: "batch", 1: "source"},
-            "encoder_states": {0: "batch", 1: "source"},
-            **{name: {0: "batch", 2: "source"} for name in cross_names},
+            "input_ids": {1: "source"},
+            "attention_mask": {1: "source"},
+            "encoder_states": {1: "source"},
+            **{name: {2: "source"} for name in cross_names},
         },
     )
     past = tuple(torch.zeros((1, heads, 3, dim)) for _ in range(2 * layers))
@@ -142,12 +143,10 @@ def export_seq2seq(model: Any, out: Path) -> dict[str, Any]:
         ["input_ids", "encoder_attention_mask", *past_names, *cross_names],
         ["logits", *present_names],
         {
-            "input_ids": {0: "batch"},
-            "encoder_attention_mask": {0: "batch", 1: "source"},
-            **{name: {0: "batch", 2: "past"} for name in past_names},
-            **{name: {0: "batch", 2: "source"} for name in cross_names},
-            "logits": {0: "batch"},
-            **{name: {0: "batch", 2: "total"} for name in present_names},
+            "encoder_attention_mask": {1: "source"},
+            **{name: {2: "past"} for name in past_names},
+            **{name: {2: "source"} for name in cross_names},
+            **{name: {2: "total"} for name in present_names},
         },
     )
     return {
