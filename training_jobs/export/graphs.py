@@ -116,20 +116,24 @@ class T5DecoderStep(nn.Module):
         )
         self_bias = first.relative_attention_bias(buckets).permute(0, 2, 1)[:, :, None, :]  # [1, H, 1, K]
         cross_bias = _padding_bias(encoder_attention_mask)
+        # One token per step: [1, 1, H*D] and [1, H, 1, D] hold the same values in the same order,
+        # so heads split and merge by reshape alone, without a transpose (a copy) each time.
+        one = (BATCH, self.heads, 1, self.dim)
+        width = (BATCH, 1, self.heads * self.dim)
         present: list[torch.Tensor] = []
         for i, block in enumerate(decoder.block):
             attention = block.layer[0].SelfAttention
             h = block.layer[0].layer_norm(x)
-            q = _heads(attention.q(h), self.heads, self.dim)
-            k = torch.cat([past[2 * i], _heads(attention.k(h), self.heads, self.dim)], dim=2)
-            v = torch.cat([past[2 * i + 1], _heads(attention.v(h), self.heads, self.dim)], dim=2)
+            q = attention.q(h).reshape(one)
+            k = torch.cat([past[2 * i], attention.k(h).reshape(one)], dim=2)
+            v = torch.cat([past[2 * i + 1], attention.v(h).reshape(one)], dim=2)
             present += [k, v]
-            x = x + attention.o(_merge(_attend(q, k, v, self_bias, 1.0), self.heads * self.dim))
+            x = x + attention.o(_attend(q, k, v, self_bias, 1.0).reshape(width))
             crossing = block.layer[1].EncDecAttention
             h = block.layer[1].layer_norm(x)
-            q = _heads(crossing.q(h), self.heads, self.dim)
+            q = crossing.q(h).reshape(one)
             attended = _attend(q, cross[2 * i], cross[2 * i + 1], cross_bias, 1.0)
-            x = x + crossing.o(_merge(attended, self.heads * self.dim))
+            x = x + crossing.o(attended.reshape(width))
             x = x + block.layer[2].DenseReluDense(block.layer[2].layer_norm(x))
         x = decoder.final_layer_norm(x)
         if self.scale_logits:  # T5 scales tied output embeddings
