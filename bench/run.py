@@ -19,6 +19,7 @@ import json
 import os
 import subprocess  # nosec B404 - runs this package's own worker module
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -102,18 +103,51 @@ def prepare_model(name: str, base: Path, work: Path) -> dict[str, Path]:
     return paths
 
 
-def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "PYTHONPATH": f"{ROOT}:{ROOT / 'lambdas'}"}
-    spawned = time.time()
-    done = subprocess.run(  # noqa: S603  # nosec B603 - our own worker module with a JSON spec
-        [sys.executable, "-m", "bench.worker", json.dumps(spec)], capture_output=True, text=True, env=env, check=False
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"worker failed for {spec['path']}: {done.stderr[-2000:]}")
-    result = json.loads(lines[-1].removeprefix("RESULT "))
-    result["cold_start_s"] = round(result.pop("first_answer_at") - spawned, 3)
-    return result
+class Worker:
+    """One serving path in its own process (see bench/worker.py for the protocol)."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "PYTHONPATH": f"{ROOT}:{ROOT / 'lambdas'}"}
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - read on failure, closed in finish()
+        spawned = time.time()
+        self.process = subprocess.Popen(  # noqa: S603  # nosec B603 - our own worker module with a JSON spec
+            [sys.executable, "-m", "bench.worker", json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            text=True,
+            env=env,
+        )
+        if self.process.stdin is None or self.process.stdout is None:  # both are PIPEs: narrows types
+            raise RuntimeError("worker pipes were not created")
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        ready = json.loads(self._expect("READY "))
+        self.cold_start_s = round(ready["first_answer_at"] - spawned, 3)
+
+    def _expect(self, prefix: str) -> str:
+        for line in self.stdout:
+            if line.startswith(prefix):
+                return line.removeprefix(prefix).strip()
+        code = self.process.wait()
+        self.errors.seek(0)
+        tail = self.errors.read()[-2000:]
+        raise RuntimeError(f"worker for {self.spec['path']} exited (code {code}) before {prefix.strip()}: {tail}")
+
+    def _send(self, command: str) -> None:
+        self.stdin.write(command + "\n")
+        self.stdin.flush()
+
+    def run_once(self) -> float:
+        self._send("run")
+        return float(self._expect("TIME "))
+
+    def finish(self) -> dict[str, Any]:
+        self._send("done")
+        result = json.loads(self._expect("RESULT "))
+        self.process.wait(timeout=60)
+        self.errors.close()
+        return {**result, "cold_start_s": self.cold_start_s}
 
 
 def advisor(name: str, paths: dict[str, Path], runs: int) -> list[dict[str, Any]]:
@@ -131,13 +165,23 @@ def advisor(name: str, paths: dict[str, Path], runs: int) -> list[dict[str, Any]
         ("c", "ONNX Runtime fp32, KV cache", {"kind": "onnx", "model": str(paths["fp32"])}, [paths["fp32"]]),
         ("d", "ONNX Runtime int8 (shipped)", {"kind": "onnx", "model": str(paths["int8"])}, [paths["int8"]]),
     ]
+    # Cold starts one at a time (the other workers wait on stdin and use no CPU), then the warm
+    # runs round-robin across the paths, so every path meets the same moments of a shared machine.
+    workers = []
+    for letter, label, spec, _ in specs:
+        workers.append(Worker({**common, **spec, "path": f"{name}-{letter}"}))
+        log(f"{name} ({letter}) {label}: cold start {workers[-1].cold_start_s:.2f} s")
+    for run in range(runs):
+        order = workers[run % len(workers) :] + workers[: run % len(workers)]
+        for worker in order:
+            worker.run_once()
+        log(f"{name}: warm round {run + 1}/{runs}")
     rows = []
-    for letter, label, spec, files in specs:
-        log(f"{name} ({letter}) {label}: {runs} runs")
-        result = run_worker({**common, **spec, "path": f"{name}-{letter}"})
+    for (letter, label, _, files), worker in zip(specs, workers, strict=True):
+        result = worker.finish()
         rows.append({"model": name, "path": letter, "label": label, "artifact_mb": size_mb(*files), **result})
         log(
-            f"  p50 {result['p50_s']:.3f} s, p95 {result['p95_s']:.3f} s, "
+            f"  ({letter}) p50 {result['p50_s']:.3f} s, p95 {result['p95_s']:.3f} s, "
             f"cold {result['cold_start_s']:.2f} s, RSS {result['peak_rss_mb']:.0f} MB"
         )
     baseline = rows[0]["p50_s"]
@@ -221,7 +265,8 @@ def sentiment(work: Path, runs: int) -> list[dict[str, Any]]:
 def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Advisor: {PROMPT_TOKENS}-token prompt, exactly {NEW_TOKENS} generated tokens, {THREADS} threads, "
-        f"p50/p95 over {results['runs']} warm runs; cold start = process spawn to first answer.",
+        f"p50/p95 over {results['runs']} warm runs interleaved across the four paths; "
+        "cold start = process spawn to first answer.",
         "",
         "| model | path | p50 | p95 | speed-up vs (a) | cold start | peak RSS | artifact | int8 = fp32 |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -1,6 +1,7 @@
 """One serving path in a fresh process: cold start, warm latency and peak memory.
 
-``python -m bench.worker SPEC_JSON`` prints one JSON line. ONNX paths import only the Lambda's
+``python -m bench.worker SPEC_JSON`` answers once and prints ``READY``, times one generation per
+``run`` line on stdin (``TIME``), and prints ``RESULT`` at ``done``. ONNX paths import only the Lambda's
 runtime (``serving``), never torch, so their memory and start-up are what the container pays.
 """
 
@@ -75,18 +76,27 @@ def onnx_runner(spec: dict[str, Any]) -> Any:
 
 
 def main() -> int:
+    """Answer once (the cold start), then time one run per ``run`` line on stdin until ``done``.
+
+    The parent drives every path's worker in turn, so warm runs of (a) to (d) interleave and a
+    noisy moment on a shared machine lands on all of them, not on whichever path ran then.
+    """
     spec = json.loads(sys.argv[1])
     run = onnx_runner(spec) if spec["kind"] == "onnx" else torch_runner(spec)
     first = run()
     answered_at = time.time()  # the parent subtracts its spawn time: interpreter start-up counts
+    print("READY " + json.dumps({"first_answer_at": answered_at, "in_process_s": round(answered_at - STARTED, 3)}))
+    sys.stdout.flush()
     timings = []
-    for _ in range(spec["runs"]):
+    tokens = first
+    for command in sys.stdin:
+        if command.strip() != "run":
+            break
         began = time.perf_counter()
         tokens = run()
         timings.append(time.perf_counter() - began)
+        print(f"TIME {timings[-1]}", flush=True)
     result = {
-        "first_answer_at": answered_at,
-        "in_process_s": round(answered_at - STARTED, 3),
         "p50_s": round(percentile(timings, 50), 4),
         "p95_s": round(percentile(timings, 95), 4),
         "runs": len(timings),
