@@ -123,7 +123,9 @@ class Worker:
             raise RuntimeError("worker pipes were not created")
         self.stdin, self.stdout = self.process.stdin, self.process.stdout
         ready = json.loads(self._expect("READY "))
-        self.cold_start_s = round(ready["first_answer_at"] - spawned, 3)
+        # Both start-up figures go into the report: spawn to first answer, and the in-process share.
+        cold_start_s = round(ready["first_answer_at"] - spawned, 3)
+        self.start = {"in_process_s": ready["in_process_s"], "cold_start_s": cold_start_s}
 
     def _expect(self, prefix: str) -> str:
         for line in self.stdout:
@@ -147,13 +149,13 @@ class Worker:
         result = json.loads(self._expect("RESULT "))
         self.process.wait(timeout=60)
         self.errors.close()
-        return {**result, "cold_start_s": self.cold_start_s}
+        return {**result, **self.start}
 
 
 def advisor(name: str, paths: dict[str, Path], runs: int) -> list[dict[str, Any]]:
     seq2seq = "t5" in name
     ids = prompt_ids(paths["base"], seq2seq)
-    common = {"prompt_ids": ids, "new_tokens": NEW_TOKENS, "threads": THREADS, "runs": runs}
+    common = {"prompt_ids": ids, "new_tokens": NEW_TOKENS, "threads": THREADS}
     specs = [
         (
             "a",
@@ -170,7 +172,7 @@ def advisor(name: str, paths: dict[str, Path], runs: int) -> list[dict[str, Any]
     workers = []
     for letter, label, spec, _ in specs:
         workers.append(Worker({**common, **spec, "path": f"{name}-{letter}"}))
-        log(f"{name} ({letter}) {label}: cold start {workers[-1].cold_start_s:.2f} s")
+        log(f"{name} ({letter}) {label}: cold start {workers[-1].start['cold_start_s']:.2f} s")
     for run in range(runs):
         order = workers[run % len(workers) :] + workers[: run % len(workers)]
         for worker in order:
