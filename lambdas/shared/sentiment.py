@@ -27,7 +27,9 @@ LABEL_INSTRUCTION = (
     "negative, neutral or positive."
 )
 
-_LABEL_WORDS = re.compile(r"\b(" + "|".join(LABELS) + r")\b", re.IGNORECASE)
+# A label must stand alone between non-alphanumerics. Not ``\b``: it counts "_" as a word
+# character, so a Markdown-italic "_Negative_" would not read.
+_LABEL_WORDS = re.compile(r"(?<![a-z0-9])(" + "|".join(LABELS) + r")(?![a-z0-9])", re.IGNORECASE)
 
 
 class SentimentResult(BaseModel):

@@ -17,7 +17,9 @@ from shared.sentiment import LABELS, SentimentResult, describe, from_classifier,
         ("negative - clearly negative", "negative"),
         ("not positive, rather negative", None),  # two labels: ambiguous, never guessed
         ("I cannot classify this text.", None),
+        ("_Negative_", "negative"),  # Markdown italics
         ("positively", None),  # a label must be a whole word
+        ("negative2", None),
         ("", None),
     ],
 )
