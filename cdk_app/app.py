@@ -13,10 +13,11 @@ import aws_cdk as cdk
 
 from cdk_app.compliance import apply_compliance
 from cdk_app.config import CONTEXT_KEYS, PlatformConfig, load_config
+from cdk_app.names import keys_stack_name, regional_stack_name, training_stack_name
+from stacks.api_keys import ApiKeysStack
 from stacks.regional_stack import RegionalStack
 from stacks.training_stack import TrainingStack
 
-STACK_PREFIX = "FinAi"
 DNS_OFF_NOTICE = "DNS failover is off: set domain_name and hosted_zone_id in context to enable it."
 
 
@@ -27,12 +28,18 @@ def context_of(app: cdk.App) -> dict[str, Any]:
     return {k: v for k, v in ours.items() if k in CONTEXT_KEYS or not k.startswith("aws-cdk")}
 
 
-def regional_stack_name(region: str) -> str:
-    return f"{STACK_PREFIX}-{region}"
-
-
 def build(app: cdk.App, config: PlatformConfig, *, compliance: bool = True) -> list[cdk.Stack]:
     stacks: list[cdk.Stack] = []
+    keys: ApiKeysStack | None = None
+    if config.api_auth == "api_key":
+        keys = ApiKeysStack(
+            app,
+            keys_stack_name(),
+            clients=config.api_clients,
+            replica_regions=(config.secondary_region,),
+            env=cdk.Environment(account=config.account, region=config.primary_region),
+            description="FinAI platform client API keys (retained on destroy; replicated to the secondary region)",
+        )
     for region in config.regions:
         stacks.append(
             RegionalStack(
@@ -43,23 +50,29 @@ def build(app: cdk.App, config: PlatformConfig, *, compliance: bool = True) -> l
                 description=f"FinAI platform request path in {region}",
             )
         )
+    if keys is not None:
+        for regional in stacks:
+            # Deployment order only: the regions read the keys by secret name, not by reference.
+            regional.add_stack_dependency(keys)
     primary = stacks[0]
     if not isinstance(primary, RegionalStack):  # narrows the type; build() appends regions first
         raise TypeError("the first stack must be the primary region's")
     stacks.append(
         TrainingStack(
             app,
-            f"{STACK_PREFIX}-training",
+            training_stack_name(),
             config=config,
             model_config=primary.model_config,
             env=cdk.Environment(account=config.account, region=config.primary_region),
             description="FinAI platform adapter training pipeline",
         )
     )
+    if keys is not None:
+        stacks.insert(0, keys)
     if not config.dns_failover_enabled:
         # Each regional stack owns its half of the failover (stacks/dns_failover.py), so without a
         # domain there is nothing to create; the primary stack carries the notice.
-        cdk.Annotations.of(stacks[0]).add_info(DNS_OFF_NOTICE)
+        cdk.Annotations.of(primary).add_info(DNS_OFF_NOTICE)
     if compliance:
         apply_compliance(app)
     return stacks

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,8 +21,8 @@ STRATEGY_SCHEMA = REPO_ROOT / "lambdas" / "shared" / "strategy" / "model_selecti
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 # Bedrock model ids look like ``provider.model-name-version[:n]``; inference profiles add a
-# geography prefix (``us.``, ``eu.``, ``apac.``).
-_MODEL_ID = re.compile(r"^([a-z]{2,4}\.)?[a-z0-9-]+\.[a-zA-Z0-9.\-:]+$")
+# prefix (``us.``, ``eu.``, ``apac.``, ``us-gov.``, ``global.``).
+_MODEL_ID = re.compile(r"^([a-z]{2,6}(-[a-z]+)?\.)?[a-z0-9-]+\.[a-zA-Z0-9.\-:]+$")
 
 CONTEXT_KEYS = (
     "primary_region",
@@ -42,16 +43,21 @@ CONTEXT_KEYS = (
     "monitoring",
     "benchmark",
     "model_prices",
+    "regional_model_ids",
+    "allow_global_inference",
+    "usage_plan",
+    "appconfig_agent_layers",
 )
 
-# USD per 1,000 input and output tokens (on-demand, us-east-1, as published when this was written).
-# Dashboards estimate cost from token metrics with these, and the benchmark weighs cost with them;
-# override with the model_prices context key when prices or models change.
+# USD per 1,000 input and output tokens (on-demand, geographic inference profiles, from the Bedrock
+# pricing page as read on 2026-12-02). Dashboards estimate cost from token metrics with these, and
+# the benchmark weighs cost with them; override with the model_prices context key when prices or
+# models change.
 DEFAULT_MODEL_PRICES: dict[str, tuple[float, float]] = {
-    "anthropic.claude-3-haiku-20240307-v1:0": (0.00025, 0.00125),
-    "anthropic.claude-3-5-sonnet-20240620-v1:0": (0.003, 0.015),
-    "amazon.nova-lite-v1:0": (0.00006, 0.00024),
-    "amazon.nova-micro-v1:0": (0.000035, 0.00014),
+    "us.anthropic.claude-haiku-4-5-20251001-v1:0": (0.0011, 0.0055),
+    "us.anthropic.claude-sonnet-4-6": (0.0033, 0.0165),
+    "us.amazon.nova-2-lite-v1:0": (0.00033, 0.00275),
+    "us.amazon.nova-micro-v1:0": (0.000035, 0.00014),
 }
 
 
@@ -84,7 +90,7 @@ class BedrockModels(BaseModel):
 
 def _check_model_id(model_id: str) -> str:
     if not _MODEL_ID.match(model_id):
-        raise ValueError(f"{model_id!r} is not a Bedrock model id (e.g. anthropic.claude-3-haiku-20240307-v1:0)")
+        raise ValueError(f"{model_id!r} is not a Bedrock model id (e.g. us.anthropic.claude-haiku-4-5-20251001-v1:0)")
     return model_id
 
 
@@ -176,6 +182,36 @@ class MonitoringSettings(BaseModel):
     period_seconds: Literal[60, 300] = 60
 
 
+class UsagePlanSettings(BaseModel):
+    """Per-client API Gateway usage plan; the WAF rate rules are sized from it so WAF never blocks first."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_limit: int = Field(default=20, ge=1, le=10_000)  # requests per second, steady
+    burst_limit: int = Field(default=40, ge=1, le=5_000)
+    monthly_quota: int = Field(default=100_000, ge=1)
+
+
+@dataclass(frozen=True)
+class RegionModels:
+    """The Bedrock ids one region calls: the strategy's ids, translated where the region needs another."""
+
+    region: str
+    translation: dict[str, str]
+    primary: tuple[str, ...]
+    fallback: str
+
+    @property
+    def all_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.primary, self.fallback)))
+
+    def translate(self, model_id: str) -> str:
+        return self.translation.get(model_id, model_id)
+
+
+_LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:([a-z0-9-]+):\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
+
+
 class PlatformConfig(BaseModel):
     """Everything that varies between deployments of the platform."""
 
@@ -201,6 +237,17 @@ class PlatformConfig(BaseModel):
     monitoring: MonitoringSettings = MonitoringSettings()
     benchmark: BenchmarkSettings = BenchmarkSettings()
     model_prices: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_MODEL_PRICES))
+    # How a region calls a model the strategy names, where it differs from the strategy's id
+    # ({"eu-west-1": {"us.x": "eu.x"}}): the strategy stays one document, each region's AppConfig
+    # copy, IAM grants, fallback and dashboards use the region's ids.
+    regional_model_ids: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Global inference profiles may process a request in any commercial region; banks with data
+    # residency rules must opt in explicitly.
+    allow_global_inference: bool = False
+    usage_plan: UsagePlanSettings = UsagePlanSettings()
+    # The AppConfig agent Lambda extension, per region (its ARN is published per region and
+    # account by AWS). Where set, the router reads its strategy through the agent on localhost.
+    appconfig_agent_layers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("api_clients")
     @classmethod
@@ -234,8 +281,38 @@ class PlatformConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _check_regional_models(self) -> PlatformConfig:
+        from cdk_app.model_catalogue import catalogue
+
+        for region, mapping in self.regional_model_ids.items():
+            if region not in self.regions:
+                raise ValueError(f"regional_model_ids names {region!r}, which is not a configured region")
+            for source, target in mapping.items():
+                if source not in self.bedrock_models.all_ids:
+                    raise ValueError(f"regional_model_ids[{region!r}] translates {source!r}, which no setting names")
+                _check_model_id(target)
+        problems = [
+            f"{region}: {problem}"
+            for region in self.regions
+            for model_id in self.models_in(region).all_ids
+            if (problem := catalogue().problem(model_id, region, allow_global=self.allow_global_inference))
+        ]
+        if problems:
+            raise ValueError("Bedrock models a region cannot call:\n  " + "\n  ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _check_agent_layers(self) -> PlatformConfig:
+        for region, arn in self.appconfig_agent_layers.items():
+            match = _LAYER_ARN.match(arn)
+            if not match or match.group(1) != region:
+                raise ValueError(f"appconfig_agent_layers[{region!r}] must be a layer version ARN in {region}: {arn!r}")
+        return self
+
+    @model_validator(mode="after")
     def _check_prices(self) -> PlatformConfig:
-        missing = [m for m in self.bedrock_models.all_ids if m not in self.model_prices]
+        called = {m for region in self.regions for m in self.models_in(region).all_ids}
+        missing = sorted(m for m in called if m not in self.model_prices)
         if missing:
             raise ValueError(f"model_prices has no price for {missing}: cost dashboards need one per model")
         if any(p < 0 for pair in self.model_prices.values() for p in pair):
@@ -250,7 +327,35 @@ class PlatformConfig(BaseModel):
             raise ValueError("domain_name and hosted_zone_id go together: set both or neither")
         if self.dns_failover_enabled and not self.monitoring.alarms_enabled:
             raise ValueError("DNS failover reads the model-path alarms: it needs monitoring.alarms_enabled")
+        if self.dns_failover_enabled and self.api_auth == "iam":
+            # SigV4 signs the region into the credential scope, and API Gateway rejects a request
+            # signed for another region: after a DNS failover every signed call would get 403.
+            raise ValueError(
+                "api_auth=iam cannot be combined with DNS failover: a request signed for one region is "
+                "rejected by the other; use api_auth=api_key (one key per client, valid in both regions)"
+            )
+        if self.usage_plan.burst_limit < self.usage_plan.rate_limit:
+            raise ValueError("usage_plan.burst_limit must be at least rate_limit")
         return self
+
+    def models_in(self, region: str) -> RegionModels:
+        translation = dict(self.regional_model_ids.get(region, {}))
+        return RegionModels(
+            region=region,
+            translation=translation,
+            primary=tuple(translation.get(m, m) for m in self.bedrock_models.primary),
+            fallback=translation.get(self.bedrock_models.fallback, self.bedrock_models.fallback),
+        )
+
+    def strategy_for(self, region: str) -> dict[str, Any]:
+        """The strategy document as this region's AppConfig serves it (model ids translated)."""
+        models = self.models_in(region)
+        strategy = load_strategy()
+        for entry in strategy["use_cases"].values():
+            for variant in entry["variants"]:
+                if variant["provider"] == "bedrock":
+                    variant["model_id"] = models.translate(variant["model_id"])
+        return strategy
 
     @property
     def regions(self) -> tuple[str, str]:

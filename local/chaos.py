@@ -1,7 +1,7 @@
 """``python -m local.chaos``: chaos controls for the local platform (``python -m local.server``).
 
 python -m local.chaos fail --error-rate 0.5               # primary model in the active region
-python -m local.chaos fail --model amazon.nova-micro-v1:0 --error-rate 1 --region us-east-1
+python -m local.chaos fail --model us.amazon.nova-micro-v1:0 --error-rate 1 --region us-east-1
 python -m local.chaos latency --latency-ms 2000
 python -m local.chaos throttle --error-rate 1
 python -m local.chaos down us-east-1 | up us-east-1
@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-PRIMARY = "anthropic.claude-3-haiku-20240307-v1:0"
+PRIMARY = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
 def call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> int:

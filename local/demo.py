@@ -24,7 +24,7 @@ from shared.use_cases import UseCase  # noqa: E402
 
 STRATEGY = load_default_strategy()
 PRIMARY = STRATEGY.use_cases[UseCase.GENERAL].variants[0].model_id
-FALLBACK = "amazon.nova-micro-v1:0"
+FALLBACK = "us.amazon.nova-micro-v1:0"
 ROW = "{:>3}  {:<22} {:>6}  {:<9} {:<42} {:>7}"
 
 

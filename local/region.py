@@ -39,7 +39,7 @@ from shared.strategy import load_default_strategy  # noqa: E402
 
 OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 AGENT_PATH = "/applications/{application}/environments/{environment}/configurations/{profile}"
-FALLBACK_MODEL = "amazon.nova-micro-v1:0"
+FALLBACK_MODEL = "us.amazon.nova-micro-v1:0"
 
 
 def api_routes(document: Path = OPENAPI) -> list[tuple[str, str]]:

@@ -89,7 +89,7 @@ def function_env(region: str, table: str, state_machine_arn: str, max_prompt_cha
         "POWERTOOLS_METRICS_NAMESPACE": "FinAI",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "STRATEGY_SOURCE": "bundled",
-        "FALLBACK_MODEL_ID": "amazon.nova-micro-v1:0",
+        "FALLBACK_MODEL_ID": "us.amazon.nova-micro-v1:0",
         "CIRCUIT_TABLE": table,
         "AUDIT_TABLE": AUDIT_TABLE,
         "STATE_MACHINE_ARN": state_machine_arn,

@@ -54,7 +54,7 @@ class OfflineSageMaker:
 
     def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:
         request = next(r for r in self.requests if r["TrainingJobName"] == TrainingJobName)
-        adapter = TrainingJobName.split("-", 1)[0]
+        adapter = TrainingJobName.removeprefix("finai-").split("-", 1)[0]
         status = "Failed" if adapter in self.failing else "Completed"
         output = request["OutputDataConfig"]["S3OutputPath"]
         metrics = (

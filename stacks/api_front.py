@@ -5,7 +5,7 @@ REST (not HTTP API) because the platform needs request validation, usage plans a
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
@@ -13,13 +13,50 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk_app.compliance import acknowledge
-from cdk_app.config import use_case_names
+from cdk_app.config import UsagePlanSettings, use_case_names
+from stacks.api_keys import api_key_value_reference
 from stacks.circuit_breaker import CircuitBreaker
 from stacks.common import PythonFunction, encrypted_log_group
-from stacks.web_acl import WebAcl
+from stacks.web_acl import WebAcl, waf_limits
 
 STAGE = "prod"
+# API Gateway's default (and, without a quota increase, maximum) integration timeout.
+INTEGRATION_TIMEOUT_S = 29
+FRONT_TIMEOUT_S = 26
+# How long the front waits for StartSyncExecution: longer than the state machine's TimeoutSeconds.
+EXECUTION_READ_TIMEOUT_S = 23
 ROUTES = (("POST", "/v1/generate"), ("GET", "/v1/health"))
+# Variables a gateway response template may substitute: AWS-generated, of a fixed format, so they
+# can never carry a quote or a client's text into the JSON.
+SAFE_TEMPLATE_VARIABLES = ("$context.requestId",)
+_SCHEMA_HINT = "see docs/openapi.json"
+GATEWAY_RESPONSES: tuple[tuple[apigw.ResponseType, str | None, str, str], ...] = (
+    (
+        apigw.ResponseType.BAD_REQUEST_BODY,
+        "400",
+        "invalid_request",
+        "the body must be a JSON object with a non-empty prompt and a known use_case, and no other fields "
+        f"than user_id ({_SCHEMA_HINT})",
+    ),
+    (apigw.ResponseType.INVALID_API_KEY, "403", "forbidden", "a valid API key or signature is required"),
+    (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "403", "forbidden", "a valid API key or signature is required"),
+    (apigw.ResponseType.ACCESS_DENIED, "403", "forbidden", "a valid API key or signature is required"),
+    (apigw.ResponseType.WAF_FILTERED, "403", "forbidden", "the request was blocked by the web application firewall"),
+    (apigw.ResponseType.THROTTLED, "429", "rate_limited", "the client's request rate is over its plan; retry later"),
+    (apigw.ResponseType.QUOTA_EXCEEDED, "429", "quota_exceeded", "the client's monthly request quota is used up"),
+    (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "payload_too_large", "the request body is too large"),
+    (apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE, "415", "unsupported_media_type", "send Content-Type: application/json"),
+    (apigw.ResponseType.INTEGRATION_TIMEOUT, "504", "timeout", "the request path did not answer in time; please retry"),
+    (apigw.ResponseType.DEFAULT_4_XX, None, "client_error", "the request was rejected by the API gateway"),
+    (apigw.ResponseType.DEFAULT_5_XX, None, "gateway_error", "the API gateway could not complete the request"),
+)
+
+
+def gateway_response_body(code: str, message: str) -> str:
+    """The API's error shape, as a gateway response template (static text plus the request id)."""
+    if '"' in code + message or "\\" in code + message or "$" in code + message:
+        raise ValueError("gateway response text must not need escaping")
+    return f'{{"error": "{code}", "message": "{message}", "request_id": "$context.requestId"}}'
 
 
 class ApiFront(Construct):
@@ -34,6 +71,7 @@ class ApiFront(Construct):
         max_prompt_chars: int,
         auth: str = "api_key",
         clients: tuple[str, ...] = ("default",),
+        usage_plan: UsagePlanSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         state_machine: sfn.StateMachine = breaker.state_machine
@@ -44,8 +82,11 @@ class ApiFront(Construct):
             description="Validates API requests and runs the circuit-breaker state machine",
             key=key,
             powertools_layer_version=powertools_layer_version,
-            timeout=Duration.seconds(29),
+            # Its own work is bounded by client timeouts (Step Functions, audit) that fit API
+            # Gateway's 29 s with its cold start; this timeout only backstops them.
+            timeout=Duration.seconds(FRONT_TIMEOUT_S),
             environment={
+                "EXECUTION_READ_TIMEOUT_S": str(EXECUTION_READ_TIMEOUT_S),
                 "STATE_MACHINE_ARN": state_machine.state_machine_arn,
                 "CIRCUIT_TABLE": breaker.table.table_name,
                 "MAX_PROMPT_CHARS": str(max_prompt_chars),
@@ -90,6 +131,8 @@ class ApiFront(Construct):
         self.api = apigw.RestApi(
             self,
             "Api",
+            # API Gateway metrics are selected by ApiName: a name of our own keeps other APIs out.
+            rest_api_name=f"{Stack.of(self).stack_name}-api",
             description="FinAI platform API",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,
@@ -124,34 +167,25 @@ class ApiFront(Construct):
             model_name="GenerateRequest",
             schema=generate_request_model(),
         )
-        # Gateway-level rejections use the same error shape as the function's own 400s.
-        self.api.add_gateway_response(
-            "BadRequestBody",
-            type=apigw.ResponseType.BAD_REQUEST_BODY,
-            status_code="400",
-            templates={
-                "application/json": '{"error": "invalid_request", "message": "$context.error.validationErrorString", '
-                '"request_id": "$context.requestId"}'
-            },
-        )
-        # A request without a valid key (or signature) is answered 403 by API Gateway itself and
-        # never reaches a Lambda; the body uses the API's error shape.
-        for response_type in (
-            apigw.ResponseType.INVALID_API_KEY,
-            apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-            apigw.ResponseType.ACCESS_DENIED,
-        ):
+        # Gateway-level rejections use the API's error shape. Gateway response templates are not VTL:
+        # only plain $context substitution, with no escaping, so a client-influenced value (the
+        # validator's message echoes the body) could break the JSON. Messages are therefore static,
+        # and only the request id (an AWS-generated UUID) is substituted.
+        for response_type, status, code, message in GATEWAY_RESPONSES:
             self.api.add_gateway_response(
-                f"Forbidden{response_type.response_type}",
+                f"Gateway{response_type.response_type}",
                 type=response_type,
-                status_code="403",
-                templates={
-                    "application/json": '{"error": "forbidden", "message": "a valid API key or signature is '
-                    'required", "request_id": "$context.requestId"}'
-                },
+                status_code=status,
+                templates={"application/json": gateway_response_body(code, message)},
             )
-        self.web_acl = WebAcl(self, "WebAcl", key=key, stage_arn=self.api.deployment_stage.stage_arn)
-        integration = apigw.LambdaIntegration(self.function, timeout=Duration.seconds(29))
+        self.web_acl = WebAcl(
+            self,
+            "WebAcl",
+            key=key,
+            stage_arn=self.api.deployment_stage.stage_arn,
+            limits=waf_limits(usage_plan, len(clients)),
+        )
+        integration = apigw.LambdaIntegration(self.function, timeout=Duration.seconds(INTEGRATION_TIMEOUT_S))
         v1 = self.api.root.add_resource("v1")
         self.generate_method = v1.add_resource("generate").add_method(
             "POST",
@@ -167,13 +201,20 @@ class ApiFront(Construct):
             plan = self.api.add_usage_plan(
                 "UsagePlan",
                 description="Per-client throttling and monthly quota",
-                throttle=apigw.ThrottleSettings(rate_limit=20, burst_limit=40),
-                quota=apigw.QuotaSettings(limit=100_000, period=apigw.Period.MONTH),
+                throttle=apigw.ThrottleSettings(rate_limit=usage_plan.rate_limit, burst_limit=usage_plan.burst_limit),
+                quota=apigw.QuotaSettings(limit=usage_plan.monthly_quota, period=apigw.Period.MONTH),
             )
             plan.add_api_stage(stage=self.api.deployment_stage)
             for client in clients:
-                # Key values are generated by API Gateway; they never appear in code or templates.
-                plan.add_api_key(self.api.add_api_key(f"Key-{client}", description=f"API key of client {client}"))
+                # One value per client for both regions, from the replicated secret (stacks/api_keys.py);
+                # the template holds only the reference, never the value.
+                plan.add_api_key(
+                    self.api.add_api_key(
+                        f"Key-{client}",
+                        description=f"API key of client {client}",
+                        value=api_key_value_reference(client),
+                    )
+                )
         acknowledge(
             self.api,
             [

@@ -13,9 +13,9 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import BenchmarkSettings
-from stacks.common import PythonFunction
+from stacks.bedrock_access import grant_invoke
+from stacks.common import SCHEDULED_NO_DLQ, PythonFunction
 from stacks.model_config import ModelConfig
-from stacks.router import bedrock_model_arns
 from stacks.serving import Serving
 
 
@@ -42,6 +42,7 @@ class Benchmark(Construct):
             description="Benchmarks every provider the strategy names and proposes the best model per use case",
             key=key,
             powertools_layer_version=powertools_layer_version,
+            no_dlq_reason=SCHEDULED_NO_DLQ,
             timeout=Duration.minutes(10),
             memory_size=1024,
             environment={
@@ -58,9 +59,7 @@ class Benchmark(Construct):
         self.function = self.handler.function
         model_config.environment.grant_read_config(self.function)
         serving.grant_invoke(self.function)
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=bedrock_model_arns(stack, model_ids))
-        )
+        grant_invoke(self.function, stack, model_ids)
         if settings.publish:
             self.function.add_to_role_policy(
                 iam.PolicyStatement(

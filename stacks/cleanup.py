@@ -12,9 +12,13 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import TrainingSettings
-from stacks.common import PythonFunction
+from stacks.common import SCHEDULED_NO_DLQ, PythonFunction
 
 IN_USE_TAG = "finai:in-use"
+NAME_PREFIX = "finai-"
+PLATFORM_TAG = "finai:platform"
+PLATFORM = "finai"
+TRAINING_PREFIX = "training"
 
 
 class Cleanup(Construct):
@@ -37,6 +41,7 @@ class Cleanup(Construct):
             description="Reports (and with DELETE=true removes) stale SageMaker resources and training artifacts",
             key=key,
             powertools_layer_version=powertools_layer_version,
+            no_dlq_reason=SCHEDULED_NO_DLQ,
             timeout=Duration.minutes(5),
             environment={
                 "MAX_AGE_DAYS": str(settings.cleanup_max_age_days),
@@ -47,7 +52,7 @@ class Cleanup(Construct):
         arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
         self.function.add_to_role_policy(
             iam.PolicyStatement(
-                # The List* calls accept no resource ARN.
+                # The List* calls accept no resource ARN; the code asks only for finai- names.
                 actions=[
                     "sagemaker:ListEndpoints",
                     "sagemaker:ListEndpointConfigs",
@@ -58,16 +63,17 @@ class Cleanup(Construct):
             )
         )
         kinds = ("endpoint", "endpoint-config", "model", "training-job")
+        owned = [f"{arn}:{kind}/{NAME_PREFIX}*" for kind in kinds]
         self.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:ListTags", "sagemaker:DescribeTrainingJob"],
-                resources=[f"{arn}:{kind}/*" for kind in kinds],
-            )
+            iam.PolicyStatement(actions=["sagemaker:ListTags", "sagemaker:DescribeTrainingJob"], resources=owned)
         )
+        # Only this platform's resources: a finai- name and the platform tag, checked by IAM as
+        # well as by the code.
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
-                resources=[f"{arn}:{kind}/*" for kind in kinds[:3]],
+                resources=owned[:3],
+                conditions={"StringEquals": {f"aws:ResourceTag/{PLATFORM_TAG}": PLATFORM}},
             )
         )
         # Belt and braces: even a bug in the code cannot delete what is tagged as in use.
@@ -79,7 +85,9 @@ class Cleanup(Construct):
                 conditions={"StringEqualsIgnoreCase": {f"aws:ResourceTag/{IN_USE_TAG}": "true"}},
             )
         )
-        artifacts.grant_delete(self.function, "artifacts/*")
+        # Training jobs write under training/<job name>/ (statemachines/training_pipeline.asl.json).
+        artifacts.grant_delete(self.function, f"{TRAINING_PREFIX}/{NAME_PREFIX}*")
+        self.function.add_environment("ARTIFACTS_BUCKET", artifacts.bucket_name)
         self.schedule = events.Rule(
             self,
             "Schedule",
@@ -92,15 +100,16 @@ class Cleanup(Construct):
             [
                 (
                     "IAM5",
-                    "SageMaker's List* actions take no resource ARN; ListTags, Describe and Delete are scoped to this "
-                    "account's endpoints, configs, models and training jobs, and deletion of anything tagged "
-                    "finai:in-use is denied; S3 deletion is limited to the artifacts prefix.",
+                    "SageMaker's List* actions take no resource ARN; ListTags, Describe and Delete are scoped to "
+                    "this platform's finai- endpoints, configs, models and training jobs (Delete also to the "
+                    "platform tag), deleting anything tagged finai:in-use is denied, and S3 deletion is limited "
+                    "to training output.",
                     [
                         "Resource::*",
                         "Action::sagemaker:Delete*",
                         "Action::s3:DeleteObject*",
-                        "regex:^Resource::arn:aws:sagemaker:.*/\\*$",
-                        "regex:^Resource::<.*Artifacts.*\\.Arn>/artifacts/\\*$",
+                        "regex:^Resource::arn:aws:sagemaker:.*/finai-\\*$",
+                        "regex:^Resource::<.*Artifacts.*\\.Arn>/training/finai-\\*$",
                     ],
                 )
             ],

@@ -28,6 +28,14 @@ ASSET_EXCLUDES = [
 # Python 3.13 matches the Powertools layer build named below; the code is also tested on 3.11.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 DEFAULT_TIMEOUT = Duration.seconds(10)
+SYNC_NO_DLQ = (
+    "Invoked synchronously (API Gateway and Step Functions); failures return to the caller, which "
+    "retries or degrades, so there is no asynchronous event to dead-letter."
+)
+SCHEDULED_NO_DLQ = (
+    "Started by a schedule; a failed run is logged and alarmed, and the next scheduled run does the same "
+    "work again, so a dead-lettered event would have nothing to replay."
+)
 POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:{version}"
 
 
@@ -125,6 +133,7 @@ class PythonFunction(Construct):
         environment: dict[str, str] | None = None,
         timeout: Duration = DEFAULT_TIMEOUT,
         memory_size: int = 512,
+        no_dlq_reason: str = SYNC_NO_DLQ,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -173,12 +182,7 @@ class PythonFunction(Construct):
                     "endpoint cost without reducing exposure.",
                     None,
                 ),
-                (
-                    "LambdaDLQ",
-                    "Invoked synchronously (API Gateway and Step Functions); failures return to the "
-                    "caller, which retries or degrades, so there is no asynchronous event to dead-letter.",
-                    None,
-                ),
+                ("LambdaDLQ", no_dlq_reason, None),
                 (
                     "L1",
                     "Pinned to Python 3.13, the newest runtime with a published Powertools layer build we "

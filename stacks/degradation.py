@@ -19,7 +19,8 @@ class Degradation(Construct):
             description="Returns static regulation-compliant answers when no model can answer",
             key=key,
             powertools_layer_version=powertools_layer_version,
-            timeout=Duration.seconds(3),
+            # The InvokeDegradation task timeout in the ASL matches this.
+            timeout=Duration.seconds(2),
             memory_size=256,
         )
         self.function = self.handler.function

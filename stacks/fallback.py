@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from stacks.bedrock_access import grant_invoke
 from stacks.common import PythonFunction
-from stacks.router import bedrock_model_arns
 
 
 class Fallback(Construct):
@@ -23,12 +22,9 @@ class Fallback(Construct):
             description="Answers with the fallback model when the primary circuit is open or failed",
             key=key,
             powertools_layer_version=powertools_layer_version,
-            timeout=Duration.seconds(8),
+            # The InvokeFallback task timeout in the ASL matches this.
+            timeout=Duration.seconds(5),
             environment={"FALLBACK_MODEL_ID": model_id},
         )
         self.function = self.handler.function
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["bedrock:InvokeModel"], resources=bedrock_model_arns(Stack.of(self), (model_id,))
-            )
-        )
+        grant_invoke(self.function, Stack.of(self), (model_id,))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -44,6 +47,12 @@ BLOCKED_MESSAGE = (
 )
 
 
+def policy_digest() -> str:
+    """A short digest of everything the guardrail enforces."""
+    policy = {"pii": PII_ENTITIES, "topics": DENIED_TOPICS, "message": BLOCKED_MESSAGE}
+    return hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()[:12]
+
+
 class Guardrail(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
@@ -69,11 +78,14 @@ class Guardrail(Construct):
                 ]
             ),
         )
+        # A guardrail version is immutable, and CloudFormation replaces it only when one of its own
+        # properties changes: the description carries a digest of the policy, so every policy edit
+        # publishes a new version and the functions' GUARDRAIL_VERSION moves with it.
         self.version = bedrock.CfnGuardrailVersion(
             self,
             "Version",
             guardrail_identifier=self.guardrail.attr_guardrail_id,
-            description="The version the functions apply",
+            description=f"The version the functions apply (policy {policy_digest()})",
         )
 
     @property

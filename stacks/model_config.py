@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+import json
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -10,11 +13,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_app.config import STRATEGY_DOCUMENT, STRATEGY_SCHEMA
+from cdk_app.config import STRATEGY_SCHEMA
 
 
 class ModelConfig(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, alarm_topic: sns.ITopic) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, alarm_topic: sns.ITopic, strategy: dict[str, Any]
+    ) -> None:
         super().__init__(scope, construct_id)
         # A new strategy that breaks the primary models shows up as model errors within minutes;
         # the deployment watches this alarm and rolls back. It reads the router's EMF metric by
@@ -71,8 +76,22 @@ class ModelConfig(Construct):
             name="model-selection",
             description="Model per use case, weighted A/B variants and breaker thresholds",
             type=appconfig.ConfigurationType.FREEFORM,
-            content=appconfig.ConfigurationContent.from_file(str(STRATEGY_DOCUMENT), "application/json"),
+            # The region's copy of the shipped strategy (model ids translated for the region).
+            content=appconfig.ConfigurationContent.from_inline_json(json.dumps(strategy, indent=2) + "\n"),
             validators=[appconfig.JsonSchemaValidator.from_file(str(STRATEGY_SCHEMA))],
             deployment_strategy=self.deployment_strategy,
             deploy_to=[self.environment],
         )
+
+        # A destroy must be able to delete the profile: CDK retains hosted versions by default, and
+        # AppConfig refuses to delete a profile that still has versions. Deletion protection (an
+        # account setting that blocks deleting recently read profiles and environments) is
+        # bypassed for this stack's own resources, so `make destroy` completes.
+        for child in self.profile.node.find_all():
+            if isinstance(child, appconfig.CfnHostedConfigurationVersion):
+                child.apply_removal_policy(RemovalPolicy.DESTROY)
+            if isinstance(child, appconfig.CfnConfigurationProfile):
+                child.deletion_protection_check = "BYPASS"
+        environment = self.environment.node.default_child
+        if isinstance(environment, appconfig.CfnEnvironment):
+            environment.deletion_protection_check = "BYPASS"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import cdk_monitoring_constructs as mc
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -25,6 +25,8 @@ from cdk_app.config import MonitoringSettings
 
 NAMESPACE = "FinAI"
 TIERS = ("primary", "fallback", "degraded")
+# The circuit monitor (a schedule) publishes the circuit metrics, so alarms get data without traffic.
+MONITOR_SERVICE = "circuit_monitor"
 
 
 def platform_metric(name: str, service: str, statistic: str, period: Duration, **dimensions: str) -> cloudwatch.Metric:
@@ -68,8 +70,9 @@ class Monitoring(Construct):
                 evaluation_periods=3,
             ),
             metric_factory_defaults=mc.MetricFactoryDefaults(period=period),
+            # Dashboard names are unique per account across regions: each region's carry its name.
             dashboard_factory=mc.DefaultDashboardFactory(
-                self, "Dashboards", dashboard_name_prefix="FinAi", create_alarm_dashboard=True
+                self, "Dashboards", dashboard_name_prefix=f"FinAi-{Stack.of(self).region}", create_alarm_dashboard=True
             ),
         )
         self.facade.add_large_header("FinAI platform: API, request path and models")
@@ -108,9 +111,10 @@ class Monitoring(Construct):
             period=period,
         )
         self.circuit_open = {
-            model: platform_metric("CircuitOpen", "api_front", "Maximum", period, model=model) for model in model_ids
+            model: platform_metric("CircuitOpen", MONITOR_SERVICE, "Maximum", period, model=model)
+            for model in model_ids
         }
-        self.model_path_healthy = platform_metric("ModelPathHealthy", "api_front", "Minimum", period)
+        self.model_path_healthy = platform_metric("ModelPathHealthy", MONITOR_SERVICE, "Minimum", period)
         self.facade.monitor_custom(
             alarm_friendly_name="Tiers",
             human_readable_name="Answers by tier",
@@ -210,7 +214,8 @@ class Monitoring(Construct):
                 "FiveXXRate",
                 name=self.five_xx_alarm_name,
                 description=f"More than {settings.error_rate_5xx:.0%} of API requests end in 5XX",
-                metric=api.metric_server_error(statistic="Average", period=period),
+                # ApiName and Stage: ApiName alone would merge every API of that name in the region.
+                metric=api.deployment_stage.metric_server_error(statistic="Average", period=period),
                 threshold=settings.error_rate_5xx,
                 comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 topic=topic,

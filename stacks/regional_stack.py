@@ -8,10 +8,11 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from cdk_app.compliance import acknowledge
-from cdk_app.config import PlatformConfig, load_strategy
+from cdk_app.config import PlatformConfig
 from stacks.api_front import STAGE, ApiFront
 from stacks.benchmark import Benchmark
 from stacks.circuit_breaker import CircuitBreaker
+from stacks.circuit_monitor import CircuitMonitor
 from stacks.common import PlatformKey
 from stacks.degradation import Degradation
 from stacks.dns_failover import DnsFailover, zone_name_for
@@ -28,20 +29,25 @@ class RegionalStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: PlatformConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         layer = config.powertools_layer_version
+        region = Stack.of(self).region
+        models = config.models_in(region)
         key = PlatformKey(self, "PlatformKey").key
         operations = Operations(self, "Operations", key=key, alarm_email=config.alarm_email)
-        self.model_config = model_config = ModelConfig(self, "ModelConfig", alarm_topic=operations.topic)
+        self.model_config = model_config = ModelConfig(
+            self, "ModelConfig", alarm_topic=operations.topic, strategy=config.strategy_for(region)
+        )
         serving = Serving(self, "Serving", key=key, settings=config.serving)
         router = Router(
             self,
             "Router",
             key=key,
             powertools_layer_version=layer,
-            bedrock_model_ids=config.bedrock_models.primary,
+            bedrock_model_ids=models.primary,
             appconfig_application=model_config.application,
             appconfig_environment=model_config.environment,
             appconfig_profile=model_config.profile,
             lambda_providers=serving.targets,
+            appconfig_agent_layer=config.appconfig_agent_layers.get(region),
         )
         serving.grant_invoke(router.function)
         acknowledge(
@@ -58,9 +64,7 @@ class RegionalStack(Stack):
                 )
             ],
         )
-        fallback = Fallback(
-            self, "Fallback", key=key, powertools_layer_version=layer, model_id=config.bedrock_models.fallback
-        )
+        fallback = Fallback(self, "Fallback", key=key, powertools_layer_version=layer, model_id=models.fallback)
         degradation = Degradation(self, "Degradation", key=key, powertools_layer_version=layer)
         guardrail = Guardrail(self, "Guardrail")
         for function in (router.function, fallback.function):
@@ -75,6 +79,9 @@ class RegionalStack(Stack):
             fallback=fallback.function,
             degradation=degradation.function,
         )
+        self.circuit_monitor = CircuitMonitor(
+            self, "CircuitMonitor", key=key, powertools_layer_version=layer, breaker=self.breaker
+        )
         self.api_front = ApiFront(
             self,
             "ApiFront",
@@ -84,6 +91,7 @@ class RegionalStack(Stack):
             max_prompt_chars=config.max_prompt_chars,
             auth=config.api_auth,
             clients=config.api_clients,
+            usage_plan=config.usage_plan,
         )
         self.benchmark = Benchmark(
             self,
@@ -93,10 +101,10 @@ class RegionalStack(Stack):
             settings=config.benchmark,
             model_config=model_config,
             serving=serving,
-            model_ids=config.bedrock_models.primary,
+            model_ids=models.primary,
             model_prices=config.model_prices,
         )
-        strategy = load_strategy()
+        strategy = config.strategy_for(region)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -109,11 +117,12 @@ class RegionalStack(Stack):
                 "Router": router.function,
                 "Fallback": fallback.function,
                 "Degradation": degradation.function,
+                "CircuitMonitor": self.circuit_monitor.function,
                 "Advisor": serving.advisor.function,
                 "Sentiment": serving.sentiment.function,
             },
             state_machine=self.breaker.state_machine,
-            model_ids=config.bedrock_models.all_ids,
+            model_ids=models.all_ids,
             model_prices=config.model_prices,
             variants=[(uc, v["name"]) for uc, entry in strategy["use_cases"].items() for v in entry["variants"]],
         )

@@ -6,26 +6,13 @@ import json
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_appconfig as appconfig
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from cdk_app.compliance import acknowledge
+from stacks.bedrock_access import grant_invoke
 from stacks.common import PythonFunction
-
-
-def bedrock_model_arns(stack: Stack, model_ids: tuple[str, ...]) -> list[str]:
-    """ARNs that Converse needs for each model id: a foundation model, or an inference profile
-    plus the foundation models it may route to in any region."""
-    arns: list[str] = []
-    for model_id in model_ids:
-        prefix, _, rest = model_id.partition(".")
-        if len(prefix) <= 4 and "." in rest:  # a geography prefix: an inference profile id
-            arns.append(f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:inference-profile/{model_id}")
-            arns.append(f"arn:{stack.partition}:bedrock:*::foundation-model/{rest}")
-        else:
-            arns.append(f"arn:{stack.partition}:bedrock:{stack.region}::foundation-model/{model_id}")
-    return arns
 
 
 class Router(Construct):
@@ -41,6 +28,7 @@ class Router(Construct):
         appconfig_application: appconfig.Application,
         appconfig_profile: appconfig.HostedConfiguration,
         lambda_providers: dict[str, str] | None = None,
+        appconfig_agent_layer: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.handler = PythonFunction(
@@ -50,9 +38,12 @@ class Router(Construct):
             description="Selects the model per use case from AppConfig and calls it through Converse",
             key=key,
             powertools_layer_version=powertools_layer_version,
-            timeout=Duration.seconds(15),
+            # The InvokePrimary/InvokeProbe task timeout in the ASL matches this.
+            timeout=Duration.seconds(9),
             environment={
-                "STRATEGY_SOURCE": "appconfig",
+                # Through the AppConfig agent extension where its layer is configured for the region,
+                # otherwise straight from AppConfig (Powertools' provider, cached in the function).
+                "STRATEGY_SOURCE": "agent" if appconfig_agent_layer else "appconfig",
                 "STRATEGY_CACHE_SECONDS": "300",
                 "APPCONFIG_APPLICATION": appconfig_application.application_id,
                 "APPCONFIG_ENVIRONMENT": appconfig_environment.environment_id,
@@ -61,6 +52,10 @@ class Router(Construct):
             },
         )
         self.function = self.handler.function
+        if appconfig_agent_layer:
+            self.function.add_layers(
+                lambda_.LayerVersion.from_layer_version_arn(self, "AppConfigAgent", appconfig_agent_layer)
+            )
         appconfig_environment.grant_read_config(self.function)
         acknowledge(
             self.handler,
@@ -73,9 +68,5 @@ class Router(Construct):
                 )
             ],
         )
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-                resources=bedrock_model_arns(Stack.of(self), bedrock_model_ids),
-            )
-        )
+        # Converse needs bedrock:InvokeModel only; streaming is not called here.
+        grant_invoke(self.function, Stack.of(self), bedrock_model_ids)

@@ -15,7 +15,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
-from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -23,10 +22,13 @@ from cdk_app.compliance import acknowledge
 from cdk_app.config import TrainingSettings
 from stacks.common import PythonFunction, asl_state_machine
 from stacks.model_config import ModelConfig
+from stacks.model_registry import ModelRegistry
 from stacks.training_source import build_sourcedir
 
 ASL_FILE = Path(__file__).resolve().parent.parent / "statemachines" / "training_pipeline.asl.json"
 DLC_ACCOUNT = "763104351884"
+# How long a deleted or replaced object stays recoverable in the data and artifacts buckets.
+NONCURRENT_VERSION_DAYS = 30
 
 
 def _bucket(scope: Construct, construct_id: str, key: kms.IKey, logs: s3.IBucket, prefix: str) -> s3.Bucket:
@@ -43,6 +45,13 @@ def _bucket(scope: Construct, construct_id: str, key: kms.IKey, logs: s3.IBucket
         server_access_logs_prefix=prefix,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
         removal_policy=RemovalPolicy.RETAIN,
+        # Versioning makes a delete add a marker: old versions must expire, or cleanup frees nothing.
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
+                abort_incomplete_multipart_upload_after=Duration.days(7),
+            )
+        ],
     )
 
 
@@ -113,7 +122,13 @@ class TrainingPipeline(Construct):
         )
         self.data.grant_read(self.role)
         self.artifacts.grant_read_write(self.role)
-        self.sourcedir.grant_read(self.role)
+        # The one object, not the whole CDK assets bucket that every stack in the account shares.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.sourcedir.bucket.arn_for_objects(self.sourcedir.s3_object_key)],
+            )
+        )
         key.grant_encrypt_decrypt(self.role)
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -140,11 +155,11 @@ class TrainingPipeline(Construct):
             )
         )
 
-        self.registry = sagemaker.CfnModelPackageGroup(
+        self.registry = ModelRegistry(
             self,
             "Registry",
-            model_package_group_name=f"finai-adapters-{stack.region}",
-            model_package_group_description="Approved LoRA adapters (sentiment, advisor)",
+            group_name=f"finai-adapters-{stack.region}",
+            description="Approved LoRA adapters (sentiment, advisor)",
         )
         self.promote = PythonFunction(
             self,
@@ -173,7 +188,7 @@ class TrainingPipeline(Construct):
                 "ArtifactsBucket": self.artifacts.bucket_name,
                 "KmsKeyArn": key.key_arn,
                 "InstanceType": settings.instance_type,
-                "ModelPackageGroup": self.registry.model_package_group_name,
+                "ModelPackageGroup": self.registry.group_name,
                 "PromoteFunctionArn": self.promote.function.function_arn,
             },
             key=key,
@@ -258,21 +273,23 @@ class TrainingPipeline(Construct):
         prefix = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
         role.add_to_role_policy(
             iam.PolicyStatement(
+                # What createTrainingJob.sync calls (aws-cdk-lib's SageMakerCreateTrainingJob grants the
+                # same); no AddTags, because the ASL passes no Tags.
                 actions=[
                     "sagemaker:CreateTrainingJob",
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:StopTrainingJob",
-                    "sagemaker:AddTags",
+                    "sagemaker:ListTags",
                 ],
-                resources=[f"{prefix}:training-job/*"],
+                resources=[f"{prefix}:training-job/finai-*"],
             )
         )
         role.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:CreateModelPackage"],
                 resources=[
-                    f"{prefix}:model-package-group/{self.registry.model_package_group_name}",
-                    f"{prefix}:model-package/{self.registry.model_package_group_name}/*",
+                    f"{prefix}:model-package-group/{self.registry.group_name}",
+                    f"{prefix}:model-package/{self.registry.group_name}/*",
                 ],
             )
         )
@@ -286,7 +303,14 @@ class TrainingPipeline(Construct):
                 ],
             )
         )
-        self.role.grant_pass_role(role.role)
+        # PassRole only to SageMaker: without the condition the pipeline could hand the role to any service.
+        role.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
         key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
         self.promote.function.grant_invoke(role)
         acknowledge(
@@ -296,7 +320,7 @@ class TrainingPipeline(Construct):
                     "IAM5",
                     "Training-job names carry the execution name and model packages are numbered by SageMaker, "
                     "so both are scoped by prefix.",
-                    ["regex:^Resource::arn:aws:sagemaker:.*:(training-job|model-package/.*)/\\*$"],
+                    ["regex:^Resource::arn:aws:sagemaker:.*:(training-job/finai-|model-package/.*/)\\*$"],
                 ),
                 ("IAM5", "Vended log delivery and X-Ray actions accept no resource ARN.", ["Resource::*"]),
                 (
@@ -326,7 +350,6 @@ class TrainingPipeline(Construct):
                     [
                         "regex:^Action::s3:.*\\*$",
                         "regex:^Resource::<.*Arn>/\\*$",
-                        "regex:^Resource::arn:aws:s3:::cdk-.*/\\*$",
                     ],
                 ),
                 (

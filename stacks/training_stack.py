@@ -48,7 +48,9 @@ class TrainingStack(Stack):
                 alarm_name_prefix="FinAi-training",
                 action=mc.SnsAlarmActionStrategy(on_alarm_topic=operations.topic),
             ),
-            dashboard_factory=mc.DefaultDashboardFactory(self, "Dashboards", dashboard_name_prefix="FinAi-training"),
+            dashboard_factory=mc.DefaultDashboardFactory(
+                self, "Dashboards", dashboard_name_prefix=f"FinAi-training-{self.region}"
+            ),
         )
         self.monitoring.add_large_header("Adapter training pipeline")
         self.monitoring.monitor_step_function(

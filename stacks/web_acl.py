@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from cdk_app.config import UsagePlanSettings
 from stacks.common import encrypted_log_group
 
-RATE_LIMIT_PER_5_MIN = 2000
+WINDOW_SECONDS = 300
+# WAF must never block a client the usage plan would admit: its limits have this much headroom
+# over the most a usage plan lets through in one window (usage-plan throttling is best-effort).
+HEADROOM = 2
+
+
+@dataclass(frozen=True)
+class WafLimits:
+    per_api_key: int  # requests per window for one x-api-key value
+    per_ip: int  # requests per window from one IP, whatever the key (clients may share an egress IP)
+
+
+def waf_limits(plan: UsagePlanSettings, clients: int, window_seconds: int = WINDOW_SECONDS) -> WafLimits:
+    """Rate limits sized from the usage plan: a client at its plan's steady rate plus a full burst
+    stays under the per-key limit, and every client behind one egress IP stays under the per-IP one."""
+    plan_max = plan.rate_limit * window_seconds + plan.burst_limit
+    per_key = HEADROOM * plan_max
+    return WafLimits(per_api_key=per_key, per_ip=per_key * max(clients, 1))
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
@@ -40,8 +60,37 @@ def _managed(name: str, priority: int, overrides: list[str] | None = None) -> wa
     )
 
 
+def _rate_rule(name: str, priority: int, limit: int, *, api_key: bool) -> wafv2.CfnWebACL.RuleProperty:
+    # Keyed on the x-api-key header, requests without one are not counted by this rule; they get
+    # API Gateway's 403 anyway, and the per-IP rule still bounds them.
+    statement = wafv2.CfnWebACL.RateBasedStatementProperty(
+        limit=limit,
+        evaluation_window_sec=WINDOW_SECONDS,
+        aggregate_key_type="CUSTOM_KEYS" if api_key else "IP",
+        custom_keys=[
+            wafv2.CfnWebACL.RateBasedStatementCustomKeyProperty(
+                header=wafv2.CfnWebACL.RateLimitHeaderProperty(
+                    name="x-api-key",
+                    text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")],
+                )
+            )
+        ]
+        if api_key
+        else None,
+    )
+    return wafv2.CfnWebACL.RuleProperty(
+        name=name,
+        priority=priority,
+        action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+        statement=wafv2.CfnWebACL.StatementProperty(rate_based_statement=statement),
+        visibility_config=_visibility(name),
+    )
+
+
 class WebAcl(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, stage_arn: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, key: kms.IKey, stage_arn: str, limits: WafLimits
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.acl = wafv2.CfnWebACL(
@@ -55,17 +104,8 @@ class WebAcl(Construct):
                 # enforces its own limit with a 413, so that one rule only counts.
                 _managed("AWSManagedRulesCommonRuleSet", 0, overrides=["SizeRestrictions_BODY"]),
                 _managed("AWSManagedRulesKnownBadInputsRuleSet", 1),
-                wafv2.CfnWebACL.RuleProperty(
-                    name="RateLimitPerIp",
-                    priority=2,
-                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                            limit=RATE_LIMIT_PER_5_MIN, aggregate_key_type="IP"
-                        )
-                    ),
-                    visibility_config=_visibility("RateLimitPerIp"),
-                ),
+                _rate_rule("RateLimitPerApiKey", 2, limits.per_api_key, api_key=True),
+                _rate_rule("RateLimitPerIp", 3, limits.per_ip, api_key=False),
             ],
         )
         wafv2.CfnWebACLAssociation(self, "Association", resource_arn=stage_arn, web_acl_arn=self.acl.attr_arn)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import boto3
+from botocore.config import Config
 
 RETENTION_DAYS = 400  # a little over a year, for annual reviews
 
@@ -52,10 +53,16 @@ class AuditWriter(Protocol):
     def write(self, record: AuditRecord) -> None: ...
 
 
+# The audit write happens after the answer is known, inside API Gateway's 29 s: bounded, one attempt.
+AUDIT_CLIENT_CONFIG = Config(
+    connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 1, "mode": "standard"}
+)
+
+
 class DynamoAuditWriter:
     def __init__(self, table: str, client: Any | None = None) -> None:
         self._table = table
-        self._client = client or boto3.client("dynamodb")
+        self._client = client or boto3.client("dynamodb", config=AUDIT_CLIENT_CONFIG)
 
     def write(self, record: AuditRecord) -> None:
         self._client.put_item(TableName=self._table, Item=record.item(time.time()))

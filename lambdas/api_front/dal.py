@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 
 @dataclass(frozen=True)
@@ -23,15 +24,34 @@ class Executor(Protocol):
     def run(self, name: str, payload: dict[str, Any]) -> ExecutionResult: ...
 
 
+# Connecting to Step Functions takes well under a second; anything slower will not make it.
+CONNECT_TIMEOUT_S = 1.0
+
+
+def sync_client_config(read_timeout_s: float) -> Config:
+    """One attempt, bounded: the front must answer inside API Gateway's 29 s, so a slow or failed
+    call is not retried; the front serves the static answer instead."""
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=read_timeout_s,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+
+
 class SyncExecutor:
     """StartSyncExecution: the EXPRESS state machine answers within the API call."""
 
-    def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
+    def __init__(self, state_machine_arn: str, client: Any | None = None, read_timeout_s: float = 23.0) -> None:
         self._arn = state_machine_arn
-        self._client = client or boto3.client("stepfunctions")
+        self._client = client or boto3.client("stepfunctions", config=sync_client_config(read_timeout_s))
 
     def run(self, name: str, payload: dict[str, Any]) -> ExecutionResult:
-        result = self._client.start_sync_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+        try:
+            result = self._client.start_sync_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+        except (BotoCoreError, ClientError) as exc:
+            # A read timeout, a throttle or a service error: the request still gets an answer.
+            timed_out = isinstance(exc, ReadTimeoutError)
+            return ExecutionResult("TIMED_OUT" if timed_out else "FAILED", None, type(exc).__name__, str(exc)[:300])
         output = json.loads(result["output"]) if result.get("output") else None
         return ExecutionResult(result["status"], output, result.get("error"), result.get("cause"))
 
@@ -63,33 +83,3 @@ class PollingExecutor:
                 return ExecutionResult("TIMED_OUT", None, "States.Timeout", "polling deadline passed")
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
-
-
-HEALTH_CLIENT_CONFIG = Config(
-    connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 1, "mode": "standard"}
-)
-
-
-class CircuitReader:
-    """Reads every model's circuit item (one small item per model, so a scan is cheap)."""
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self._table = table_name
-        # Route 53 gives the health route 2 s to answer: a slow table must make health say
-        # "unreachable" in time rather than make the check time out.
-        self._client = client or boto3.client("dynamodb", config=HEALTH_CLIENT_CONFIG)
-
-    def circuits(self) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
-        while True:
-            page = self._client.scan(**kwargs)
-            for item in page.get("Items", []):
-                found[item["model_id"]["S"]] = {
-                    "state": item.get("circuit_state", {}).get("S", "CLOSED"),
-                    "failures": int(item.get("failures", {}).get("N", "0")),
-                    "opened_at": item.get("opened_at", {}).get("S"),
-                }
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

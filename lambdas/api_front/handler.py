@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from api_front.audit import AuditRecord, AuditWriter, DynamoAuditWriter
-from api_front.dal import CircuitReader, Executor, PollingExecutor, SyncExecutor
+from api_front.dal import Executor, PollingExecutor, SyncExecutor
 from api_front.logic import (
     MAX_BODY_BYTES,
     FrontSettings,
@@ -24,6 +24,7 @@ from api_front.logic import (
     health,
 )
 from api_front.models import ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
+from shared.circuits import CircuitReader
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
 from shared.use_cases import UseCase
@@ -58,7 +59,9 @@ def settings() -> FrontSettings:
 @cache
 def executor() -> Executor:
     s = settings()
-    return PollingExecutor(s.state_machine_arn) if s.execution_mode == "poll" else SyncExecutor(s.state_machine_arn)
+    if s.execution_mode == "poll":
+        return PollingExecutor(s.state_machine_arn)
+    return SyncExecutor(s.state_machine_arn, read_timeout_s=s.execution_read_timeout_s)
 
 
 @cache
@@ -180,13 +183,9 @@ def post_generate(body: GenerateRequest) -> Response[Any]:
     tags=["health"],
 )
 def get_health() -> HealthResponse:
-    result = health(circuit_reader(), settings().region)
-    # Route 53 calls this every 10 s from several checkers, so these form a live time series of
-    # circuit state per model; the alarms and the dashboard read them.
-    for model, circuit in result.circuits.items():
-        emit("CircuitOpen", 1 if circuit.state == "OPEN" else 0, model=model)
-    emit("ModelPathHealthy", 1 if result.status == "ok" else 0)
-    return result
+    # The circuit metrics come from the circuit monitor, which runs every minute whether or not
+    # Route 53 (only present with DNS failover) calls this route.
+    return health(circuit_reader(), settings().region)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -7,10 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api_front.dal import CircuitReader, ExecutionResult, Executor
+from api_front.dal import ExecutionResult, Executor
 from api_front.models import CircuitStatus, ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
-from shared.observability import logger
+from shared.circuits import CircuitReader, model_path_healthy
+from shared.observability import emit, logger
 from shared.sentiment import MAX_TEXT_CHARS as SENTIMENT_MAX_CHARS
+from shared.static_answers import STATIC_MODEL, contact_from_env, static_answer
 from shared.use_cases import Tier, UseCase
 
 # StartSyncExecution accepts at most 256 KB of input; the raw body is checked against a bound
@@ -28,6 +30,8 @@ class FrontSettings(BaseModel):
     audit_table: str = Field(min_length=3)
     max_prompt_chars: int = Field(ge=1, le=60_000)
     execution_mode: Literal["sync", "poll"] = "sync"
+    # Longer than the state machine's own TimeoutSeconds, so a slow execution reports TIMED_OUT.
+    execution_read_timeout_s: float = Field(default=23.0, gt=0, le=28)
     region: str = "unknown"
 
     @classmethod
@@ -38,6 +42,7 @@ class FrontSettings(BaseModel):
             audit_table=env.get("AUDIT_TABLE", ""),
             max_prompt_chars=int(env.get("MAX_PROMPT_CHARS", "0")),
             execution_mode=env.get("EXECUTION_MODE", "sync"),
+            execution_read_timeout_s=float(env.get("EXECUTION_READ_TIMEOUT_S", "23")),
             region=env.get("AWS_REGION", "unknown"),
         )
 
@@ -72,10 +77,12 @@ def check_prompt_size(request: GenerateRequest, max_chars: int, request_id: str)
 
 
 def generate(request: GenerateRequest, request_id: str, executor: Executor) -> Outcome:
-    """Run the circuit breaker and map its outcome to an HTTP status.
+    """Run the circuit breaker and turn its outcome into the answer.
 
-    Only a SUCCEEDED execution with a well-formed answer is a 200; anything else is a 5xx that
-    says what happened, never a 200 with an empty answer.
+    Only a SUCCEEDED execution with a well-formed answer passes through. Anything else (a timeout,
+    a failed execution, a malformed answer, a model tier without the sentiment label) is answered
+    here with the static degraded answer, which says why: the client always gets an answer, and
+    never an empty or malformed one presented as a success.
     """
     payload = {
         "request_id": request_id,
@@ -89,19 +96,34 @@ def generate(request: GenerateRequest, request_id: str, executor: Executor) -> O
             answer = GenerateResponse.model_validate(result.output)
         except ValidationError as exc:
             logger.error("state machine answered with a malformed output", extra={"errors": exc.errors()})
-            return error(502, "bad_model_output", "the request path returned a malformed answer", request_id)
+            return degraded(request, request_id, "malformed_answer")
         if request.use_case is UseCase.SENTIMENT and answer.tier is not Tier.DEGRADED and answer.sentiment is None:
             # Only the static answer may come without a label; a model tier without one is a fault.
             logger.error("a model tier answered the sentiment use case without a label", extra={"tier": answer.tier})
-            return error(502, "bad_model_output", "the request path returned no sentiment label", request_id)
+            return degraded(request, request_id, "malformed_answer")
         tokens = (int(result.output.get("input_tokens") or 0), int(result.output.get("output_tokens") or 0))
         return Outcome(200, answer.model_dump(mode="json"), tokens)
     logger.error(
         "execution did not succeed", extra={"status": result.status, "error": result.error, "cause": result.cause}
     )
-    if result.status == "TIMED_OUT":
-        return error(504, "timeout", "the request path did not answer in time; please retry", request_id)
-    return error(502, "execution_failed", f"the request path ended with status {result.status}", request_id)
+    return degraded(request, request_id, "timeout" if result.status == "TIMED_OUT" else "execution_failed")
+
+
+def degraded(request: GenerateRequest, request_id: str, reason: str) -> Outcome:
+    """The static answer, served by the front itself when the request path gave none in time."""
+    emit("FrontDegraded", 1, reason=reason)
+    text, _ = static_answer(request.use_case, contact_from_env())
+    answer = GenerateResponse(
+        response=text,
+        model_used=STATIC_MODEL,
+        use_case=request.use_case,
+        tier=Tier.DEGRADED,
+        attempt=3,
+        request_id=request_id,
+        sentiment=None,
+        degraded_reason=reason,
+    )
+    return Outcome(200, answer.model_dump(mode="json"))
 
 
 def health(reader: CircuitReader, region: str) -> HealthResponse:
@@ -113,5 +135,5 @@ def health(reader: CircuitReader, region: str) -> HealthResponse:
     except Exception as exc:  # health must answer even when a dependency does not
         logger.warning("health check could not read circuits", extra={"error": str(exc)})
         checks["circuit_table"] = "unreachable"
-    healthy = checks["circuit_table"] == "ok" and (not circuits or any(c.state != "OPEN" for c in circuits.values()))
+    healthy = checks["circuit_table"] == "ok" and model_path_healthy([c.state for c in circuits.values()])
     return HealthResponse(status="ok" if healthy else "degraded", region=region, circuits=circuits, checks=checks)

@@ -55,6 +55,11 @@ class GenerateResponse(BaseModel):
         description="The label (and, from the fine-tuned classifier, its probabilities) for the sentiment "
         "use case; null for every other use case and for the static degraded answer.",
     )
+    degraded_reason: str | None = Field(
+        default=None,
+        description="Set when the front itself served the static answer because the request path gave none it "
+        "could stand behind: timeout, execution_failed or malformed_answer. Null otherwise.",
+    )
 
 
 class ErrorResponse(BaseModel):

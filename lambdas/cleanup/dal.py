@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import boto3
 
-from cleanup.logic import Resource
+from cleanup.logic import NAME_PREFIX, Resource
 
 
 class SageMakerInventory:
@@ -24,20 +24,23 @@ class SageMakerInventory:
     def _tags(self, arn: str) -> dict[str, str]:
         return {t["Key"]: t["Value"] for t in self._sm.list_tags(ResourceArn=arn).get("Tags", [])}
 
+    def _tagged(self, name: str, arn: str) -> dict[str, str]:
+        # Tags are read only for names with the platform prefix: the role may read no others.
+        return self._tags(arn) if name.startswith(NAME_PREFIX) else {}
+
     def resources(self) -> list[Resource]:
         found: list[Resource] = []
-        for item in self._pages("list_endpoints", "Endpoints"):
-            arn = item["EndpointArn"]
-            found.append(Resource("endpoint", item["EndpointName"], arn, item["CreationTime"], self._tags(arn)))
-        for item in self._pages("list_endpoint_configs", "EndpointConfigs"):
-            arn = item["EndpointConfigArn"]
-            found.append(
-                Resource("endpoint_config", item["EndpointConfigName"], arn, item["CreationTime"], self._tags(arn))
-            )
-        for item in self._pages("list_models", "Models"):
-            arn = item["ModelArn"]
-            found.append(Resource("model", item["ModelName"], arn, item["CreationTime"], self._tags(arn)))
-        for item in self._pages("list_training_jobs", "TrainingJobSummaries"):
+        for kind, method, key, name_key, arn_key in (
+            ("endpoint", "list_endpoints", "Endpoints", "EndpointName", "EndpointArn"),
+            ("endpoint_config", "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", "EndpointConfigArn"),
+            ("model", "list_models", "Models", "ModelName", "ModelArn"),
+        ):
+            for item in self._pages(method, key, NameContains=NAME_PREFIX):
+                name, arn = item[name_key], item[arn_key]
+                found.append(Resource(kind, name, arn, item["CreationTime"], self._tagged(name, arn)))
+        for item in self._pages("list_training_jobs", "TrainingJobSummaries", NameContains=NAME_PREFIX):
+            if not item["TrainingJobName"].startswith(NAME_PREFIX):
+                continue
             arn = item["TrainingJobArn"]
             job = self._sm.describe_training_job(TrainingJobName=item["TrainingJobName"])
             location = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
@@ -48,7 +51,7 @@ class SageMakerInventory:
                         item["TrainingJobName"],
                         arn,
                         item["CreationTime"],
-                        self._tags(arn),
+                        {},
                         location,
                     )
                 )

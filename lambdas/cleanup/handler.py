@@ -1,6 +1,8 @@
 """Scheduled lifecycle cleanup of SageMaker endpoints, endpoint configs, models and training
 artifacts older than MAX_AGE_DAYS. A dry run (the default) only reports; DELETE=true deletes.
-Anything tagged ``finai:in-use=true`` is never touched (and the role's policy denies it too)."""
+Only this platform's resources are considered (``finai-`` names, tagged ``finai:platform=finai``;
+training artifacts in the platform's bucket), and anything tagged ``finai:in-use=true`` is never
+touched; the role's policy enforces both."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from cleanup.logic import plan
 from shared.observability import emit, logger
 
 
-def run(inventory: SageMakerInventory, now: datetime, max_age_days: int, delete: bool) -> dict[str, Any]:
-    found = plan(inventory.resources(), now, max_age_days)
+def run(
+    inventory: SageMakerInventory, now: datetime, max_age_days: int, delete: bool, artifacts_bucket: str | None
+) -> dict[str, Any]:
+    found = plan(inventory.resources(), now, max_age_days, artifacts_bucket)
     deleted: list[str] = []
     failed: dict[str, str] = {}
     if delete:
@@ -33,7 +37,7 @@ def run(inventory: SageMakerInventory, now: datetime, max_age_days: int, delete:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     max_age_days = int(os.environ.get("MAX_AGE_DAYS", "30"))
     delete = os.environ.get("DELETE", "false").lower() == "true"
-    summary = run(SageMakerInventory(), datetime.now(UTC), max_age_days, delete)
+    summary = run(SageMakerInventory(), datetime.now(UTC), max_age_days, delete, os.environ.get("ARTIFACTS_BUCKET"))
     stale = sum(len(names) for names in summary["stale"].values())
     emit("StaleResources", stale)
     emit("DeletedResources", len(summary["deleted"]))

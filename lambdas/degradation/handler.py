@@ -6,24 +6,15 @@ use case gets the general answer. Every call counts in the DEGRADED_SERVICE metr
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from degradation.responses import Contact, static_answer
 from shared.observability import emit, logger, metrics, tracer
+from shared.static_answers import STATIC_MODEL, Contact, contact_from_env, static_answer
 from shared.use_cases import UseCase
 
-MODEL_USED = "static-degraded-response"
-
-
-def contact_from_env() -> Contact:
-    return Contact(
-        name=os.environ.get("CONTACT_NAME", "our customer service team"),
-        phone=os.environ.get("CONTACT_PHONE", "the number on the back of your card"),
-        url=os.environ.get("CONTACT_URL", "our website's help centre"),
-    )
+MODEL_USED = STATIC_MODEL
 
 
 def degrade(event: dict[str, Any]) -> dict[str, Any]:

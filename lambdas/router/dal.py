@@ -20,6 +20,8 @@ from shared.sentiment import SentimentResult, from_classifier
 from shared.strategy import Strategy, load_default_strategy, parse_strategy
 
 DEFAULT_CACHE_SECONDS = 300
+# A model call must end inside the router's 9 s (the ASL's task timeout), cold start included.
+CALL_TIMEOUT_S = 7
 
 
 class StrategySource(Protocol):
@@ -127,7 +129,8 @@ class BedrockProvider:
         self._guardrail = guardrail
         # Retries are ours (bounded by the Lambda's remaining time), so botocore's are off.
         self._client = client or boto3.client(
-            "bedrock-runtime", config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=50)
+            "bedrock-runtime",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=CALL_TIMEOUT_S),
         )
 
     def complete(self, model_id: str, request: ModelRequest, deadline: float | None) -> Completion:
@@ -155,7 +158,11 @@ class LambdaProvider:
         bedrock_client: Any | None = None,
     ) -> None:
         self._targets = targets
-        self._client = client or boto3.client("lambda")
+        # One bounded attempt: the router's own timeout (the ASL task's) would cut a slower call anyway.
+        self._client = client or boto3.client(
+            "lambda",
+            config=Config(connect_timeout=1, read_timeout=CALL_TIMEOUT_S, retries={"total_max_attempts": 1}),
+        )
         self._guardrail = guardrail
         self._bedrock = bedrock_client
 

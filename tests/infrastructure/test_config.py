@@ -53,4 +53,4 @@ def test_command_line_json_strings_are_decoded():
 
 def test_strategy_naming_a_model_iam_does_not_allow_fails_synth():
     with pytest.raises(ValueError, match="not in bedrock_models"):
-        with_(bedrock_models=["anthropic.claude-3-haiku-20240307-v1:0"])
+        with_(bedrock_models=["us.anthropic.claude-haiku-4-5-20251001-v1:0"])

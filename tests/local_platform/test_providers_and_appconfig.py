@@ -46,7 +46,7 @@ def test_sentiment_is_served_by_the_local_classifier_and_falls_back_under_chaos(
     # the fallback model labels the text, and the adapter's circuit counts the failure.
     served.admin("/admin/chaos", {"model": "sentiment-lora", "error_rate": 1.0, "region": "us-east-1"})
     body = served.generate(text, use_case="sentiment").json()
-    assert (body["tier"], body["model_used"]) == ("fallback", "amazon.nova-micro-v1:0")
+    assert (body["tier"], body["model_used"]) == ("fallback", "us.amazon.nova-micro-v1:0")
     assert body["sentiment"]["label"] == "negative" and body["sentiment"]["probabilities"] is None
     circuit = served.status()["regions"]["us-east-1"]["circuits"]["sentiment-lora"]
     assert (circuit["state"], circuit["failures"]) == ("CLOSED", 1)
@@ -73,7 +73,7 @@ def test_publishing_a_strategy_moves_traffic_and_invalid_ones_are_refused(served
     versions = served.admin("/admin/strategy", bedrock_only)["versions"]
     assert set(versions) == {"us-east-1", "us-west-2"}
     body = served.generate(PROFILE_PROMPT, use_case="budgeting_advice").json()
-    assert body["model_used"] == "anthropic.claude-3-haiku-20240307-v1:0"
+    assert body["model_used"] == "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
     broken = json.loads(json.dumps(LOCAL_STRATEGY))
     broken["use_cases"]["budgeting_advice"]["variants"][0]["weight"] = 1000

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-PRIMARY = "anthropic.claude-3-haiku-20240307-v1:0"
+PRIMARY = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 PHASE_REQUESTS = int(os.environ.get("FINAI_CHAOS_REQUESTS", "16"))  # make chaos runs 200
 
 

@@ -50,17 +50,17 @@ def test_query_fault_fallback_and_circuit_on_screen(served, page):
     page.screenshot(path=str(SHOTS / "1-answer.png"), full_page=True)
 
     # Inject a 100% fault on the primary model; the next answers come from the fallback tier.
-    page.select_option("#chaos_model", "anthropic.claude-3-haiku-20240307-v1:0")
+    page.select_option("#chaos_model", "us.anthropic.claude-haiku-4-5-20251001-v1:0")
     page.fill("#error_rate", "1")
     with page.expect_response("**/admin/chaos"):  # the UI posts asynchronously; wait for the fault
         page.click("#inject")
     page.click("#send")
     expect(page.locator("#tier")).to_have_text("fallback")
-    expect(page.locator("#model")).to_have_text("amazon.nova-micro-v1:0")
+    expect(page.locator("#model")).to_have_text("us.amazon.nova-micro-v1:0")
     for _ in range(5):  # the breaker's threshold: the circuit opens
         page.click("#send")
         expect(page.locator("#status")).to_have_text("200")
-    circuit = page.locator('#circuits tr[data-model="anthropic.claude-3-haiku-20240307-v1:0"] td').nth(2)
+    circuit = page.locator('#circuits tr[data-model="us.anthropic.claude-haiku-4-5-20251001-v1:0"] td').nth(2)
     expect(circuit).to_have_text("OPEN", timeout=10_000)
     page.screenshot(path=str(SHOTS / "2-circuit-open.png"), full_page=True)
 

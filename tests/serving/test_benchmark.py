@@ -24,8 +24,8 @@ from moto import mock_aws
 from shared.strategy import DOCUMENT_PATH, parse_strategy
 
 STRATEGY = json.loads(DOCUMENT_PATH.read_text())
-HAIKU = Candidate("bedrock", "anthropic.claude-3-haiku-20240307-v1:0")
-SONNET = Candidate("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0")
+HAIKU = Candidate("bedrock", "us.anthropic.claude-haiku-4-5-20251001-v1:0")
+SONNET = Candidate("bedrock", "us.anthropic.claude-sonnet-4-6")
 
 
 def result(candidate, quality, latency, cost, use_case="compliance", error=None):

@@ -9,7 +9,7 @@ from shared.strategy import load_default_strategy
 
 STRATEGY = load_default_strategy()
 PRIMARY = STRATEGY.use_cases["general"].variants[0].model_id  # general has a single variant
-FALLBACK = "amazon.nova-micro-v1:0"
+FALLBACK = "us.amazon.nova-micro-v1:0"
 THRESHOLD = STRATEGY.breaker.failure_threshold
 COOLDOWN = STRATEGY.breaker.cooldown_seconds
 

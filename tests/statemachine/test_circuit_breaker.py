@@ -175,8 +175,8 @@ def test_fallback_failure_produces_a_degraded_answer_with_disclaimers(path):
 
 
 def test_product_questions_degrade_with_fdic_and_equal_housing_notices(path):
-    path.bedrock.fail("anthropic.claude-3-haiku-20240307-v1:0")
-    path.bedrock.fail("amazon.nova-lite-v1:0")
+    path.bedrock.fail("us.anthropic.claude-haiku-4-5-20251001-v1:0")
+    path.bedrock.fail("us.amazon.nova-2-lite-v1:0")
     path.bedrock.fail(FALLBACK)
     answer = ask(path, use_case="product_question")
     assert answer["tier"] == "degraded"

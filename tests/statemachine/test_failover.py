@@ -64,7 +64,7 @@ def test_requests_fail_over_after_the_detection_window_and_not_before(settings):
         assert front.request(request)[:2] == ("us-east-1", 200)
 
         # Every model fails: the breaker opens the primary's circuit after its threshold.
-        for model in ("anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-micro-v1:0"):
+        for model in ("us.anthropic.claude-haiku-4-5-20251001-v1:0", "us.amazon.nova-micro-v1:0"):
             path.bedrock.fail(model)
         for _ in range(8):
             region, status, _answer = front.request(request)

@@ -15,7 +15,7 @@ from shared.strategy import load_default_strategy, parse_strategy
 
 STRATEGY = load_default_strategy()
 PRIMARY = STRATEGY.use_cases["sentiment"].variants[0].model_id
-FALLBACK = "amazon.nova-micro-v1:0"
+FALLBACK = "us.amazon.nova-micro-v1:0"
 TEXT = "Shares rallied after record profits and a dividend upgrade."
 
 

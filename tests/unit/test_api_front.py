@@ -238,7 +238,7 @@ def test_an_audit_failure_never_fails_the_request(executor, monkeypatch):
 
 
 def test_health_reads_the_circuit_table_within_route_53s_two_seconds():
-    from api_front.dal import HEALTH_CLIENT_CONFIG, CircuitReader
+    from shared.circuits import HEALTH_CLIENT_CONFIG, CircuitReader
 
     reader = CircuitReader("finai-circuits")
     config = reader._client.meta.config

@@ -8,7 +8,7 @@ from botocore.stub import Stubber
 
 from shared.bedrock import ModelCallError, RetryPolicy, backoff_delay, converse
 
-MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 ANSWER = {
     "output": {"message": {"role": "assistant", "content": [{"text": "Diversify."}]}},
     "stopReason": "end_turn",

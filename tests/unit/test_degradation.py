@@ -3,8 +3,8 @@
 import pytest
 
 from degradation import handler as degradation
-from degradation.responses import EQUAL_HOUSING, FDIC, NOT_ADVICE, OPT_OUT
 from local.request_path import FakeContext
+from shared.static_answers import EQUAL_HOUSING, FDIC, NOT_ADVICE, OPT_OUT
 from shared.use_cases import UseCase
 
 CTX = FakeContext("degradation", "us-east-1")

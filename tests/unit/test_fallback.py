@@ -10,7 +10,7 @@ from local.request_path import FakeContext
 
 @pytest.fixture
 def client(monkeypatch):
-    monkeypatch.setenv("FALLBACK_MODEL_ID", "amazon.nova-micro-v1:0")
+    monkeypatch.setenv("FALLBACK_MODEL_ID", "us.amazon.nova-micro-v1:0")
     client = boto3.client("bedrock-runtime", region_name="us-east-1")
     monkeypatch.setattr(fallback, "_client", lambda: client)
     return client
@@ -24,7 +24,7 @@ def test_fallback_uses_its_model_with_300_tokens_at_temperature_half(client, cap
         "metrics": {"latencyMs": 1},
     }
     expected = {
-        "modelId": "amazon.nova-micro-v1:0",
+        "modelId": "us.amazon.nova-micro-v1:0",
         "messages": [{"role": "user", "content": [{"text": "hi"}]}],
         "system": [{"text": fallback.SYSTEM_PROMPT}],
         "inferenceConfig": {"maxTokens": 300, "temperature": 0.5},
@@ -35,7 +35,7 @@ def test_fallback_uses_its_model_with_300_tokens_at_temperature_half(client, cap
             {"request_id": "r", "use_case": "general", "prompt": "hi"}, FakeContext("fallback", "us-east-1")
         )
     assert result["response"] == "Short answer."
-    assert result["model_used"] == "amazon.nova-micro-v1:0"
+    assert result["model_used"] == "us.amazon.nova-micro-v1:0"
     out = capfd.readouterr().out
     assert '"FALLBACK"' in out  # the EMF metric
     assert any(getattr(record, "marker", None) == "FALLBACK" for record in caplog.records)
@@ -91,7 +91,7 @@ def test_free_text_budgeting_questions_still_use_the_fallback_model(client):
             {"request_id": "r", "use_case": "budgeting_advice", "prompt": "How do I save?"},
             FakeContext("fallback", "us-east-1"),
         )
-    assert result["model_used"] == "amazon.nova-micro-v1:0"
+    assert result["model_used"] == "us.amazon.nova-micro-v1:0"
 
 
 def converse_answer(text):
@@ -107,7 +107,7 @@ def test_sentiment_fallback_asks_the_cheap_model_for_a_label(client):
     from shared.sentiment import LABEL_INSTRUCTION
 
     expected = {
-        "modelId": "amazon.nova-micro-v1:0",
+        "modelId": "us.amazon.nova-micro-v1:0",
         "messages": [{"role": "user", "content": [{"text": "Shares rallied on record profits"}]}],
         "system": [{"text": LABEL_INSTRUCTION}],
         "inferenceConfig": {"maxTokens": 10, "temperature": 0.0},

@@ -179,7 +179,7 @@ def test_prompts_are_redacted_before_the_model_and_counted():
                 "prompt": "Why was card 4111 1111 1111 1111 declined? Email me at jane.doe@example.com",
             }
         )
-        path.bedrock.fail("anthropic.claude-3-haiku-20240307-v1:0")
+        path.bedrock.fail("us.anthropic.claude-haiku-4-5-20251001-v1:0")
         path.execute(
             {
                 "request_id": "r2",

@@ -218,7 +218,7 @@ class ScriptedBedrock:
 def sentiment_invoke(provider="bedrock"):
     from router.handler import InvokeEvent
 
-    selection = {"variant": "A", "provider": provider, "model_id": "anthropic.claude-3-haiku-20240307-v1:0"}
+    selection = {"variant": "A", "provider": provider, "model_id": "us.anthropic.claude-haiku-4-5-20251001-v1:0"}
     selection |= {"max_tokens": 10, "temperature": 0.0, "system_prompt": "You judge financial sentiment."}
     if provider == "lambda":
         selection |= {"target": "sentiment", "model_id": "sentiment-lora"}

@@ -1,15 +1,21 @@
 """Static, pre-approved answers for when no model can answer.
 
+The degradation function serves them; the front serves them itself when the request path does
+not answer in time, so even a timeout ends in an answer.
+
 Wording like this is normally owned by a compliance team; it lives in one place so it can be
 reviewed as a unit. Disclaimers are attached per use case, only where they apply.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from shared.use_cases import UseCase
 
+# What an answer from this module reports as its model, whoever serves it.
+STATIC_MODEL = "static-degraded-response"
 NOT_ADVICE = (
     "This information is general in nature and is not financial, investment, tax or legal advice. "
     "Consider speaking with a licensed professional about your circumstances."
@@ -80,3 +86,12 @@ def static_answer(use_case: UseCase, contact: Contact) -> tuple[str, tuple[str, 
     body, disclaimers = _BODIES.get(use_case, _BODIES[UseCase.GENERAL])
     text = " ".join((AUTOMATION_NOTICE, body, contact.line(), *disclaimers))
     return text, disclaimers
+
+
+def contact_from_env(env: dict[str, str] | None = None) -> Contact:
+    env = dict(os.environ if env is None else env)
+    return Contact(
+        name=env.get("CONTACT_NAME", "our customer service team"),
+        phone=env.get("CONTACT_PHONE", "the number on the back of your card"),
+        url=env.get("CONTACT_URL", "our website's help centre"),
+    )

@@ -1,0 +1,17 @@
+"""Stack names, kept free of aws_cdk so the Makefile's deploy plan can read them without starting jsii."""
+
+from __future__ import annotations
+
+STACK_PREFIX = "FinAi"
+
+
+def regional_stack_name(region: str) -> str:
+    return f"{STACK_PREFIX}-{region}"
+
+
+def keys_stack_name() -> str:
+    return f"{STACK_PREFIX}-keys"
+
+
+def training_stack_name() -> str:
+    return f"{STACK_PREFIX}-training"
