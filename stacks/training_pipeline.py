@@ -160,6 +160,8 @@ class TrainingPipeline(Construct):
             "Registry",
             group_name=f"finai-adapters-{stack.region}",
             description="Approved LoRA adapters (sentiment, advisor)",
+            key=key,
+            powertools_layer_version=powertools_layer_version,
         )
         self.promote = PythonFunction(
             self,

@@ -41,8 +41,13 @@ ERROR_RESPONSES: dict[int, Any] = {
     403: _error_response("A valid API key (or SigV4 signature) is required; API Gateway answers, no Lambda runs."),
     413: _error_response("The prompt is longer than the configured limit."),
     429: _error_response("The client's usage-plan rate or quota is exhausted; retry later."),
-    502: _error_response("The request path failed to produce an answer."),
-    504: _error_response("The request path did not answer in time."),
+    502: _error_response(
+        "API Gateway could not get a response from the front function (the function itself never answers 502: "
+        "when the request path gives no usable answer it serves the static answer with degraded_reason)."
+    ),
+    504: _error_response(
+        "API Gateway's integration timeout passed; the timeout budget is built so that this does not happen."
+    ),
 }
 
 

@@ -28,6 +28,7 @@ def test_pinned_cli_synthesizes_both_regions_strictly(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.glob("*.template.json")) == [
+        "FinAi-keys.template.json",
         "FinAi-training.template.json",
         "FinAi-us-east-1.template.json",
         "FinAi-us-west-2.template.json",

@@ -27,7 +27,13 @@ def test_cleanup_is_a_daily_dry_run_that_may_never_delete_in_use_resources(synth
     deny = [s for s in statements if s["Effect"] == "Deny"]
     assert deny and deny[0]["Condition"] == {"StringEqualsIgnoreCase": {"aws:ResourceTag/finai:in-use": "true"}}
     deletes = [s for s in statements if s["Effect"] == "Allow" and "sagemaker:DeleteModel" in actions_of(s)]
-    assert all(":model/*" in json.dumps(deletes) for _ in deletes) and '"*"' not in json.dumps(deletes[0]["Resource"])
+    assert len(deletes) == 1 and '"*"' not in json.dumps(deletes[0]["Resource"])
+    # Defect: it could delete any untagged endpoint, config or model in the account. Now only the
+    # platform's: a finai- name and the platform tag, in IAM as in the code.
+    assert all("/finai-*" in json.dumps(arn) for arn in deletes[0]["Resource"])
+    assert deletes[0]["Condition"] == {"StringEquals": {"aws:ResourceTag/finai:platform": "finai"}}
+    s3_deletes = [s for s in statements if "s3:DeleteObject*" in actions_of(s)]
+    assert "/training/finai-*" in json.dumps(s3_deletes[0]["Resource"])
 
 
 def test_cleanup_deletes_only_when_configured(tmp_path):

@@ -135,6 +135,7 @@ def test_functions_trace_and_log_to_their_own_encrypted_groups(synthesized, regi
         "degradation.handler.lambda_handler",
         "api_front.handler.lambda_handler",
         "benchmark.handler.lambda_handler",
+        "circuit_monitor.handler.lambda_handler",
     }
     for function in functions.values():
         props = function["Properties"]
@@ -158,28 +159,55 @@ def test_no_function_role_uses_a_managed_policy(synthesized, region):
     roles = template.find_resources("AWS::IAM::Role")
     functions = template.find_resources("AWS::Lambda::Function")
     role_ids = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()}
-    assert len(role_ids) == len(functions) == 7, "each function has its own role"
+    assert len(role_ids) == len(functions) == 8, "each function has its own role"
     for role_id in role_ids:
         assert "ManagedPolicyArns" not in roles[role_id]["Properties"], role_id
 
 
+def rendered(value: Any) -> Any:
+    """A template value with CloudFormation's pseudo parameters written out (Fn::Join, Ref)."""
+    if isinstance(value, list):
+        return [rendered(v) for v in value]
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(str(rendered(p)) for p in parts)
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"].startswith("AWS::"):
+        return "${" + value["Ref"] + "}"
+    if isinstance(value, dict):
+        return {k: rendered(v) for k, v in value.items()}
+    return value
+
+
+def bedrock_grants(template: Template, role: str) -> list[dict[str, Any]]:
+    return [
+        rendered(s) for s in statements_of(template, role) if any(a.startswith("bedrock:Invoke") for a in actions_of(s))
+    ]
+
+
 @pytest.mark.parametrize("region", REGIONS)
-def test_bedrock_access_is_scoped_to_configured_model_arns(synthesized, region):
+def test_bedrock_access_is_scoped_to_the_profiles_and_their_geography(synthesized, region):
+    """Defect: models were granted by plain ids that us-west-2 serves only through profiles."""
     template = synthesized.regional(region)
-    models = synthesized.config.bedrock_models
-    router = [s for s in statements_of(template, "RouterRole") if "bedrock:InvokeModel" in actions_of(s)]
-    assert len(router) == 1
-    assert sorted(router[0]["Resource"]) == sorted(
-        f"arn:aws:bedrock:{region}::foundation-model/{m}" for m in models.primary
+    models = synthesized.config.models_in(region)
+    profile = "arn:aws:bedrock:" + region + ":${AWS::AccountId}:inference-profile/%s"
+    us_regions = ("us-east-1", "us-east-2", "us-west-1", "us-west-2")
+    router = bedrock_grants(template, "RouterRole")
+    assert all(actions_of(s) == ["bedrock:InvokeModel"] for s in router), "Converse needs InvokeModel only"
+    direct, routed = router
+    assert sorted(direct["Resource"]) == sorted(profile % m for m in models.primary)
+    assert "Condition" not in direct
+    # Foundation models only in the profiles' own geography, and only through our profiles.
+    assert sorted(routed["Resource"]) == sorted(
+        f"arn:aws:bedrock:{r}::foundation-model/{m.split('.', 1)[1]}" for m in models.primary for r in us_regions
     )
-    fallback = [s for s in statements_of(template, "FallbackRole") if "bedrock:InvokeModel" in actions_of(s)]
-    assert fallback[0]["Resource"] == f"arn:aws:bedrock:{region}::foundation-model/{models.fallback}"
+    assert routed["Condition"] == {"ArnLike": {"bedrock:InferenceProfileArn": sorted(direct["Resource"])}}
+    fallback = bedrock_grants(template, "FallbackRole")
+    assert fallback[0]["Resource"] == profile % models.fallback
     # The benchmark calls the same primary models, no others; nobody else may call Bedrock.
-    benchmark = [s for s in statements_of(template, "BenchmarkRole") if "bedrock:InvokeModel" in actions_of(s)]
-    assert sorted(benchmark[0]["Resource"]) == sorted(router[0]["Resource"])
+    assert bedrock_grants(template, "BenchmarkRole") == router
     for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
         if not logical_id.startswith(("RouterRole", "FallbackRole", "BenchmarkRole")):
-            assert "bedrock" not in json.dumps(policy), logical_id
+            assert "bedrock:Invoke" not in json.dumps(policy), logical_id
 
 
 @pytest.mark.parametrize("region", REGIONS)

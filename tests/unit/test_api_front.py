@@ -124,19 +124,49 @@ def test_body_over_the_step_functions_input_bound_gets_413(executor):
 
 
 @pytest.mark.parametrize(
-    ("result", "status", "error"),
+    ("result", "reason"),
     [
-        (ExecutionResult("FAILED", None, "States.TaskFailed", "x"), 502, "execution_failed"),
-        (ExecutionResult("TIMED_OUT", None, "States.Timeout", "x"), 504, "timeout"),
-        (ExecutionResult("ABORTED", None), 502, "execution_failed"),
-        (ExecutionResult("SUCCEEDED", {"response": "no tier"}), 502, "bad_model_output"),
-        (ExecutionResult("SUCCEEDED", None), 502, "execution_failed"),
+        (ExecutionResult("FAILED", None, "States.TaskFailed", "x"), "execution_failed"),
+        (ExecutionResult("TIMED_OUT", None, "States.Timeout", "x"), "timeout"),
+        (ExecutionResult("ABORTED", None), "execution_failed"),
+        (ExecutionResult("SUCCEEDED", {"response": "no tier"}), "malformed_answer"),
+        (ExecutionResult("SUCCEEDED", None), "execution_failed"),
     ],
 )
-def test_an_execution_that_did_not_succeed_is_never_a_200(executor, monkeypatch, result, status, error):
+def test_an_execution_without_a_usable_answer_ends_in_the_static_answer_that_says_why(
+    executor, monkeypatch, result, reason
+):
     monkeypatch.setattr(front, "executor", lambda: FakeExecutor(result))
     code, body = call(json.dumps(GOOD))
-    assert (code, body["error"]) == (status, error)
+    assert (code, body["tier"], body["model_used"], body["degraded_reason"]) == (
+        200,
+        "degraded",
+        "static-degraded-response",
+        reason,
+    )
+    assert "temporarily unavailable" in body["response"] and body["sentiment"] is None
+
+
+def test_a_step_functions_read_timeout_is_answered_with_the_static_answer(executor, monkeypatch):
+    from botocore.exceptions import ReadTimeoutError
+
+    from api_front.dal import SyncExecutor
+
+    class SlowClient:
+        def start_sync_execution(self, **_kwargs):
+            raise ReadTimeoutError(endpoint_url="https://states.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(front, "executor", lambda: SyncExecutor("arn", client=SlowClient()))
+    code, body = call(json.dumps(GOOD))
+    assert (code, body["tier"], body["degraded_reason"]) == (200, "degraded", "timeout")
+
+
+def test_the_step_functions_client_makes_one_bounded_attempt():
+    from api_front.dal import CONNECT_TIMEOUT_S, sync_client_config
+
+    config = sync_client_config(23)
+    assert (config.read_timeout, config.connect_timeout) == (23, CONNECT_TIMEOUT_S)
+    assert config.retries["total_max_attempts"] == 1
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
@@ -273,7 +303,7 @@ def sentiment_output(tier: str, sentiment: dict | None) -> ExecutionResult:
     )
 
 
-def test_a_sentiment_answer_carries_its_label_and_a_model_tier_without_one_is_a_502(executor, monkeypatch):
+def test_a_sentiment_answer_carries_its_label_and_a_model_tier_without_one_is_not_passed_on(executor, monkeypatch):
     probabilities = {"negative": 0.91, "neutral": 0.05, "positive": 0.04}
     label = {"label": "negative", "confidence": 0.91, "probabilities": probabilities, "truncated": False}
     request = json.dumps({"prompt": "Profit warning issued", "use_case": "sentiment"})
@@ -282,10 +312,11 @@ def test_a_sentiment_answer_carries_its_label_and_a_model_tier_without_one_is_a_
     assert (status, body["sentiment"]) == (200, label)
     monkeypatch.setattr(front, "executor", lambda: FakeExecutor(sentiment_output("fallback", None)))
     status, body = call(request)
-    assert (status, body["error"], body["message"]) == (
-        502,
-        "bad_model_output",
-        "the request path returned no sentiment label",
+    assert (status, body["tier"], body["sentiment"], body["degraded_reason"]) == (
+        200,
+        "degraded",
+        None,
+        "malformed_answer",
     )
     # The static answer is the one tier allowed to come without a label: it says so in words.
     monkeypatch.setattr(front, "executor", lambda: FakeExecutor(sentiment_output("degraded", None)))
@@ -294,7 +325,7 @@ def test_a_sentiment_answer_carries_its_label_and_a_model_tier_without_one_is_a_
     # A label outside the contract is a malformed answer, not something to pass on.
     bad = {**label, "label": "bullish"}
     monkeypatch.setattr(front, "executor", lambda: FakeExecutor(sentiment_output("primary", bad)))
-    assert call(request)[1]["error"] == "bad_model_output"
+    assert call(request)[1]["degraded_reason"] == "malformed_answer"
 
 
 def test_other_use_cases_answer_with_a_null_sentiment(executor):
