@@ -51,6 +51,15 @@ def synthesize(outdir: Path, overrides: dict[str, Any] | None = None) -> Synthes
     )
 
 
+DNS_CONTEXT = {"domain_name": "api.bank.example", "hosted_zone_id": "Z0123456789ABCDEFGHIJ"}
+
+
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synthesize(tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def synthesized_dns(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The app with DNS failover on (a domain in context): shared by every test that needs it."""
+    return synthesize(tmp_path_factory.mktemp("dns"), DNS_CONTEXT)

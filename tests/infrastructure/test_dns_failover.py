@@ -6,14 +6,12 @@ import json
 import pytest
 
 from stacks.dns_failover import FAILURE_THRESHOLD, HEALTH_SEARCH_STRING, REQUEST_INTERVAL_SECONDS, zone_name_for
-from tests.infrastructure.conftest import synthesize
-
-DOMAIN = {"domain_name": "api.bank.example", "hosted_zone_id": "Z0123456789ABCDEFGHIJ"}
+from tests.infrastructure.conftest import DNS_CONTEXT as DOMAIN
 
 
-@pytest.fixture(scope="module")
-def with_domain(tmp_path_factory):
-    return synthesize(tmp_path_factory.mktemp("dns"), DOMAIN)
+@pytest.fixture
+def with_domain(synthesized_dns):
+    return synthesized_dns
 
 
 def health_checks(template, kind):
