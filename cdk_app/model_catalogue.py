@@ -110,6 +110,7 @@ class Catalogue:
         if ref.profile is None:
             return InvokeResources(direct=(f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}",))
         profile_arn = f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"
+        routed: tuple[str, ...]
         if ref.profile == GLOBAL:
             # Global profiles route anywhere: AWS documents the source-region model plus the
             # region-less foundation-model ARN.

@@ -21,7 +21,7 @@ from constructs import Construct
 from cdk_app.compliance import acknowledge
 from stacks.common import PlatformKey
 
-SECRET_PREFIX = "finai/api-keys/"  # noqa: S105  # a name prefix, not a secret
+SECRET_PREFIX = "finai/api-keys/"  # noqa: S105  # nosec B105 - a name prefix, not a secret
 KEY_LENGTH = 40  # API Gateway accepts 20 to 128 characters
 
 

@@ -45,7 +45,7 @@ def test_launch_sends_a_valid_create_training_job_request():
         )
         assert launch.main([*ARGS, "--hyperparameter", "epochs=3"], client=client) == 0
         stub.assert_no_pending_responses()
-    assert expected["TrainingJobName"] == "sentiment-adhoc1"
+    assert expected["TrainingJobName"] == "finai-sentiment-adhoc1"  # the role may create only finai-* jobs
     assert expected["HyperParameters"]["epochs"] == "3"
     assert expected["EnableNetworkIsolation"] is True
 

@@ -1,0 +1,137 @@
+"""Recording the AWS calls our functions make while the test suite runs.
+
+Every botocore call passes through ``BaseClient._make_api_call``; the stand-in Bedrock client of the
+local platform (:class:`local.bedrock_stub.OfflineBedrock`) is recorded at its ``converse``. A call
+belongs to the function whose package under ``lambdas/`` is the innermost caller on the stack (code
+in ``lambdas/shared`` and ``lambdas/serving`` runs inside several functions, so it never names one).
+Calls made by the tests themselves (creating moto tables, reading results) belong to no function
+and are not recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+LAMBDAS = REPO / "lambdas"
+LIBRARY_PACKAGES = frozenset({"shared", "serving"})
+# moto on the stack before any function means AWS itself is acting (the ASL interpreter's own
+# DynamoDB tasks); the state machine's role is judged from its definition instead.
+AWS_SIDE = ("/moto/",)
+# The parameters that name what a call touches; anything else (a prompt, an item) is not kept.
+KEPT_PARAMS = frozenset(
+    {
+        "TableName",
+        "FunctionName",
+        "stateMachineArn",
+        "executionArn",
+        "Bucket",
+        "Key",
+        "modelId",
+        "guardrailIdentifier",
+        "guardrailConfig",
+        "ApplicationIdentifier",
+        "EnvironmentIdentifier",
+        "ConfigurationProfileIdentifier",
+        "ApplicationId",
+        "ConfigurationProfileId",
+        "EnvironmentId",
+        "DeploymentStrategyId",
+        "VersionNumber",
+        "ResourceArn",
+        "TrainingJobName",
+        "ModelName",
+        "EndpointName",
+        "EndpointConfigName",
+        "ModelPackageGroupName",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    principal: str  # the package under lambdas/ (router, api_front, ...)
+    service: str  # botocore's service name
+    operation: str
+    region: str
+    params: dict[str, Any]
+    env: dict[str, str]
+    test: str
+
+
+@dataclass
+class Recorder:
+    calls: list[Recorded] = field(default_factory=list)
+    current_test: str = ""
+    _patches: list[Any] = field(default_factory=list)
+
+    def principal(self) -> str | None:
+        """The function whose handler is making this call, or None (test code, AWS itself).
+
+        The innermost package under lambdas/ names the function, but only when that package's
+        handler module is also on the stack: a test that uses a function's client class as a
+        helper (the local platform polls executions with the front's executor) is not the
+        function calling AWS.
+        """
+        frame = sys._getframe(2)
+        package: str | None = None
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if package is None and any(marker in filename for marker in AWS_SIDE):
+                return None
+            path = Path(filename)
+            if path.is_relative_to(LAMBDAS):
+                parts = path.relative_to(LAMBDAS).parts
+                if package is None and parts[0] not in LIBRARY_PACKAGES and len(parts) > 1:
+                    package = parts[0]
+                if package is not None and parts == (package, "handler.py"):
+                    return package
+            frame = frame.f_back  # type: ignore[assignment]
+        return None
+
+    def record(self, principal: str, service: str, operation: str, region: str, params: dict[str, Any]) -> None:
+        kept = {k: v for k, v in params.items() if k in KEPT_PARAMS}
+        self.calls.append(Recorded(principal, service, operation, region, kept, dict(os.environ), self.current_test))
+
+    def install(self) -> None:
+        from unittest import mock
+
+        import botocore.client
+
+        recorder = self
+        original = botocore.client.BaseClient._make_api_call
+
+        def recording(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+            principal = recorder.principal()
+            if principal is not None:
+                service = client.meta.service_model.service_name
+                recorder.record(principal, service, operation_name, client.meta.region_name, api_params)
+            return original(client, operation_name, api_params)
+
+        self._patches.append(mock.patch.object(botocore.client.BaseClient, "_make_api_call", recording))
+        try:
+            from local.bedrock_stub import OfflineBedrock
+        except ImportError:  # pragma: no cover - the local platform is part of the repo
+            OfflineBedrock = None  # type: ignore[assignment,misc]
+        if OfflineBedrock is not None:
+            converse = OfflineBedrock.converse
+
+            def recording_converse(stub: Any, **request: Any) -> Any:
+                principal = recorder.principal()
+                if principal is not None:
+                    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+                    recorder.record(principal, "bedrock-runtime", "Converse", region, request)
+                return converse(stub, **request)
+
+            self._patches.append(mock.patch.object(OfflineBedrock, "converse", recording_converse))
+        for patch in self._patches:
+            patch.start()
+
+    def uninstall(self) -> None:
+        for patch in reversed(self._patches):
+            patch.stop()
+        self._patches.clear()
