@@ -18,6 +18,7 @@ from api_front.logic import (
     MAX_BODY_BYTES,
     FrontSettings,
     Outcome,
+    body_problem,
     check_prompt_size,
     error,
     generate,
@@ -39,7 +40,8 @@ def _error_response(description: str) -> dict[str, Any]:
 ERROR_RESPONSES: dict[int, Any] = {
     400: _error_response("The request is malformed; the message says what is wrong."),
     403: _error_response("A valid API key (or SigV4 signature) is required; API Gateway answers, no Lambda runs."),
-    413: _error_response("The prompt is longer than the configured limit."),
+    413: _error_response("The prompt is longer than the configured limit, or the body than 200,000 bytes."),
+    415: _error_response("The body must be sent as Content-Type: application/json."),
     429: _error_response("The client's usage-plan rate or quota is exhausted; retry later."),
     502: _error_response(
         "API Gateway could not get a response from the front function (the function itself never answers 502: "
@@ -147,11 +149,13 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
 @tracer.capture_method
 def post_generate(body: GenerateRequest) -> Response[Any]:
     request_id = _request_id()
-    redaction = redact(body.prompt)
-    _AUDIT.update(use_case=str(body.use_case), redactions=redaction.counts)
+    _AUDIT.update(use_case=str(body.use_case))
+    # Size first: redaction is linear, but nothing over the limit should cost even that.
     too_large = check_prompt_size(body, settings().max_prompt_chars, request_id)
     if too_large:
         return _respond(too_large)
+    redaction = redact(body.prompt)
+    _AUDIT.update(redactions=redaction.counts)
     started = time.monotonic()
     # Personal data stops here: the state machine (and everything after it) sees the redacted prompt.
     outcome = generate(body.model_copy(update={"prompt": redaction.text}), request_id, executor())
@@ -200,21 +204,36 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     started = time.monotonic()
     request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())
     _AUDIT.clear()
-    response = _resolve(event, context)
+    response = _resolve(event, context, request_id)
     route = str(event.get("resource") or event.get("path") or "")
     if route == "/v1/generate":
         record_audit(route, int(response["statusCode"]), started, request_id)
     return response
 
 
-def _resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _plain(status: int, code: str, message: str, request_id: str) -> dict[str, Any]:
+    """An error answered before the resolver runs, in the same shape as every other error."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": ErrorResponse(error=code, message=message, request_id=request_id).model_dump_json(),
+    }
+
+
+def _resolve(event: dict[str, Any], context: LambdaContext, request_id: str) -> dict[str, Any]:
     body = event.get("body") or ""
-    if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
-        return {
-            "statusCode": 413,
-            "headers": {"Content-Type": "application/json"},
-            "body": ErrorResponse(
-                error="payload_too_large", message=f"request body exceeds {MAX_BODY_BYTES} bytes"
-            ).model_dump_json(),
-        }
-    return app.resolve(event, context)
+    size = len(body.encode(errors="surrogatepass") if isinstance(body, str) else body)
+    if size > MAX_BODY_BYTES:
+        return _plain(
+            413, "payload_too_large", f"request body has {size} bytes; the limit is {MAX_BODY_BYTES}", request_id
+        )
+    if str(event.get("httpMethod", "")).upper() == "POST":
+        problem = body_problem(event, body)
+        if problem is not None:
+            return _plain(*problem, request_id)
+    try:
+        return app.resolve(event, context)
+    except Exception:  # a bug, never the client's fault: answered in the error shape, audited, alarmed
+        logger.exception("front failed", extra={"request_id": request_id})
+        emit("FrontErrors", 1)
+        return _plain(500, "internal_error", "the request could not be processed; it has been logged", request_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -56,6 +58,29 @@ class Outcome:
 
 def error(status_code: int, code: str, message: str, request_id: str | None) -> Outcome:
     return Outcome(status_code, ErrorResponse(error=code, message=message, request_id=request_id).model_dump())
+
+
+JSON_CONTENT_TYPE = re.compile(r"^\s*application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
+
+
+def body_problem(event: dict[str, Any], body: str | bytes) -> tuple[int, str, str] | None:
+    """Why a POST body cannot be read as the API's JSON (status, code, message), or None.
+
+    Checked before the resolver, because some JSON that the standard parser rejects raises
+    something other than a decode error inside it (integers of thousands of digits raise a
+    ValueError, deep nesting a RecursionError), which would surface as a 500.
+    """
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type")
+    if content_type is not None and not JSON_CONTENT_TYPE.match(content_type):
+        return 415, "unsupported_media_type", f"send Content-Type: application/json (got {content_type[:60]!r})"
+    try:
+        json.loads(body or "null")
+    except RecursionError:
+        return 400, "invalid_request", "body is nested too deeply to be a request"
+    except ValueError as exc:  # JSONDecodeError, and the parser's integer-size limit
+        return 400, "invalid_request", f"body is not valid JSON: {str(exc)[:120]}"
+    return None
 
 
 def prompt_limit(use_case: UseCase, max_chars: int) -> int:

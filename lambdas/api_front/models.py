@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.request import USER_ID_PATTERN, Prompt
 from shared.sentiment import MAX_TEXT_CHARS as SENTIMENT_MAX_CHARS
 from shared.sentiment import SentimentResult
 from shared.use_cases import Tier, UseCase
@@ -21,26 +22,21 @@ class GenerateRequest(BaseModel):
         },
     )
 
-    prompt: str = Field(
+    # The same field type the router and the fallback validate with (shared.request): nothing the
+    # front accepts can be rejected further down the path.
+    prompt: Prompt = Field(
         description="The question or instruction; for the sentiment use case, the text to classify "
         f"(at most {SENTIMENT_MAX_CHARS} characters). Its length limit is enforced with 413.",
-        # The contract states what _not_blank enforces (so fuzzers and clients know); the
-        # validator keeps its clearer message than pydantic's pattern error.
+        # The contract states what shared.request.check_prompt enforces (so fuzzers and clients
+        # know); the validator keeps its clearer message than pydantic's pattern error.
         json_schema_extra={"minLength": 1, "pattern": "\\S"},
     )
     use_case: UseCase = Field(description="Which kind of task this is; it decides the model.")
     user_id: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9_.@:-]{1,128}$",
+        pattern=USER_ID_PATTERN,
         description="Optional opaque user id; keeps a user in the same A/B variant.",
     )
-
-    @field_validator("prompt")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("prompt must not be empty or only whitespace")
-        return value
 
 
 class GenerateResponse(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any
 
 from benchmark.logic import Candidate, CaseResult, estimate_cost, jaccard, recall
 from router.dal import BedrockProvider, LambdaProvider, ModelRequest
-from shared.bedrock import ModelCallError
+from shared.bedrock import ModelCallError, failure
 
 SUITE = Path(__file__).with_name("suite.json")
 
@@ -50,7 +50,7 @@ def run_suite(
             try:
                 if candidate.provider == "lambda":
                     if lambdas is None or candidate.target is None:
-                        raise ModelCallError(candidate.model_id, "NoLambdaProvider", "no serving Lambda configured")
+                        raise failure(candidate.model_id, "NoLambdaProvider", "no serving Lambda configured")
                     completion = lambdas.complete_target(candidate.target, candidate.model_id, request)
                 else:
                     completion = bedrock.complete(candidate.model_id, request, None)

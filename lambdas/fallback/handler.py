@@ -15,12 +15,13 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError
 
-from shared.bedrock import ModelCallError, converse, guardrail_from_env
+from shared.bedrock import ModelCallError, converse, failure, guardrail_from_env
 from shared.budgeting import advise
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
+from shared.request import PathRequest
 from shared.sentiment import LABEL_INSTRUCTION, SentimentResult, describe, label_from_text
 from shared.use_cases import UseCase
 
@@ -35,12 +36,8 @@ SYSTEM_PROMPT = (
 )
 
 
-class FallbackEvent(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    request_id: str
-    use_case: UseCase
-    prompt: str = Field(min_length=1)
+class FallbackEvent(PathRequest):
+    """The fallback reads the same request the front validated (shared.request)."""
 
 
 @cache
@@ -99,7 +96,7 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
         if label is None:
             # Raising hands the request to the degradation tier, which says plainly that no label
             # was produced; a guessed label would be a wrong answer that looks right.
-            raise ModelCallError(completion.model_id, "UnreadableLabel", f"answered {completion.text[:80]!r}")
+            raise failure(completion.model_id, "UnreadableLabel", f"answered {completion.text[:80]!r}")
         result = SentimentResult(label=label)
         text = describe(result)
     logger.warning(
@@ -121,4 +118,12 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S
-    return answer(FallbackEvent.model_validate(event), deadline)
+    try:
+        return answer(FallbackEvent.model_validate(event), deadline)
+    except ValidationError:
+        emit("PathFailures", 1, failure_class="request", tier="fallback")
+        raise
+    except ModelCallError as exc:
+        # No circuit guards the fallback; the class still tells operators why it did not answer.
+        emit("PathFailures", 1, failure_class=str(exc.failure_class), tier="fallback")
+        raise

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.config import Config
 
-from shared.bedrock import Completion, GuardrailRef, ModelCallError, apply_output_guardrail, converse
+from shared.bedrock import Completion, GuardrailRef, apply_output_guardrail, converse, failure
 from shared.observability import logger
 from shared.sentiment import SentimentResult, from_classifier
 from shared.strategy import Strategy, load_default_strategy, parse_strategy
@@ -170,7 +170,7 @@ class LambdaProvider:
         """A generative adapter (the advisor): ``{"query"}`` in, ``{"response", "model_version"}`` out."""
         body = self._invoke(target, model_id, {"query": request.prompt})
         if not body.get("response"):
-            raise ModelCallError(model_id, "BadResponse", str(body)[:300])
+            raise failure(model_id, "BadResponse", str(body)[:300])
         if self._guardrail is not None and self._bedrock is None:
             self._bedrock = boto3.client("bedrock-runtime")
         return Completion(
@@ -191,24 +191,24 @@ class LambdaProvider:
         body = self._invoke(target, model_id, {"texts": [text], "truncate": True})
         results = body.get("results")
         if not isinstance(results, list) or len(results) != 1:
-            raise ModelCallError(model_id, "BadResponse", str(body)[:300])
+            raise failure(model_id, "BadResponse", str(body)[:300])
         try:
             result = from_classifier(results[0])
         except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-            raise ModelCallError(model_id, "BadResponse", f"unreadable classifier result: {exc}") from exc
+            raise failure(model_id, "BadResponse", f"unreadable classifier result: {exc}") from exc
         return result, str(body.get("model_version") or model_id)
 
     def _invoke(self, target: str, model_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         function = self._targets.get(target)
         if function is None:
-            raise ModelCallError(model_id, "UnknownTarget", f"no function configured for target {target!r}")
+            raise failure(model_id, "UnknownTarget", f"no function configured for target {target!r}")
         result = self._client.invoke(FunctionName=function, Payload=json.dumps(payload).encode())
         response = json.loads(result["Payload"].read() or b"{}")
         if result.get("FunctionError"):
-            raise ModelCallError(model_id, "FunctionError", str(response.get("errorMessage", response)))
+            raise failure(model_id, "FunctionError", str(response.get("errorMessage", response)))
         body = json.loads(response["body"]) if isinstance(response.get("body"), str) else response
         if int(response.get("statusCode", 200)) >= 400 or not isinstance(body, dict):
-            raise ModelCallError(model_id, "BadResponse", str(body)[:300])
+            raise failure(model_id, "BadResponse", str(body)[:300])
         return body
 
 

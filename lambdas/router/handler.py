@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from botocore.exceptions import BotoCoreError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.dal import (
     BedrockProvider,
@@ -26,10 +27,12 @@ from router.dal import (
     lambda_targets_from_env,
     strategy_source_from_env,
 )
-from router.logic import select
-from shared.bedrock import Completion, ModelCallError, guardrail_from_env
+from router.logic import select, select_probe
+from shared.bedrock import Completion, ModelCallError, failure, guardrail_from_env
+from shared.failures import FailureClass, RequestRejected
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
+from shared.request import PathRequest, RequestId, UserId
 from shared.sentiment import LABEL_INSTRUCTION, SentimentResult, describe, label_from_text
 from shared.use_cases import UseCase
 
@@ -41,9 +44,11 @@ class SelectEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     action: Literal["select"]
-    request_id: str
+    request_id: RequestId
     use_case: UseCase
-    user_id: str | None = None
+    user_id: UserId | None = None
+    # Set by a probe execution (started by the health route): select the variant calling this model.
+    probe_model: str | None = Field(default=None, max_length=256)
 
 
 class Selection(BaseModel):
@@ -59,13 +64,8 @@ class Selection(BaseModel):
     system_prompt: str | None = None
 
 
-class InvokeEvent(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class InvokeEvent(PathRequest):
     action: Literal["invoke"]
-    request_id: str
-    use_case: UseCase
-    prompt: str = Field(min_length=1)
     selection: Selection
 
 
@@ -90,6 +90,12 @@ def _lambda_provider() -> LambdaProvider:
 
 def handle_select(event: SelectEvent) -> dict[str, Any]:
     strategy = _strategy_source().get()
+    if event.probe_model is not None:
+        probe = select_probe(strategy, event.probe_model, request_id=event.request_id, now=_now())
+        if probe is None:
+            raise RequestRejected(event.probe_model, "InvalidRequest", "no variant of the strategy calls this model")
+        logger.info("probe selected", extra={"model_id": probe["model_id"], "use_case": probe["use_case"]})
+        return probe
     selection = select(strategy, event.use_case, user_id=event.user_id, request_id=event.request_id, now=_now())
     logger.info("model selected", extra={k: selection[k] for k in ("use_case", "variant", "model_id", "provider")})
     return selection
@@ -111,11 +117,10 @@ def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
             completion, sentiment = _classify(selection, request, deadline)
         else:
             completion, sentiment = _complete(selection, request, deadline), None
+    except BotoCoreError as exc:  # a timeout or connection error outside the Converse retry loop
+        raise _counted(failure(selection.model_id, type(exc).__name__, str(exc)), selection.model_id) from exc
     except ModelCallError as exc:
-        logger.warning("primary model failed", extra={"model_id": selection.model_id, "code": exc.code})
-        emit("PrimaryModelErrors", 1, model=selection.model_id)
-        emit("ModelErrors", 1)  # undimensioned total: the AppConfig rollback alarm watches it
-        raise
+        raise _counted(exc, selection.model_id) from None
     latency_ms = int((time.monotonic() - started) * 1000)
     # Per-variant metrics are what the A/B comparison on the dashboard reads.
     emit("VariantInvocations", 1, use_case=str(event.use_case), variant=selection.variant)
@@ -135,6 +140,22 @@ def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
     }
 
 
+def _counted(exc: ModelCallError, model_id: str) -> ModelCallError:
+    """Log and count a failed primary call by its class (shared.failures); return it to raise."""
+    logger.warning(
+        "primary model failed",
+        extra={"model_id": model_id, "code": exc.code, "failure_class": str(exc.failure_class)},
+    )
+    emit("PathFailures", 1, failure_class=str(exc.failure_class), tier="primary")
+    emit("PathFailures", 1, failure_class=str(exc.failure_class), model=model_id)
+    if exc.failure_class is FailureClass.MODEL:
+        # Only failures that count against the circuit count as model errors: the AppConfig
+        # rollback alarm watches this total, and one client's prompts must not roll back a strategy.
+        emit("PrimaryModelErrors", 1, model=model_id)
+        emit("ModelErrors", 1)
+    return exc
+
+
 def _complete(selection: Selection, request: ModelRequest, deadline: float) -> Completion:
     if selection.provider == "bedrock":
         return _bedrock().complete(selection.model_id, request, deadline)
@@ -152,7 +173,7 @@ def _classify(selection: Selection, request: ModelRequest, deadline: float) -> t
     if label is None:
         # An answer the API cannot turn into a label is the model failing this task: the breaker
         # counts it and the fallback tier answers.
-        raise ModelCallError(selection.model_id, "UnreadableLabel", f"answered {completion.text[:80]!r}")
+        raise failure(selection.model_id, "UnreadableLabel", f"answered {completion.text[:80]!r}")
     result = SentimentResult(label=label)
     return replace(completion, text=describe(result)), result
 
@@ -162,9 +183,21 @@ def _classify(selection: Selection, request: ModelRequest, deadline: float) -> t
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action = event.get("action")
-    if action == "select":
-        return handle_select(SelectEvent.model_validate(event))
-    if action == "invoke":
-        deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S
-        return handle_invoke(InvokeEvent.model_validate(event), deadline)
+    try:
+        if action == "select":
+            return handle_select(SelectEvent.model_validate(event))
+        if action == "invoke":
+            deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S
+            return handle_invoke(InvokeEvent.model_validate(event), deadline)
+    except ValidationError as exc:
+        # The front validates with the same model, so this means someone else invoked us, or a
+        # bug: either way it is not the model's failure, and the breaker must not count it.
+        model_id = str((event.get("selection") or {}).get("model_id", "")) if isinstance(event, dict) else ""
+        emit("PathFailures", 1, failure_class="request", tier="primary")
+        raise RequestRejected(model_id, "InvalidRequest", _describe(exc)) from None
     raise ValueError(f"unknown router action {action!r}; expected 'select' or 'invoke'")
+
+
+def _describe(exc: ValidationError) -> str:
+    # Locations and messages only: the input may hold personal data and must not reach the logs.
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False))

@@ -12,6 +12,8 @@ from shared.use_cases import UseCase
 # Step Functions' timestamp comparisons take RFC 3339 with a literal Z; seconds are enough
 # precision for a cooldown measured in seconds.
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# A probe needs an answer, not a long one.
+PROBE_MAX_TOKENS = 20
 
 
 def bucket(sticky_key: str, total_weight: int) -> int:
@@ -32,15 +34,22 @@ def choose_variant(variants: tuple[Variant, ...], sticky_key: str) -> Variant:
 
 
 def breaker_clock(now: datetime, cooldown_seconds: int) -> dict[str, str]:
-    """The times the state machine compares circuit timestamps with.
+    """The times the state machine compares circuit timestamps with, in whole seconds.
 
-    The router is the breaker's single clock: it stamps ``opened_at`` (``now``) and says which
-    circuits have cooled down (opened at or before ``cooldown_cutoff``).
+    The router is the breaker's single clock: it stamps ``opened_at`` (``now``), says which
+    circuits have cooled down (opened at or before ``cooldown_cutoff``) and when a circuit opened
+    now may be probed (``probe_after``). Timestamps are whole seconds, so ``now`` is rounded up
+    and the cutoff down: a circuit opened at 10:00:00.4 is stamped 10:00:01 and may be probed at
+    10:00:31 at the earliest, never before the cooldown it promises (rounding both down let a
+    probe go out up to a second early).
     """
-    now = now.astimezone(UTC).replace(microsecond=0)
+    now = now.astimezone(UTC)
+    floor = now.replace(microsecond=0)
+    ceiling = floor if now == floor else floor + timedelta(seconds=1)
     return {
-        "now": now.strftime(TIMESTAMP_FORMAT),
-        "cooldown_cutoff": (now - timedelta(seconds=cooldown_seconds)).strftime(TIMESTAMP_FORMAT),
+        "now": ceiling.strftime(TIMESTAMP_FORMAT),
+        "cooldown_cutoff": (floor - timedelta(seconds=cooldown_seconds)).strftime(TIMESTAMP_FORMAT),
+        "probe_after": (ceiling + timedelta(seconds=cooldown_seconds)).strftime(TIMESTAMP_FORMAT),
     }
 
 
@@ -58,6 +67,45 @@ def select(
         "model_id": variant.model_id,
         "target": variant.target,
         "max_tokens": variant.max_tokens,
+        "temperature": variant.temperature,
+        "top_p": variant.top_p,
+        "system_prompt": entry.system_prompt,
+        "strategy_version": strategy.version,
+        "breaker": strategy.breaker.model_dump(),
+        "clock": breaker_clock(now, strategy.breaker.cooldown_seconds),
+    }
+
+
+def probe_use_case(strategy: Strategy, model_id: str) -> tuple[UseCase, Variant] | None:
+    """A use case and variant that call ``model_id``, for a probe sent without a user.
+
+    Free-text use cases come first: a sentiment probe can fail on the label alone, which says
+    nothing about the model.
+    """
+    found = [
+        (use_case, variant)
+        for use_case, entry in strategy.use_cases.items()
+        for variant in entry.variants
+        if variant.model_id == model_id
+    ]
+    found.sort(key=lambda pair: pair[0] is UseCase.SENTIMENT)
+    return found[0] if found else None
+
+
+def select_probe(strategy: Strategy, model_id: str, *, request_id: str, now: datetime) -> dict[str, Any] | None:
+    """The selection for a probe of ``model_id``, or None when no variant calls that model."""
+    found = probe_use_case(strategy, model_id)
+    if found is None:
+        return None
+    use_case, variant = found
+    entry = strategy.use_cases[use_case]
+    return {
+        "use_case": str(use_case),
+        "variant": variant.name,
+        "provider": variant.provider,
+        "model_id": variant.model_id,
+        "target": variant.target,
+        "max_tokens": min(variant.max_tokens, PROBE_MAX_TOKENS),
         "temperature": variant.temperature,
         "top_p": variant.top_p,
         "system_prompt": entry.system_prompt,

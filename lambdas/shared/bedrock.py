@@ -11,6 +11,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from shared.failures import ModelCallError, failure
+
+__all__ = ["Completion", "GuardrailRef", "ModelCallError", "converse", "failure"]
+
 # Errors worth retrying: the request was fine, the service was busy. Anything else (access
 # denied, validation, model not found) fails fast so the circuit breaker sees it at once.
 RETRYABLE_CODES = frozenset(
@@ -22,15 +26,6 @@ RETRYABLE_CODES = frozenset(
         "InternalServerException",
     }
 )
-
-
-class ModelCallError(RuntimeError):
-    """A model call failed; ``code`` is the service's error code."""
-
-    def __init__(self, model_id: str, code: str, message: str) -> None:
-        super().__init__(f"{model_id}: {code}: {message}")
-        self.model_id = model_id
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -133,16 +128,16 @@ def converse(
             message = exc.response.get("Error", {}).get("Message", str(exc))
             attempt += 1
             if code not in RETRYABLE_CODES or attempt >= policy.max_attempts:
-                raise ModelCallError(model_id, code, message) from exc
+                raise failure(model_id, code, message) from exc
             delay = backoff_delay(attempt, policy, rng)
             if deadline is not None and clock() + delay >= deadline:
-                raise ModelCallError(model_id, code, f"{message} (no time left to retry)") from exc
+                raise failure(model_id, code, f"{message} (no time left to retry)") from exc
             sleep(delay)
 
     blocks = response.get("output", {}).get("message", {}).get("content", [])
     text = "".join(block.get("text", "") for block in blocks).strip()
     if not text:
-        raise ModelCallError(model_id, "EmptyResponse", "the model returned no text")
+        raise failure(model_id, "EmptyResponse", "the model returned no text")
     usage = response.get("usage", {})
     return Completion(
         text=text,

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router import dal
+from shared.failures import ModelCallError
 from router.logic import breaker_clock, bucket, choose_variant, select
 from shared.strategy import Variant, load_default_strategy
 from shared.use_cases import UseCase
@@ -46,7 +47,37 @@ def test_zero_weight_variant_is_never_chosen():
 
 def test_breaker_clock_uses_step_functions_timestamp_format():
     clock = breaker_clock(datetime(2026, 3, 1, 12, 0, 30, 999_999, tzinfo=UTC), 30)
-    assert clock == {"now": "2026-03-01T12:00:30Z", "cooldown_cutoff": "2026-03-01T12:00:00Z"}
+    # now rounds up, the cutoff down: whole seconds never shorten the cooldown.
+    assert clock == {
+        "now": "2026-03-01T12:00:31Z",
+        "cooldown_cutoff": "2026-03-01T12:00:00Z",
+        "probe_after": "2026-03-01T12:01:01Z",
+    }
+    exact = breaker_clock(datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC), 30)
+    assert exact["now"] == "2026-03-01T12:00:30Z" and exact["cooldown_cutoff"] == "2026-03-01T12:00:00Z"
+
+
+@given(
+    opened=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31), timezones=st.just(UTC)),
+    elapsed_ms=st.integers(min_value=0, max_value=120_000),
+    cooldown=st.integers(min_value=1, max_value=60),
+)
+def test_a_probe_never_goes_out_before_the_cooldown(opened, elapsed_ms, cooldown):
+    """The state machine probes when opened_at (stamped with the opening clock's now) is at or
+    before a later clock's cutoff; that must imply the whole cooldown has passed, to the microsecond."""
+    from datetime import timedelta
+
+    later = opened + timedelta(milliseconds=elapsed_ms)
+    stamped = breaker_clock(opened, cooldown)["now"]
+    probe_allowed = stamped <= breaker_clock(later, cooldown)["cooldown_cutoff"]  # same fixed-width format
+    if probe_allowed:
+        assert later - opened >= timedelta(seconds=cooldown)
+    # And it is never more than two seconds late.
+    if later - opened >= timedelta(seconds=cooldown + 2):
+        assert probe_allowed
+    # probe_after, which the health route compares with the current second, agrees with that rule.
+    current_second = later.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (breaker_clock(opened, cooldown)["probe_after"] <= current_second) == probe_allowed
 
 
 def test_select_carries_variant_breaker_settings_and_clock():
@@ -166,13 +197,13 @@ def test_lambda_provider_invokes_the_target_and_reads_its_answer():
 )
 def test_lambda_provider_failures_raise_model_call_errors(payload, function_error, code):
     provider = dal.LambdaProvider({"advisor": "arn"}, FakeLambda(payload, function_error))
-    with pytest.raises(dal.ModelCallError) as raised:
+    with pytest.raises(ModelCallError) as raised:
         provider.complete_target("advisor", "advisor-lora", REQUEST)
     assert raised.value.code == code
 
 
 def test_lambda_provider_rejects_unknown_targets():
-    with pytest.raises(dal.ModelCallError, match="no function configured"):
+    with pytest.raises(ModelCallError, match="no function configured"):
         dal.LambdaProvider({}, FakeLambda({})).complete_target("sentiment", "m", REQUEST)
 
 
@@ -277,7 +308,7 @@ def test_the_classifier_adapter_answers_sentiment_with_probabilities(monkeypatch
 )
 def test_an_unreadable_classifier_answer_is_a_model_call_error(body):
     client = FakeLambda({"statusCode": 200, "body": json.dumps(body)})
-    with pytest.raises(dal.ModelCallError) as raised:
+    with pytest.raises(ModelCallError) as raised:
         dal.LambdaProvider({"sentiment": "arn"}, client).classify_target("sentiment", "sentiment-lora", "text")
     assert raised.value.code == "BadResponse"
 

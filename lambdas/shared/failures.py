@@ -1,0 +1,116 @@
+"""Which failures count against a model's circuit: one table, read by code, metrics and the README.
+
+The circuit breaker exists to stop sending traffic to a model that cannot serve anyone. A failure
+counts toward opening a circuit only when it says something about the model (or our access to
+it), never when it says something about one request: otherwise any client could open the circuit
+that every other client shares, with a handful of crafted prompts (resilience4j calls these
+recorded versus ignored exceptions).
+
+- ``model``: throttling, 5xx, timeouts, access and availability errors, empty or broken answers.
+  Counted; the next tier answers.
+- ``request``: the request itself is invalid for this model (Bedrock's ValidationException about
+  the input, an event our own validation rejects). Not counted; the next tier answers, and a
+  probe that fails this way proves nothing, so the probe slot is released.
+- ``task``: the model answered, but not in the form the task needs (a sentiment answer with no
+  single label). The prompt decides this as much as the model does, so it is not counted in the
+  circuit either; it is counted in the ``PathFailures`` metric by model, where an operator sees a
+  model that keeps failing a task for everyone.
+
+An error code this table does not know counts as ``model``: an unexplained failure is treated as
+the model's until someone reads it and says otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class FailureClass(StrEnum):
+    MODEL = "model"
+    REQUEST = "request"
+    TASK = "task"
+
+
+# Error code -> (class, why). Codes are Bedrock's and botocore's, and our own for what we detect.
+CLASSIFICATION: dict[str, tuple[FailureClass, str]] = {
+    "ThrottlingException": (FailureClass.MODEL, "the model's capacity or our quota, not the request"),
+    "TooManyRequestsException": (FailureClass.MODEL, "capacity"),
+    "ServiceQuotaExceededException": (FailureClass.MODEL, "our account's quota: no client can be served"),
+    "ServiceUnavailableException": (FailureClass.MODEL, "the service is down"),
+    "InternalServerException": (FailureClass.MODEL, "a 5xx inside Bedrock"),
+    "ModelNotReadyException": (FailureClass.MODEL, "the model is not serving"),
+    "ModelTimeoutException": (FailureClass.MODEL, "the model did not answer in time"),
+    "ModelErrorException": (FailureClass.MODEL, "the model failed while answering"),
+    "ModelStreamErrorException": (FailureClass.MODEL, "the model failed mid-stream"),
+    "AccessDeniedException": (FailureClass.MODEL, "our access to the model: nobody can be served"),
+    "ResourceNotFoundException": (FailureClass.MODEL, "the model or profile does not exist for us"),
+    "ReadTimeoutError": (FailureClass.MODEL, "no answer within the client's read timeout"),
+    "ConnectTimeoutError": (FailureClass.MODEL, "the endpoint could not be reached"),
+    "EndpointConnectionError": (FailureClass.MODEL, "the endpoint could not be reached"),
+    "EmptyResponse": (FailureClass.MODEL, "the model returned no text"),
+    "BadResponse": (FailureClass.MODEL, "a serving function answered outside its contract"),
+    "FunctionError": (FailureClass.MODEL, "a serving function raised"),
+    "UnknownTarget": (FailureClass.MODEL, "the strategy names a serving function we do not have"),
+    "NoLambdaProvider": (FailureClass.MODEL, "no serving function is configured"),
+    "ValidationException": (FailureClass.REQUEST, "Bedrock refused this input (too long, malformed content)"),
+    "InvalidRequest": (FailureClass.REQUEST, "the event failed the shared request model"),
+    "UnreadableLabel": (FailureClass.TASK, "the answer names no single sentiment label"),
+}
+
+# A ValidationException that is about the model id or our configuration says nothing about the
+# request: every request would fail the same way, so it counts against the model.
+CONFIGURATION_PROBLEM = re.compile(
+    r"model identifier|on-demand throughput|inference profile|model is not supported|not authorized|"
+    r"access to the model|end of its life|Operation not allowed",
+    re.IGNORECASE,
+)
+
+
+def classify(code: str, message: str = "") -> FailureClass:
+    failure_class = CLASSIFICATION.get(code, (FailureClass.MODEL, ""))[0]
+    if failure_class is FailureClass.REQUEST and CONFIGURATION_PROBLEM.search(message[:2_000]):
+        return FailureClass.MODEL
+    return failure_class
+
+
+class ModelCallError(RuntimeError):
+    """A model call failed; ``code`` is the service's error code (or ours), ``failure_class`` its class.
+
+    Raise :func:`failure` rather than this class: the subclass's name is the error type Step
+    Functions sees from a Lambda task, and the state machine's Catch rules select on it.
+    """
+
+    failure_class = FailureClass.MODEL
+
+    def __init__(self, model_id: str, code: str, message: str) -> None:
+        super().__init__(f"{model_id}: {code}: {message}")
+        self.model_id = model_id
+        self.code = code
+        self.detail = message
+
+
+class ModelFailure(ModelCallError):
+    failure_class = FailureClass.MODEL
+
+
+class RequestRejected(ModelCallError):
+    failure_class = FailureClass.REQUEST
+
+
+class TaskFailure(ModelCallError):
+    failure_class = FailureClass.TASK
+
+
+ERROR_TYPES: dict[FailureClass, type[ModelCallError]] = {
+    FailureClass.MODEL: ModelFailure,
+    FailureClass.REQUEST: RequestRejected,
+    FailureClass.TASK: TaskFailure,
+}
+# The Step Functions error names the breaker does not count (statemachines/circuit_breaker.asl.json).
+NOT_COUNTED = tuple(ERROR_TYPES[c].__name__ for c in (FailureClass.REQUEST, FailureClass.TASK))
+
+
+def failure(model_id: str, code: str, message: str) -> ModelCallError:
+    """The exception for a failed call, of the class the table gives its code."""
+    return ERROR_TYPES[classify(code, message)](model_id, code, message)
