@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,18 +57,43 @@ def ssn_valid(area: str, group: str, serial: str) -> bool:
     return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
 
 
+Span = tuple[int, int]
+
+
 @dataclass(frozen=True)
 class Detector:
+    """A kind of item and how to find it. Either a pattern with an ``accept`` check (which returns
+    the span to replace, or None to keep the text), or a ``finder`` that yields spans itself.
+
+    Every pattern is bounded (no unbounded repetition that can backtrack over the whole input), so
+    each detector is linear in the text; tests/unit/test_pii.py times growing adversarial inputs.
+    """
+
     kind: str
-    pattern: re.Pattern[str]
-    # Returns the span of the match to replace (a group), or None to keep the text.
-    accept: Callable[[re.Match[str]], tuple[int, int] | None]
+    pattern: re.Pattern[str] | None = None
+    accept: Callable[[re.Match[str]], Span | None] | None = None
+    finder: Callable[[str], Iterator[Span]] | None = None
+
+    def spans(self, text: str) -> Iterator[Span]:
+        if self.finder is not None:
+            yield from self.finder(text)
+            return
+        if self.pattern is None or self.accept is None:
+            raise TypeError(f"detector {self.kind} needs a pattern and an accept check, or a finder")
+        position = 0
+        while (match := self.pattern.search(text, position)) is not None:
+            span = self.accept(match)
+            if span is None:
+                # A rejected candidate (say, a failed checksum) may overlap a valid one: look again
+                # from the next character, not from the end of the rejected match.
+                position = match.start() + 1
+                continue
+            yield span
+            position = max(span[1], match.start() + 1)
 
 
-def _whole(
-    check: Callable[[str], bool] | None = None, group: int = 0
-) -> Callable[[re.Match[str]], tuple[int, int] | None]:
-    def accept(match: re.Match[str]) -> tuple[int, int] | None:
+def _whole(check: Callable[[str], bool] | None = None, group: int = 0) -> Callable[[re.Match[str]], Span | None]:
+    def accept(match: re.Match[str]) -> Span | None:
         value = match.group(group)
         if check is not None and not check(value):
             return None
@@ -81,8 +106,72 @@ def _digits(check: Callable[[str], bool]) -> Callable[[str], bool]:
     return lambda value: check(re.sub(r"\D", "", value))
 
 
+# E-mail: found from each '@' outward with bounded scans (RFC 5321: a local part of at most 64
+# characters, a domain of at most 253), so the cost is linear in the text. A pattern such as
+# [chars]+@ retried at every start of a long run of such characters costs quadratic time: 50,000
+# characters took 5 s. Letters and digits are Unicode's, so addresses like josé@exämple.com count.
+_LOCAL_PUNCTUATION = frozenset("._%+-")
+_MAX_LOCAL, _MAX_DOMAIN = 64, 253
+
+
+def _is_local(char: str) -> bool:
+    return char.isalnum() or char in _LOCAL_PUNCTUATION
+
+
+def _domain_valid(domain: str) -> bool:
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(0 < len(label) <= 63 for label in labels):
+        return False
+    if any(label[0] == "-" or label[-1] == "-" for label in labels):
+        return False
+    tld = labels[-1]
+    return len(tld) >= 2 and all(c.isalpha() for c in tld)
+
+
+def _emails(text: str) -> Iterator[Span]:
+    position = 0
+    while (at := text.find("@", position)) != -1:
+        position = at + 1
+        start = at
+        while start > 0 and at - start < _MAX_LOCAL and _is_local(text[start - 1]):
+            start -= 1
+        if start == at or (start > 0 and _is_local(text[start - 1])) or text[start] == ".":
+            continue  # no local part, or one longer than any address has
+        end = at + 1
+        while end < len(text) and end - at <= _MAX_DOMAIN and (text[end].isalnum() or text[end] in ".-"):
+            end += 1
+        domain = text[at + 1 : end].rstrip(".-")  # a sentence may end right after the address
+        if _domain_valid(domain):
+            yield start, at + 1 + len(domain)
+            position = at + 1 + len(domain)
+
+
+# Three-letter codes that make "USDCAD1M" an FX pair with a tenor, not a SWIFT code (ISO 4217,
+# the currencies a bank's text names most).
+CURRENCIES = frozenset(
+    _words(
+        "AED ARS AUD BGN BRL CAD CHF CLP CNH CNY COP CZK DKK EGP EUR GBP HKD HUF IDR ILS INR ISK JPY KES KRW "
+        "KWD MAD MXN MYR NGN NOK NZD PEN PHP PKR PLN QAR RON RUB SAR SEK SGD THB TRY TWD UAH USD VND XAG XAU ZAR"
+    )
+)
+
+
+def _not_fx_pair(code: str) -> bool:
+    return not (code[:3].upper() in CURRENCIES and code[3:6].upper() in CURRENCIES)
+
+
+def _not_year_range(value: str) -> bool:
+    # "account 2023-2024" names statement years, not an account number.
+    return re.fullmatch(r"(?:19|20)\d\d\s?[-/\u2013]\s?(?:19|20)?\d\d", value.strip()) is None
+
+
+# A phone number never touches another digit group: "9400 1000" inside a 22-digit tracking
+# number is not a Singapore number.
+_NO_DIGIT_BEFORE = r"(?<![\w.+$\u20ac\u00a3\u00a5])(?<!\d[\s.-])"
+_NO_DIGIT_AFTER = r"(?![\w\u20ac\u00a3\u00a5])(?![.,]\d)(?![\s.-]\d)"
+
 DETECTORS: tuple[Detector, ...] = (
-    Detector("EMAIL", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"), _whole()),
+    Detector("EMAIL", finder=_emails),
     Detector(
         "IBAN",
         re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
@@ -96,8 +185,9 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "SSN",
-        re.compile(r"\b(\d{3})-(\d{2})-(\d{4})\b"),
-        lambda m: m.span() if ssn_valid(m.group(1), m.group(2), m.group(3)) else None,
+        # 123-45-6789 or 123 45 6789 (one separator throughout), not part of a longer digit group.
+        re.compile(r"(?<![\d-])(?<!\d )(\d{3})([- ])(\d{2})\2(\d{4})(?!\d)(?![- ]\d)"),
+        lambda m: m.span() if ssn_valid(m.group(1), m.group(3), m.group(4)) else None,
     ),
     Detector(
         "SSN",
@@ -112,7 +202,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "ACCOUNT",
         re.compile(r"(?i)\b(?:account|acct|a/c)(?: number| no\.?| #)?\s*(?:is|:|#|ending in)?\s*(\d[\d -]{4,20}\d)\b"),
-        _whole(_digits(lambda d: 6 <= len(d) <= 17), group=1),
+        _whole(lambda v: _not_year_range(v) and 6 <= len(re.sub(r"\D", "", v)) <= 17, group=1),
     ),
     Detector(
         "SWIFT",
@@ -122,7 +212,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "SWIFT",
         re.compile(r"\b([A-Z]{4}([A-Z]{2})\d[A-Z0-9](?:[A-Z0-9]{3})?)\b"),
-        lambda m: m.span(1) if m.group(2) in COUNTRY_CODES else None,
+        lambda m: m.span(1) if m.group(2) in COUNTRY_CODES and _not_fx_pair(m.group(1)) else None,
     ),
     Detector(
         "CVV",
@@ -133,11 +223,37 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "PHONE",
+        # North America: (212) 555-0199, (212)555-0199, 212-555-0199, 212.555.0199, +1 212 555 0199,
+        # and ten bare digits (area code and exchange both start 2-9).
         re.compile(
-            r"(?<![\w.])(?:\+1[\s.-]?)?\(?[2-9]\d{2}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\w|\.\d)"
-            r"|(?<![\w.])\+(?:[2-9]\d{0,2})[\s.-]?\d{1,4}(?:[\s.-]?\d{2,4}){2,4}(?!\w|\.\d)"
+            _NO_DIGIT_BEFORE
+            + r"(?:\+?1[\s.-]?)?(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[\s.-])[2-9]\d{2}[\s.-]\d{4}"
+            + _NO_DIGIT_AFTER
+            + "|"
+            + _NO_DIGIT_BEFORE
+            + r"(?:\+1[\s.-]?)?[2-9]\d{2}[2-9]\d{6}"
+            + _NO_DIGIT_AFTER
         ),
-        _whole(_digits(lambda d: 10 <= len(d) <= 15)),
+        _whole(_digits(lambda d: 10 <= len(d) <= 11)),
+    ),
+    Detector(
+        "PHONE",
+        # United Kingdom: 020 7946 0958, 07700 900123, 0161 496 0000, +44 20 7946 0958,
+        # +44 (0)20 7946 0958, +44 (0)7700 900123: ten digits after the 0 or +44.
+        re.compile(_NO_DIGIT_BEFORE + r"(?:\+44\s?(?:\(0\)\s?)?|0)([1-9](?:[\s-]?\d){9})" + _NO_DIGIT_AFTER),
+        _whole(),
+    ),
+    Detector(
+        "PHONE",
+        # Other international numbers: +852 2123 4567, +65 9123 4567, +49 30 123456.
+        re.compile(r"(?<![\w.])\+(?:[2-9]\d{0,2})[\s.-]?\d{1,4}(?:[\s.-]?\d{2,4}){1,4}" + _NO_DIGIT_AFTER),
+        _whole(_digits(lambda d: 8 <= len(d) <= 15)),
+    ),
+    Detector(
+        "PHONE",
+        # Singapore: eight digits starting 3, 6, 8 or 9, as 9123 4567 or 91234567.
+        re.compile(_NO_DIGIT_BEFORE + r"[3689]\d{3}[\s-]?\d{4}" + _NO_DIGIT_AFTER),
+        _whole(),
     ),
 )
 
@@ -158,18 +274,13 @@ MAX_PASSES = 5
 def _one_pass(text: str, counts: Counter[str]) -> tuple[str, int]:
     found = 0
     for detector in DETECTORS:
-        pieces, last, position = [], 0, 0
-        while (match := detector.pattern.search(text, position)) is not None:
-            span = detector.accept(match)
-            if span is None:
-                # A rejected candidate (say, a failed checksum) may overlap a valid one: look again
-                # from the next character, not from the end of the rejected match.
-                position = match.start() + 1
+        pieces, last = [], 0
+        for start, end in detector.spans(text):
+            if start < last:  # spans come in order; an overlapping one is already covered
                 continue
-            start, end = span
             pieces.append(text[last:start])
             pieces.append(f"[{detector.kind}]")
-            last = position = end
+            last = end
             counts[detector.kind] += 1
             found += 1
         if pieces:

@@ -228,7 +228,16 @@ def test_shipped_openapi_document_is_current():
 
 def test_openapi_documents_every_status_the_api_returns():
     spec = json.loads(Path("docs/openapi.json").read_text())
-    assert set(spec["paths"]["/v1/generate"]["post"]["responses"]) == {"200", "400", "403", "413", "415", "429", "502", "504"}
+    assert set(spec["paths"]["/v1/generate"]["post"]["responses"]) == {
+        "200",
+        "400",
+        "403",
+        "413",
+        "415",
+        "429",
+        "502",
+        "504",
+    }
     use_cases = spec["components"]["schemas"]["UseCase"]["enum"]
     schema = json.loads(Path("lambdas/shared/strategy/model_selection.schema.json").read_text())
     assert use_cases == schema["properties"]["use_cases"]["required"]

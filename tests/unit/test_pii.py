@@ -194,3 +194,117 @@ def test_prompts_are_redacted_before_the_model_and_counted():
         for secret in ("4111 1111 1111 1111", "jane.doe@example.com", "123-45-6789", "12345678"):
             assert secret not in prompt
     assert "[CARD]" in seen[0] and "[EMAIL]" in seen[0]
+
+
+# Issue 14: formats that were missed, text that was wrongly redacted, and linear time.
+MISSED = [
+    ("SSN 123 45 6789 on file", "123 45 6789"),
+    ("call 2125550199 tonight", "2125550199"),
+    ("call (212)555-0199 tonight", "(212)555-0199"),
+    ("office 020 7946 0958", "020 7946 0958"),
+    ("mobile 07700 900123", "07700 900123"),
+    ("landline 0161 496 0000", "0161 496 0000"),
+    ("ring +44 (0)20 7946 0958", "+44 (0)20 7946 0958"),
+    ("ring +44 (0)7700 900123", "+44 (0)7700 900123"),
+    ("ring +44 7700 900123", "+44 7700 900123"),
+    ("SG mobile 9123 4567", "9123 4567"),
+    ("SG office 61234567", "61234567"),
+    ("SG +65 9123 4567", "+65 9123 4567"),
+    ("write to josé.müller@exämple.de", "josé.müller@exämple.de"),
+    ("write to 李雷@例子.中国", "李雷@例子.中国"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret"), MISSED)
+def test_formats_once_missed_are_redacted(text, secret):
+    result = redact(text)
+    assert secret not in result.text, result.text
+    assert result.total == 1, result.counts
+
+
+KEPT = [
+    "Roll the USDCAD1M forward and price EURUSD3M and GBPJPY1Y.",
+    "Please send the account 2023-2024 statements and the account 2019 - 2020 summary.",
+    "Order 1234567 shipped; tracking 9400 1000 0000 0000 0000 00 arrives Tuesday.",
+    "CUSIP 037833100 and ISIN US0378331005.",
+    "Revenue of 91234567.50 and 6123 4567.8 units.",
+]
+
+
+@pytest.mark.parametrize("text", KEPT)
+def test_financial_codes_are_not_taken_for_personal_data(text):
+    assert redact(text).counts == {}, redact(text).text
+
+
+def _generated_numbers() -> list[str]:
+    """Real-looking numbers for the US, the UK and Singapore, judged valid by libphonenumber, in
+    the formats people write them."""
+    import phonenumbers as pn
+    from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+    rng = random.Random(14)
+    numbers: list[str] = []
+    for region in ("US", "GB", "SG"):
+        for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE):
+            example = pn.example_number_for_type(region, kind)
+            national = str(example.national_number)
+            made = 0
+            while made < 6:
+                digits = national[:4] + "".join(str(rng.randrange(10)) for _ in national[4:])
+                candidate = pn.parse(f"+{example.country_code}{digits}", None)
+                if not pn.is_valid_number(candidate) or pn.number_type(candidate) not in (kind, 2):
+                    continue
+                made += 1
+                for fmt in (PhoneNumberFormat.NATIONAL, PhoneNumberFormat.INTERNATIONAL, PhoneNumberFormat.E164):
+                    numbers.append(pn.format_number(candidate, fmt))
+                if region == "GB":
+                    numbers.append(
+                        pn.format_number(candidate, PhoneNumberFormat.INTERNATIONAL).replace("+44 ", "+44 (0)")
+                    )
+    return numbers
+
+
+@pytest.mark.parametrize("number", _generated_numbers())
+def test_numbers_libphonenumber_calls_valid_are_redacted(number):
+    result = redact(f"Please call me on {number} after 5pm.")
+    digits = "".join(c for c in number if c.isdigit())
+    assert digits[-7:] not in "".join(c for c in result.text if c.isdigit()), result.text
+    assert result.counts == {"PHONE": 1}, result.counts
+
+
+ADVERSARIAL = {
+    "a run of e-mail characters": lambda n: "a" * n,
+    "at signs": lambda n: "a@" * (n // 2),
+    "dotted local parts": lambda n: ("a." * 31 + "a@") * (n // 64),
+    "a long domain": lambda n: "x@" + "a" * n,
+    "digits": lambda n: "1" * n,
+    "spaced digits": lambda n: "1 " * (n // 2),
+    "hyphenated digits": lambda n: "12-" * (n // 3),
+    "plus signs": lambda n: "+1 " * (n // 3),
+    "account context": lambda n: "account " + "1 " * (n // 2),
+    "fx pairs": lambda n: "USDCAD1M " * (n // 9),
+    "iban prefixes": lambda n: "GB12 " * (n // 5),
+    "parenthesised area codes": lambda n: "(212) " * (n // 6),
+    "uk prefixes": lambda n: "+44 (0)" * (n // 7),
+}
+
+
+def _best_time(text: str, runs: int = 3) -> float:
+    import time
+
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        redact(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_redaction_time_grows_linearly_with_adversarial_input(name):
+    """Four times the input must cost about four times the time: the e-mail pattern used to be
+    quadratic (50,000 characters took 5 s). A ratio, not an absolute time, so a slow machine passes
+    and a quadratic detector (ratio ~16) fails."""
+    make = ADVERSARIAL[name]
+    small, large = _best_time(make(10_000)), _best_time(make(40_000))
+    assert large / small < 8, f"{name}: {small * 1000:.1f} ms -> {large * 1000:.1f} ms"

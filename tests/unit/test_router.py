@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router import dal
-from shared.failures import ModelCallError
 from router.logic import breaker_clock, bucket, choose_variant, select
+from shared.failures import ModelCallError
 from shared.strategy import Variant, load_default_strategy
 from shared.use_cases import UseCase
 
