@@ -231,6 +231,10 @@ def _resolve(event: dict[str, Any], context: LambdaContext, request_id: str) -> 
         problem = body_problem(event, body)
         if problem is not None:
             return _plain(*problem, request_id)
+        # A JSON media type in any spelling (Application/JSON; charset=utf-8) was accepted above;
+        # the resolver's own check knows only the lower-case one, and answers 415 in another shape.
+        headers = {k: v for k, v in (event.get("headers") or {}).items() if str(k).lower() != "content-type"}
+        event = {**event, "headers": {**headers, "Content-Type": "application/json"}, "multiValueHeaders": None}
     try:
         return app.resolve(event, context)
     except Exception:  # a bug, never the client's fault: answered in the error shape, audited, alarmed

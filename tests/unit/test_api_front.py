@@ -340,3 +340,56 @@ def test_a_sentiment_answer_carries_its_label_and_a_model_tier_without_one_is_no
 def test_other_use_cases_answer_with_a_null_sentiment(executor):
     status, body = call(json.dumps(GOOD))
     assert status == 200 and body["sentiment"] is None
+
+
+# Issue 14: inputs that used to crash the front, or to pass it and fail later.
+HOSTILE = [
+    ('{"prompt": "' + "\\ud800" + ' hi", "use_case": "general"}', 400, "lone surrogate"),
+    ('{"prompt": "hi\\u0000there", "use_case": "general"}', 400, "control character"),
+    ('{"prompt": "hi", "use_case": "general", "n": ' + "9" * 5000 + "}", 400, "not valid JSON"),
+    ("[" * 50_000 + "]" * 50_000, 400, "nested too deeply"),
+    ('{"prompt": ' + "[" * 5000 + "]" * 5000 + ', "use_case": "general"}', 400, "too deeply"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), HOSTILE)
+def test_hostile_json_gets_a_documented_4xx_and_one_audit_record(executor, body, status, message):
+    code, answer = call(body)
+    assert (code, answer["error"]) == (status, "invalid_request"), answer
+    assert message in answer["message"]
+    assert answer["request_id"] == "req-1"
+    assert executor.calls == []
+    assert [r.status for r in AUDIT.records] == [status]
+
+
+def test_text_plain_gets_415_in_the_error_shape(executor):
+    event = api_event("POST", "/v1/generate", json.dumps(GOOD), request_id="req-1")
+    event["headers"] = {"content-type": "text/plain"}
+    result = front.lambda_handler(event, FakeContext("api_front", "us-east-1"))
+    body = json.loads(result["body"])
+    assert result["statusCode"] == 415
+    assert set(body) == {"error", "message", "request_id"} and body["error"] == "unsupported_media_type"
+    assert [r.status for r in AUDIT.records] == [415]
+    for accepted in ("application/json", "application/json; charset=utf-8", "Application/JSON"):
+        event["headers"] = {"Content-Type": accepted}
+        again = front.lambda_handler(event, FakeContext("api_front", "us-east-1"))
+        assert again["statusCode"] == 200, (accepted, again["body"])
+
+
+def test_an_oversized_prompt_is_refused_before_it_is_redacted(executor, monkeypatch):
+    redacted: list[int] = []
+    real = front.redact
+    monkeypatch.setattr(front, "redact", lambda text: redacted.append(len(text)) or real(text))
+    code, answer = call(json.dumps({"prompt": "a@" * 60_000, "use_case": "general"}))
+    assert code == 413 and answer["error"] == "prompt_too_large"
+    assert redacted == []
+
+
+def test_an_unexpected_failure_is_answered_in_the_error_shape_and_audited(executor, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(front, "generate", broken)
+    code, answer = call(json.dumps(GOOD))
+    assert code == 500 and answer["error"] == "internal_error"
+    assert [r.status for r in AUDIT.records] == [500]
