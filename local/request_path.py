@@ -217,6 +217,7 @@ def _reset_handler_caches() -> None:
         front.settings,
         front.executor,
         front.circuit_reader,
+        front.probe_starter,
         router._strategy_source,
         router._bedrock,
         router._lambda_provider,
@@ -292,6 +293,8 @@ def local_request_path(
             mock.patch.object(fallback, "_client", lambda: bedrock),
             # Tests step a fixed clock; the served platform runs on real time (cooldowns elapse).
             mock.patch.object(router, "_now", (lambda: datetime.now(UTC)) if live_clock else (lambda: clock["now"])),
+            # The health route reads the same clock: it decides when a cooled-down circuit is due a probe.
+            mock.patch.object(front, "_now", (lambda: datetime.now(UTC)) if live_clock else (lambda: clock["now"])),
         ]
         if strategy_source is not None:
             patches.append(mock.patch.object(router, "_strategy_source", lambda: strategy_source))

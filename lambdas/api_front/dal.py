@@ -83,3 +83,49 @@ class PollingExecutor:
                 return ExecutionResult("TIMED_OUT", None, "States.Timeout", "polling deadline passed")
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+
+# Route 53 checks health from many places every 10 s; a cooled-down circuit gets at most one
+# probe request per interval, however many of those calls see it.
+PROBE_REQUEST_INTERVAL_S = 10
+
+
+class ProbeStarter:
+    """Starts a probe execution for a cooled-down circuit, at most once per interval per circuit.
+
+    A region that Route 53 stopped sending traffic to gets no requests, so no request would ever
+    probe its open circuits and DNS would never fail back. Health (which Route 53 keeps calling)
+    asks for the probe instead. A conditional write on the circuit item elects one caller; the
+    state machine's own conditional claim (ClaimProbe) still guarantees one probe in flight.
+    """
+
+    def __init__(
+        self,
+        state_machine_arn: str,
+        table_name: str,
+        dynamodb: Any | None = None,
+        stepfunctions: Any | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self._arn = state_machine_arn
+        self._table = table_name
+        self._dynamodb = dynamodb or boto3.client("dynamodb", config=config)
+        self._sfn = stepfunctions or boto3.client("stepfunctions", config=config)
+
+    def request(self, model_id: str, version: int, now: str, recent: str, payload: dict[str, Any]) -> bool:
+        """True when this caller won the interval's slot and started the probe execution."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"model_id": {"S": model_id}},
+                UpdateExpression="SET probe_requested_at = :now",
+                ConditionExpression="version = :seen AND "
+                "(attribute_not_exists(probe_requested_at) OR probe_requested_at <= :recent)",
+                ExpressionAttributeValues={":now": {"S": now}, ":recent": {"S": recent}, ":seen": {"N": str(version)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False  # another health call asked within the interval, or the circuit moved on
+            raise
+        self._sfn.start_execution(stateMachineArn=self._arn, name=str(payload["request_id"]), input=json.dumps(payload))
+        return True

@@ -3,6 +3,7 @@
 import os
 import time
 import uuid
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -13,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from api_front.audit import AuditRecord, AuditWriter, DynamoAuditWriter
-from api_front.dal import Executor, PollingExecutor, SyncExecutor
+from api_front.dal import Executor, PollingExecutor, ProbeStarter, SyncExecutor
 from api_front.logic import (
     MAX_BODY_BYTES,
     FrontSettings,
@@ -25,7 +26,7 @@ from api_front.logic import (
     health,
 )
 from api_front.models import ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
-from shared.circuits import CircuitReader
+from shared.circuits import HEALTH_CLIENT_CONFIG, CircuitReader
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
 from shared.use_cases import UseCase
@@ -96,6 +97,16 @@ def record_audit(route: str, status: int, started: float, request_id: str) -> No
 @cache
 def circuit_reader() -> CircuitReader:
     return CircuitReader(settings().circuit_table)
+
+
+@cache
+def probe_starter() -> ProbeStarter:
+    s = settings()
+    return ProbeStarter(s.state_machine_arn, s.circuit_table, config=HEALTH_CLIENT_CONFIG)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _request_id() -> str:
@@ -194,7 +205,7 @@ def post_generate(body: GenerateRequest) -> Response[Any]:
 def get_health() -> HealthResponse:
     # The circuit metrics come from the circuit monitor, which runs every minute whether or not
     # Route 53 (only present with DNS failover) calls this route.
-    return health(circuit_reader(), settings().region)
+    return health(circuit_reader(), settings().region, probe_starter(), _now())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api_front.dal import ExecutionResult, Executor
+from api_front.dal import PROBE_REQUEST_INTERVAL_S, ExecutionResult, Executor, ProbeStarter
 from api_front.models import CircuitStatus, ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
-from shared.circuits import CircuitReader, model_path_healthy
+from shared.circuits import CircuitReader, model_path_healthy, phase
 from shared.observability import emit, logger
 from shared.sentiment import MAX_TEXT_CHARS as SENTIMENT_MAX_CHARS
 from shared.static_answers import STATIC_MODEL, contact_from_env, static_answer
@@ -151,14 +153,69 @@ def degraded(request: GenerateRequest, request_id: str, reason: str) -> Outcome:
     return Outcome(200, answer.model_dump(mode="json"))
 
 
-def health(reader: CircuitReader, region: str) -> HealthResponse:
+PROBE_PROMPT = "Reply with the single word OK."
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the breaker's (router.logic): whole seconds, compared as strings
+
+
+def health(
+    reader: CircuitReader, region: str, probes: ProbeStarter | None = None, now: datetime | None = None
+) -> HealthResponse:
+    """The region's health for Route 53, and a probe for each cooled-down circuit.
+
+    Starting the probes here is what lets a region recover without traffic: once DNS has failed
+    over, only Route 53's health checks still arrive, every 10 s.
+    """
+    current = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    stamp = current.strftime(TIMESTAMP_FORMAT)
     checks: dict[str, str] = {}
     circuits: dict[str, CircuitStatus] = {}
+    raw: dict[str, dict[str, Any]] = {}
     try:
-        circuits = {name: CircuitStatus(**value) for name, value in reader.circuits().items()}
+        raw = reader.circuits()
+        circuits = {
+            name: CircuitStatus(
+                state=value["state"],
+                phase=phase(value["state"], value.get("probe_after"), stamp),  # type: ignore[arg-type]
+                failures=value["failures"],
+                opened_at=value.get("opened_at"),
+                probe_after=value.get("probe_after"),
+            )
+            for name, value in raw.items()
+        }
         checks["circuit_table"] = "ok"
     except Exception as exc:  # health must answer even when a dependency does not
         logger.warning("health check could not read circuits", extra={"error": str(exc)})
         checks["circuit_table"] = "unreachable"
+    started = _start_probes(probes, raw, circuits, current) if probes is not None else []
     healthy = checks["circuit_table"] == "ok" and model_path_healthy([c.state for c in circuits.values()])
-    return HealthResponse(status="ok" if healthy else "degraded", region=region, circuits=circuits, checks=checks)
+    return HealthResponse(
+        status="ok" if healthy else "degraded",
+        region=region,
+        circuits=circuits,
+        checks=checks,
+        probes_started=started,
+    )
+
+
+def _start_probes(
+    probes: ProbeStarter, raw: dict[str, dict[str, Any]], circuits: dict[str, CircuitStatus], now: datetime
+) -> list[str]:
+    started: list[str] = []
+    recent = (now - timedelta(seconds=PROBE_REQUEST_INTERVAL_S)).strftime(TIMESTAMP_FORMAT)
+    for model_id, circuit in sorted(circuits.items()):
+        if circuit.phase != "awaiting_probe":
+            continue
+        payload = {
+            "request_id": f"probe-{uuid.uuid4().hex}",
+            "prompt": PROBE_PROMPT,
+            "use_case": str(UseCase.GENERAL),  # the router picks the use case that calls this model
+            "user_id": None,
+            "probe_model": model_id,
+        }
+        try:
+            if probes.request(model_id, int(raw[model_id]["version"]), now.strftime(TIMESTAMP_FORMAT), recent, payload):
+                started.append(model_id)
+                emit("ProbesStarted", 1, model=model_id)
+        except Exception as exc:  # a probe that cannot start now is asked for again on the next call
+            logger.warning("probe could not be started", extra={"model_id": model_id, "error": str(exc)})
+    return started

@@ -66,8 +66,13 @@ class ErrorResponse(BaseModel):
 
 class CircuitStatus(BaseModel):
     state: Literal["CLOSED", "OPEN", "HALF_OPEN"]
+    phase: Literal["closed", "open", "awaiting_probe", "probing"] = Field(
+        description="open: cooling down; awaiting_probe: cooled down, a probe is due (health starts one, "
+        "so a region without traffic still recovers); probing: a probe is in flight."
+    )
     failures: int
     opened_at: str | None = None
+    probe_after: str | None = None
 
 
 class HealthResponse(BaseModel):
@@ -75,3 +80,6 @@ class HealthResponse(BaseModel):
     region: str
     circuits: dict[str, CircuitStatus]
     checks: dict[str, str]
+    probes_started: list[str] = Field(
+        default_factory=list, description="Models whose probe this call started (at most one per interval each)."
+    )

@@ -35,6 +35,8 @@ class CircuitReader:
                     "state": item.get("circuit_state", {}).get("S", "CLOSED"),
                     "failures": int(item.get("failures", {}).get("N", "0")),
                     "opened_at": item.get("opened_at", {}).get("S"),
+                    "probe_after": item.get("probe_after", {}).get("S"),
+                    "version": int(item.get("version", {}).get("N", "0")),
                 }
             if "LastEvaluatedKey" not in page:
                 return found
@@ -44,3 +46,18 @@ class CircuitReader:
 def model_path_healthy(states: list[str]) -> bool:
     """A region can serve while at least one circuit is not open (or none has ever failed)."""
     return not states or any(state != "OPEN" for state in states)
+
+
+def phase(state: str, probe_after: str | None, now: str) -> str:
+    """closed, open (cooling down), awaiting_probe (cooled down, no live probe) or probing.
+
+    ``now`` and ``probe_after`` are the breaker's whole-second timestamps (same format, so they
+    compare as strings). A half-open circuit whose probe outlived the cooldown awaits a new one,
+    as the state machine reclaims it then.
+    """
+    if state == "CLOSED":
+        return "closed"
+    due = probe_after is not None and probe_after <= now
+    if state == "HALF_OPEN":
+        return "awaiting_probe" if due else "probing"
+    return "awaiting_probe" if due else "open"
