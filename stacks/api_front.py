@@ -126,6 +126,7 @@ class ApiFront(Construct):
         self.function.add_environment("AUDIT_TABLE", self.audit.table_name)
         state_machine.grant_start_sync_execution(self.function)
         breaker.grant_read_circuits(self.function)
+        breaker.grant_request_probes(self.function)
 
         self.access_logs = encrypted_log_group(self, "AccessLogs", key)
         self.api = apigw.RestApi(

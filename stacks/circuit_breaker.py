@@ -93,3 +93,10 @@ class CircuitBreaker(Construct):
     def grant_read_circuits(self, grantee: iam.IGrantable) -> None:
         self.table.grant(grantee, "dynamodb:Scan", "dynamodb:GetItem")
         self._key.grant_decrypt(grantee)
+
+    def grant_request_probes(self, grantee: iam.IGrantable) -> None:
+        """The health route asks for a probe of a cooled-down circuit (a conditional write on its
+        probe_requested_at) and starts the probe execution asynchronously."""
+        self.table.grant(grantee, "dynamodb:UpdateItem")
+        self._key.grant(grantee, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
+        self.state_machine.grant_start_execution(grantee)

@@ -26,9 +26,15 @@ from tests.iam.policy import Statement, evaluate, matches
 from tests.iam.recorder import Recorded
 from tests.iam.resolver import ACCOUNT, ARN_FROM_REF, PARTITION, Resolver, role_statements
 
-# Environment variables that select a code path rather than name a resource: a recorded call
-# whose value differs from the template's was made in a configuration that is not deployed.
-MODE_VARIABLES = ("EXECUTION_MODE", "STRATEGY_SOURCE", "PUBLISH")
+# Environment variables that select a code path rather than name a resource, and the functions
+# (qualified names) on that path: a call from one of them, recorded with another value than the
+# template's, was made in a configuration that is not deployed. The health route's probe calls
+# run in every mode, so they are judged even when the local platform polls executions.
+MODE_VARIABLES: dict[str, tuple[str, ...]] = {
+    "EXECUTION_MODE": ("PollingExecutor.", "SyncExecutor."),
+    "STRATEGY_SOURCE": ("Strategy", "strategy_source"),
+    "PUBLISH": ("publish",),
+}
 
 
 @dataclass(frozen=True)

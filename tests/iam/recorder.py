@@ -55,6 +55,7 @@ KEPT_PARAMS = frozenset(
 @dataclass(frozen=True)
 class Recorded:
     principal: str  # the package under lambdas/ (router, api_front, ...)
+    site: str  # the innermost function of that package on the stack (PollingExecutor.run, ...)
     service: str  # botocore's service name
     operation: str
     region: str
@@ -69,7 +70,7 @@ class Recorder:
     current_test: str = ""
     _patches: list[Any] = field(default_factory=list)
 
-    def principal(self) -> str | None:
+    def principal(self) -> tuple[str, str] | None:
         """The function whose handler is making this call, or None (test code, AWS itself).
 
         The innermost package under lambdas/ names the function, but only when that package's
@@ -79,6 +80,7 @@ class Recorder:
         """
         frame = sys._getframe(2)
         package: str | None = None
+        site = ""
         while frame is not None:
             filename = frame.f_code.co_filename
             if package is None and any(marker in filename for marker in AWS_SIDE):
@@ -87,15 +89,20 @@ class Recorder:
             if path.is_relative_to(LAMBDAS):
                 parts = path.relative_to(LAMBDAS).parts
                 if package is None and parts[0] not in LIBRARY_PACKAGES and len(parts) > 1:
-                    package = parts[0]
+                    package, site = parts[0], frame.f_code.co_qualname
                 if package is not None and parts == (package, "handler.py"):
-                    return package
+                    return package, site
             frame = frame.f_back  # type: ignore[assignment]
         return None
 
-    def record(self, principal: str, service: str, operation: str, region: str, params: dict[str, Any]) -> None:
+    def record(
+        self, principal: tuple[str, str], service: str, operation: str, region: str, params: dict[str, Any]
+    ) -> None:
         kept = {k: v for k, v in params.items() if k in KEPT_PARAMS}
-        self.calls.append(Recorded(principal, service, operation, region, kept, dict(os.environ), self.current_test))
+        package, site = principal
+        self.calls.append(
+            Recorded(package, site, service, operation, region, kept, dict(os.environ), self.current_test)
+        )
 
     def install(self) -> None:
         from unittest import mock

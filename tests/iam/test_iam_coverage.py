@@ -42,8 +42,10 @@ def env_of(stacks: list[StackTemplate], stack: str, service: str, **values: str)
     raise AssertionError(f"no function {service} in {stack}")
 
 
-def call(principal: str, service: str, operation: str, env: dict[str, str], **params: Any) -> Recorded:
-    return Recorded(principal, service, operation, "us-east-1", params, env, "canary")
+def call(
+    principal: str, service: str, operation: str, env: dict[str, str], site: str = "handler", **params: Any
+) -> Recorded:
+    return Recorded(principal, site, service, operation, "us-east-1", params, env, "canary")
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +91,13 @@ def test_a_table_the_function_was_not_given_is_denied(stacks):
 def test_a_call_in_a_configuration_not_deployed_warns_instead_of_failing(stacks):
     env = env_of(stacks, "FinAi-us-east-1", "api_front", STATE_MACHINE_ARN=MACHINE)
     env["EXECUTION_MODE"] = "poll"  # the template deploys sync
-    report = judge([call("api_front", "stepfunctions", "DescribeExecution", env, executionArn=EXECUTION)], stacks)
+    polled = call("api_front", "stepfunctions", "DescribeExecution", env, "PollingExecutor.run", executionArn=EXECUTION)
+    report = judge([polled], stacks)
     assert not report.denied and report.warnings
+    # The health route's probe runs in every mode: the same configuration does not excuse it.
+    probe = call("api_front", "stepfunctions", "StartExecution", env, "ProbeStarter.request", stateMachineArn=MACHINE)
+    judged = judge([probe], stacks)
+    assert not judged.warnings and not judged.denied and judged.allowed == 1
 
 
 def test_every_state_machine_task_is_allowed(stacks):
@@ -157,8 +164,8 @@ def test_the_recorder_names_the_function_and_skips_test_code():
         finally:
             local.uninstall()
             handler.reader.cache_clear()
-    assert [(c.principal, c.service, c.operation, c.params) for c in local.calls] == [
-        ("circuit_monitor", "dynamodb", "Scan", {"TableName": "circuits"})
+    assert [(c.principal, c.site, c.service, c.operation, c.params) for c in local.calls] == [
+        ("circuit_monitor", "report", "dynamodb", "Scan", {"TableName": "circuits"})
     ]
     assert local.calls[0].env["CIRCUIT_TABLE"] == "circuits"
 
