@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class Finding:
     def describe(self) -> str:
         where = f"{self.principal} in {self.stack}"
         extra = f" with {dict(self.need.context)}" if self.need.context else ""
-        note = "" if self.deployed_configuration else " (recorded in a configuration the template does not deploy)"
+        note = "" if self.deployed_configuration else " (in a configuration not deployed, or on tags not recorded)"
         return f"{where}: {self.need.action} on {self.need.resource}{extra} is denied{note}; from {self.origin}"
 
 
@@ -164,8 +164,13 @@ class Judge:
                 if matches(a, need.action, ignore_case=True)
             }
             return
-        finding = Finding(principal, stack.name, need, origin, deployed)
-        (self.report.denied if deployed else self.report.warnings).append(finding)
+        # A grant conditioned on the resource's tags (the cleanup may delete only resources tagged
+        # finai:platform) depends on tags the recording does not see: if it would allow the call
+        # with those conditions met, the call is reported as a warning, not judged.
+        untagged = [_without_resource_tag_conditions(s) for s in statements]
+        tag_dependent = evaluate(untagged, need.action, need.resource, need.context_dict).allowed
+        finding = Finding(principal, stack.name, need, origin, deployed and not tag_dependent)
+        (self.report.denied if finding.deployed_configuration else self.report.warnings).append(finding)
 
     # State machines ----------------------------------------------------------------------------
     def judge_state_machines(self) -> None:
@@ -201,6 +206,16 @@ class Judge:
                     for action in statement.actions:
                         if (statement.source, action) not in used and not _platform_action(action):
                             self.report.unused.append({"stack": stack.name, "principal": owner, "action": action})
+
+
+def _without_resource_tag_conditions(statement: Statement) -> Statement:
+    if statement.effect != "Allow":
+        return statement  # a Deny keeps its conditions: dropping them would deny more, not less
+    kept = {
+        op: {k: v for k, v in pairs.items() if not k.startswith("aws:ResourceTag/")}
+        for op, pairs in statement.conditions.items()
+    }
+    return replace(statement, conditions={op: pairs for op, pairs in kept.items() if pairs})
 
 
 def _platform_action(action: str) -> bool:

@@ -74,9 +74,10 @@ class Recorder:
         """The function whose handler is making this call, or None (test code, AWS itself).
 
         The innermost package under lambdas/ names the function, but only when that package's
-        handler module is also on the stack: a test that uses a function's client class as a
-        helper (the local platform polls executions with the front's executor) is not the
-        function calling AWS.
+        ``lambda_handler`` is also on the stack: only then does the call run with the function's
+        environment, which names its resources. A test that uses a function's classes directly
+        (the local platform polls executions with the front's executor; a unit test passes a
+        bucket name as an argument) is not the function calling AWS.
         """
         frame = sys._getframe(2)
         package: str | None = None
@@ -90,7 +91,11 @@ class Recorder:
                 parts = path.relative_to(LAMBDAS).parts
                 if package is None and parts[0] not in LIBRARY_PACKAGES and len(parts) > 1:
                     package, site = parts[0], frame.f_code.co_qualname
-                if package is not None and parts == (package, "handler.py"):
+                if (
+                    package is not None
+                    and parts == (package, "handler.py")
+                    and frame.f_code.co_name == "lambda_handler"
+                ):
                     return package, site
             frame = frame.f_back  # type: ignore[assignment]
         return None

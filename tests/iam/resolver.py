@@ -89,6 +89,9 @@ class Resolver:
             return separator.join(str(self.render(p)) for p in parts)
         if set(value) == {"Ref"}:
             return self.ref(value["Ref"])
+        if set(value) == {"Fn::ImportValue"}:  # another stack's export: bound like a Ref
+            name = f"Import:{self.render(value['Fn::ImportValue'])}"
+            return self.names.get(name, f"<{name}>")
         if set(value) == {"Fn::GetAtt"}:
             target, attribute = value["Fn::GetAtt"]
             return self.get_att(target, attribute)
@@ -129,6 +132,8 @@ class Resolver:
         elif isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
             target, attribute = value["Fn::GetAtt"]
             reference = f"{target}.{attribute}"
+        elif isinstance(value, dict) and set(value) == {"Fn::ImportValue"}:
+            reference = f"Import:{self.render(value['Fn::ImportValue'])}"
         if reference is None:
             return str(value)
         placeholders.append(reference)

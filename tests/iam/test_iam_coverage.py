@@ -96,8 +96,9 @@ def test_a_call_in_a_configuration_not_deployed_warns_instead_of_failing(stacks)
     assert not report.denied and report.warnings
     # The health route's probe runs in every mode: the same configuration does not excuse it.
     probe = call("api_front", "stepfunctions", "StartExecution", env, "ProbeStarter.request", stateMachineArn=MACHINE)
-    judged = judge([probe], stacks)
-    assert not judged.warnings and not judged.denied and judged.allowed == 1
+    judge_ = Judge(stacks)
+    judge_.judge_call(probe)
+    assert not judge_.report.warnings and not judge_.report.denied and judge_.report.allowed == 1
 
 
 def test_every_state_machine_task_is_allowed(stacks):
