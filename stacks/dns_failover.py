@@ -8,8 +8,10 @@ calculated health check that is healthy only when all are:
   follow the failover) on ``GET /v1/health``, every 10 s, unhealthy after 3 failures (about
   30 s; the default 30 s x 3 takes about 90 s). It matches ``"status":"ok"``, which the health
   body puts first, well inside the 5,120 bytes Route 53 searches;
-- one CloudWatch-alarm check per single-metric alarm of the model path (5XX rate, model path
-  unhealthy), because Route 53 cannot watch composite or metric-math alarms.
+- one CloudWatch-alarm check per single-metric alarm it is given (the API's 5XX rate), because
+  Route 53 cannot watch composite or metric-math alarms. The model path's own health is the
+  HTTPS check's: once the health route's probes close the circuits, the record turns healthy
+  after three passing checks, with no alarm period to wait out.
 """
 
 from __future__ import annotations

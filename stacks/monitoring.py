@@ -29,6 +29,9 @@ TIERS = ("primary", "fallback", "degraded")
 MONITOR_SERVICE = "circuit_monitor"
 
 
+FAILURE_CLASSES = ("model", "request", "task")  # lambdas/shared/failures.py FailureClass
+
+
 def platform_metric(name: str, service: str, statistic: str, period: Duration, **dimensions: str) -> cloudwatch.Metric:
     """A metric the Lambdas emit through Powertools (which adds the ``service`` dimension)."""
     return cloudwatch.Metric(
@@ -161,6 +164,32 @@ class Monitoring(Construct):
                             else {},
                         )
                         for model, metric in self.circuit_open.items()
+                    ],
+                )
+            ],
+        )
+        # shared/failures.py: only "model" failures count against a circuit; "request" and "task"
+        # failures go to the next tier uncounted, and are shown here so a rise is still seen.
+        self.facade.monitor_custom(
+            alarm_friendly_name="FailureClasses",
+            human_readable_name="Failures by class (model counts against the circuit; request and task do not)",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title=f"{tier.capitalize()} tier failures by class",
+                    metrics=[
+                        platform_metric("PathFailures", service, "Sum", period, failure_class=cls, tier=tier)
+                        for cls in FAILURE_CLASSES
+                    ],
+                )
+                for tier, service in (("primary", "router"), ("fallback", "fallback"))
+            ]
+            + [
+                mc.CustomMetricGroup(
+                    title="Primary failures by model and class",
+                    metrics=[
+                        platform_metric("PathFailures", "router", "Sum", period, failure_class=cls, model=model)
+                        for model in model_ids
+                        for cls in FAILURE_CLASSES
                     ],
                 )
             ],

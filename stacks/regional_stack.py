@@ -138,10 +138,11 @@ class RegionalStack(Stack):
                 failover="PRIMARY" if self.region == config.primary_region else "SECONDARY",
                 api=self.api_front.api,
                 stage=STAGE,
-                alarms=[
-                    (self.monitoring.five_xx_alarm_name, self.monitoring.five_xx_alarm),
-                    (self.monitoring.model_path_alarm_name, self.monitoring.model_path_alarm),
-                ],
+                # The model path's health is the HTTPS check's to judge (health says "degraded"
+                # when every circuit is open), at 10-s resolution both ways. The ModelPathUnhealthy
+                # alarm, fed once a minute, would hold the record unhealthy for minutes after the
+                # health probes closed the circuits; it stays an operator alarm (RegionUnhealthy).
+                alarms=[(self.monitoring.five_xx_alarm_name, self.monitoring.five_xx_alarm)],
             )
             CfnOutput(self, "FailoverRecord", value=self.dns.record.domain_name, description="Route 53 failover name")
         # Last, so it covers every role above.

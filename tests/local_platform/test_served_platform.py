@@ -70,6 +70,10 @@ def test_region_down_fails_over_after_the_detection_window(served):
         time.sleep(0.2)
 
 
+COOLDOWN_S = 30  # local/strategy.local.json
+THRESHOLD_FOR_FAILBACK = 5
+
+
 def run_phase(served, error_rate: float) -> dict:
     # Always the primary region: at full size an earlier phase may already have moved traffic away.
     served.admin("/admin/chaos", {"model": PRIMARY, "error_rate": error_rate, "latency_ms": 0, "region": "us-east-1"})
@@ -115,7 +119,40 @@ def test_chaos_phases_are_always_answered_with_the_tiers_the_rules_predict(serve
     assert results[1.0]["primary_calls"] < PHASE_REQUESTS
     # Issue 7: one audit record per request, whatever its outcome.
     assert served.audit_total() - sent_before == 4 * PHASE_REQUESTS
+    fail_back_without_traffic(served, window)
+
+
+def fail_back_without_traffic(served, window: float) -> None:
+    """Issue 14: after the provider heals, the health route's probes close the primary's circuit
+    and DNS fails back within cooldown + three health-check intervals, with no user request sent
+    to the primary region (its audit trail does not grow)."""
+    status = served.status()
+    if status["active_region"] != "us-west-2":
+        # A short run may end before the window: make the primary's model path unhealthy for certain.
+        served.admin("/admin/chaos", {"model": PRIMARY, "error_rate": 1, "latency_ms": 0, "region": "us-east-1"})
+        for _ in range(THRESHOLD_FOR_FAILBACK):
+            served.generate("Open the circuit: what is an ISA?")
+        deadline = time.monotonic() + window + 10
+        while served.status()["active_region"] != "us-west-2":
+            assert time.monotonic() < deadline, "no failover"
+            time.sleep(0.2)
+    east = served.status()["regions"]["us-east-1"]
+    audited_before = east["audit_records"]
+    interval = window / 3  # the detection window is three health-check intervals
     served.admin("/admin/heal")
+    healed = time.monotonic()
+    while served.status()["active_region"] != "us-east-1":
+        elapsed = time.monotonic() - healed
+        assert elapsed < COOLDOWN_S + 3 * interval + 5, f"no failback after {elapsed:.1f} s"
+        time.sleep(0.2)
+    elapsed = time.monotonic() - healed
+    print(
+        f"failback {elapsed:.1f} s after the provider healed "
+        f"(cooldown {COOLDOWN_S} s, 3 intervals {3 * interval:.0f} s)"
+    )
+    east = served.status()["regions"]["us-east-1"]
+    assert east["circuits"][PRIMARY]["state"] == "CLOSED"
+    assert east["audit_records"] == audited_before, "a user request reached the primary before failback"
 
 
 @pytest.mark.parametrize(

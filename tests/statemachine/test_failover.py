@@ -7,6 +7,7 @@ window (RequestInterval x FailureThreshold, read from the template) has passed, 
 """
 
 import json
+import time
 
 import pytest
 
@@ -104,3 +105,61 @@ def test_search_string_beyond_5120_bytes_does_not_count(settings):
     assert not late.passes()
     error = EmulatedHealthCheck(settings, probe=lambda: (503, '{"status":"ok"}'))
     assert not error.passes()
+
+
+def test_dns_fails_back_without_traffic_within_cooldown_and_three_intervals(settings):
+    """Issue 14: a region that lost its traffic recovers on its own. Route 53 keeps calling health
+    (from many checkers: here once a second, besides the emulated checker's own 10-s schedule);
+    health starts a probe once the circuit has cooled down; the probe closes the circuit; three
+    passing checks later DNS sends traffic back. No user request reaches the primary meanwhile."""
+    from tests.statemachine.conftest import COOLDOWN
+
+    secondary = Region(
+        "us-west-2", probe=lambda: (200, '{"status":"ok"}'), serve=lambda body: (200, {"region": "us-west-2"})
+    )
+    with local_request_path("us-east-1") as path:
+
+        def primary_probe():
+            status, body = raw_api("us-east-1", "GET", "/v1/health")
+            for model in json.loads(body).get("probes_started", []):
+                deadline = time.monotonic() + 20
+                while (path.circuit(model) or {}).get("state") == "HALF_OPEN" or not probe_finished(path, model):
+                    assert time.monotonic() < deadline, "probe never finished"
+                    time.sleep(0.02)
+            return status, body
+
+        def primary_serve(body):
+            status, text = raw_api("us-east-1", "POST", "/v1/generate", json.dumps(body))
+            return status, json.loads(text)
+
+        primary = Region("us-east-1", probe=primary_probe, serve=primary_serve)
+        front = FailoverFront(settings, primary, secondary)
+        front.advance(0)
+
+        def tick():
+            front.advance(1)
+            path.advance(1)
+            primary_probe()  # the other checkers
+
+        for model in ("us.anthropic.claude-haiku-4-5-20251001-v1:0", "us.amazon.nova-micro-v1:0"):
+            path.bedrock.fail(model)
+        for _ in range(6):
+            front.request({"use_case": "general", "prompt": "What is an ISA?"})
+        while front.active().name != "us-west-2":
+            tick()
+            assert front.now < 120, "never failed over"
+        audited = len(path.audit_records())
+        path.bedrock.heal()
+        healed = front.now
+        while front.active().name != "us-east-1":
+            assert front.request({"use_case": "general", "prompt": "Where am I served?"})[0] == "us-west-2"
+            tick()
+            assert front.now - healed <= COOLDOWN + 3 * settings.request_interval, "no failback in time"
+        print(f"failback {front.now - healed:.0f} s after the provider healed")
+        assert len(path.audit_records()) == audited, "a user request reached the primary before failback"
+        assert all(c["state"] == "CLOSED" for c in (path.circuit(m) for m in set(path.bedrock.calls)) if c)
+
+
+def probe_finished(path, model: str) -> bool:
+    circuit = path.circuit(model)
+    return circuit is None or circuit["state"] in ("CLOSED", "OPEN")

@@ -322,3 +322,16 @@ def test_generation_use_cases_answer_with_a_null_sentiment(monkeypatch):
     result = handler.handle_invoke(InvokeEvent.model_validate(event.model_dump()), deadline=1e12)
     assert result["sentiment"] is None
     assert result["response"] == "An ISA is a tax-free savings account."
+
+
+def test_failure_classes_are_one_table_the_dashboard_shows():
+    from shared.failures import CLASSIFICATION, FailureClass, classify
+    from stacks.monitoring import FAILURE_CLASSES
+
+    assert set(FAILURE_CLASSES) == {c.value for c in FailureClass}
+    assert classify("ThrottlingException") is FailureClass.MODEL
+    assert classify("ValidationException", "Input is too long for requested model.") is FailureClass.REQUEST
+    assert classify("ValidationException", "The provided model identifier is invalid.") is FailureClass.MODEL
+    assert classify("UnreadableLabel") is FailureClass.TASK
+    assert classify("SomethingNew") is FailureClass.MODEL  # unknown: counted until someone says otherwise
+    assert all(why for _, why in CLASSIFICATION.values())
