@@ -175,7 +175,7 @@ def health(
         circuits = {
             name: CircuitStatus(
                 state=value["state"],
-                phase=phase(value["state"], value.get("probe_after"), stamp),  # type: ignore[arg-type]
+                phase=phase(value["state"], value.get("probe_after"), stamp),
                 failures=value["failures"],
                 opened_at=value.get("opened_at"),
                 probe_after=value.get("probe_after"),
