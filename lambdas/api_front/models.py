@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.request import USER_ID_PATTERN, Prompt
+from shared.request import PROMPT_PATTERN, USER_ID_PATTERN, Prompt
 from shared.sentiment import MAX_TEXT_CHARS as SENTIMENT_MAX_CHARS
 from shared.sentiment import SentimentResult
 from shared.use_cases import Tier, UseCase
@@ -29,7 +29,7 @@ class GenerateRequest(BaseModel):
         f"(at most {SENTIMENT_MAX_CHARS} characters). Its length limit is enforced with 413.",
         # The contract states what shared.request.check_prompt enforces (so fuzzers and clients
         # know); the validator keeps its clearer message than pydantic's pattern error.
-        json_schema_extra={"minLength": 1, "pattern": "\\S"},
+        json_schema_extra={"minLength": 1, "pattern": PROMPT_PATTERN},
     )
     use_case: UseCase = Field(description="Which kind of task this is; it decides the model.")
     user_id: str | None = Field(

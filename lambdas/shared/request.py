@@ -38,6 +38,11 @@ def check_prompt(value: str) -> str:
     return value
 
 
+# check_prompt as a JSON Schema pattern, for the contract (OpenAPI, fuzzers, clients): some
+# character that is neither whitespace nor a forbidden control, and no forbidden control anywhere.
+_CONTROLS = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f"
+PROMPT_PATTERN = f"^[^{_CONTROLS}]*[^\\s{_CONTROLS}][^{_CONTROLS}]*$"
+
 Prompt = Annotated[str, AfterValidator(check_prompt)]
 UserId = Annotated[str, Field(pattern=USER_ID_PATTERN)]
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]

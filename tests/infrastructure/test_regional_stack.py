@@ -232,7 +232,8 @@ def test_state_machine_may_only_get_and_update_circuits(synthesized, region):
     ]
     assert {a for s in dynamo for a in actions_of(s)} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     front = [s for s in statements_of(template, "ApiFrontRole") if any(a.startswith("states:") for a in actions_of(s))]
-    assert {a for s in front for a in actions_of(s)} == {"states:StartSyncExecution"}
+    # Sync for requests; async StartExecution only for the health route's probes (issue 14).
+    assert {a for s in front for a in actions_of(s)} == {"states:StartSyncExecution", "states:StartExecution"}
 
 
 @pytest.mark.parametrize("region", REGIONS)
