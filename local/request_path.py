@@ -79,7 +79,29 @@ def render_definition(substitutions: dict[str, str], path: Path = ASL_PATH) -> s
         text = text.replace("${" + key + "}", value)
     if "${" in text:
         raise ValueError(f"unsubstituted placeholder left in {path.name}")
-    return text
+    return _scaled_timeouts(text, float(os.environ.get("FINAI_LOCAL_TIMEOUT_SCALE", "1")))
+
+
+def _scaled_timeouts(text: str, scale: float) -> str:
+    """The emulator's time dilation: moto runs every task in this one process, and on a loaded
+    two-core machine a 1-s DynamoDB task can miss its TimeoutSeconds that AWS would meet in
+    milliseconds. The test suite sets FINAI_LOCAL_TIMEOUT_SCALE (tests/conftest.py); the
+    shipped ASL and the timeout-budget check, which read the real values, are untouched."""
+    if scale == 1:
+        return text
+    definition = json.loads(text)
+
+    def scale_states(states: dict[str, Any]) -> None:
+        for state in states.values():
+            if "TimeoutSeconds" in state:
+                state["TimeoutSeconds"] = max(1, round(state["TimeoutSeconds"] * scale))
+            for branch in state.get("Branches", []):
+                scale_states(branch["States"])
+
+    scale_states(definition["States"])
+    if "TimeoutSeconds" in definition:
+        definition["TimeoutSeconds"] = round(definition["TimeoutSeconds"] * scale)
+    return json.dumps(definition)
 
 
 def function_env(region: str, table: str, state_machine_arn: str, max_prompt_chars: int) -> dict[str, str]:

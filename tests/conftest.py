@@ -24,6 +24,10 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "FinAI")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+# moto runs each task of the shipped ASL in this process: give its 1-s tasks room on a loaded
+# two-core machine (local/request_path.py, _scaled_timeouts). Behaviour, not timing, is tested here;
+# the real timeouts are checked from the template by tests/infrastructure/test_timeout_budget.py.
+os.environ.setdefault("FINAI_LOCAL_TIMEOUT_SCALE", "5")
 
 RECORDER = Recorder()
 RECORDING = os.environ.get("FINAI_IAM_COVERAGE", "1") != "0"
