@@ -18,13 +18,14 @@ PLAN := $(PY) -m cdk_app.deploy_plan
 CDK_OUT := cdk.out
 
 
-.PHONY: browser setup test lint synth deploy destroy demo walkthrough chaos openapi train data bench export clean help
+.PHONY: browser setup test test-fast lint synth deploy destroy demo walkthrough chaos openapi train data bench export clean help
 
 help:
 	@echo "make demo    - synth, then serve the platform on http://127.0.0.1:8080 (web UI, two regions, chaos controls)"
 	@echo "make walkthrough - the scripted breaker tour on the local request path"
 	@echo "make chaos   - four chaos phases of 200 requests against the served platform"
 	@echo "make test    - every offline test: unit, state machine, infrastructure, compliance"
+	@echo "make test-fast - the inner loop: unit, IAM, state machine and infrastructure tests, no lint, no served platform or training"
 	@echo "make synth   - templates for both regions + cdk-nag reports + cfn-lint"
 	@echo "make lint    - ruff (lint + format check) and mypy"
 	@echo "make deploy [REGION=r] [CONTEXT='-c k=v'] - cdk deploy every stack, or one region's (needs AWS credentials)"
@@ -66,6 +67,11 @@ setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed .stam
 
 test: setup lint
 	$(PY) -m pytest -q
+
+# The inner loop (about 3 minutes): leaves out the served platform, training and serving suites and
+# lint. The IAM coverage check still judges the calls these tests make.
+test-fast: setup
+	$(PY) -m pytest -q tests/unit tests/iam tests/statemachine tests/infrastructure
 
 lint: setup
 	$(PY) -m ruff check .
