@@ -123,11 +123,13 @@ class RegionState:
         if delay:
             time.sleep(delay / 1000)
 
-    def call(self, method: str, route: str, body: str | None) -> dict[str, Any]:
+    def call(self, method: str, route: str, body: str | None, content_type: str | None = None) -> dict[str, Any]:
         from api_front import handler as front
 
+        event = api_event(method, route, body)
+        event["headers"] = {"Content-Type": content_type} if content_type else {}
         with self.lock:
-            return front.lambda_handler(api_event(method, route, body), FakeContext("api_front", self.path.region))
+            return front.lambda_handler(event, FakeContext("api_front", self.path.region))
 
     def serve_with_faults(self, target: str) -> None:
         """Let chaos reach a serving Lambda: faults and latency set for the model ids that the
@@ -196,7 +198,9 @@ async def api(request: Request) -> Response:
     # API Gateway hands a REST proxy body to Lambda as text; bytes that are not UTF-8 arrive
     # replaced, so the front answers 400 (not JSON) instead of the server failing.
     raw = (await request.body()).decode(errors="replace") or None
-    result = await run_in_threadpool(state.call, request.method, request.url.path, raw)
+    result = await run_in_threadpool(
+        state.call, request.method, request.url.path, raw, request.headers.get("content-type")
+    )
     return Response(
         result["body"],
         status_code=int(result["statusCode"]),

@@ -101,12 +101,15 @@ class RegionProcess:
         response = self.session.get(f"{self.url}/v1/health", timeout=2)
         return response.status_code, response.text
 
-    def forward(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    def forward(
+        self, method: str, path: str, body: bytes, content_type: str | None = "application/json"
+    ) -> tuple[int, bytes]:
         if self.down:
             raise ConnectionError(f"region {self.name} is down")
-        response = self.session.request(
-            method, f"{self.url}{path}", data=body, headers={"Content-Type": "application/json"}, timeout=60
-        )
+        # The client's media type goes through, as API Gateway hands it to the front (which
+        # answers anything but JSON with 415).
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = self.session.request(method, f"{self.url}{path}", data=body, headers=headers, timeout=60)
         return response.status_code, response.content
 
     def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -202,7 +205,9 @@ async def api(request: Request) -> Response:
         return Response(FORBIDDEN.format(id=uuid.uuid4()), 403, media_type="application/json")
     region = platform.active()
     try:
-        status, content = await run_in_threadpool(region.forward, request.method, path, body)
+        status, content = await run_in_threadpool(
+            region.forward, request.method, path, body, request.headers.get("content-type")
+        )
     except (requests.RequestException, ConnectionError) as exc:
         message = {"error": "region_unavailable", "message": f"{region.name}: {exc}"}
         return JSONResponse(message, 503, headers={"x-finai-region": region.name})

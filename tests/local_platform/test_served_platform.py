@@ -2,6 +2,7 @@
 region runs, chaos phases are always answered with the tiers the breaker's rules give, a region
 going down fails over after the template's detection window, and every request is audited."""
 
+import json
 import os
 import time
 
@@ -160,3 +161,12 @@ def fail_back_without_traffic(served, window: float) -> None:
 )
 def test_bad_chaos_requests_are_rejected(served, body):
     assert requests.post(f"{served.url}/admin/chaos", json=body, timeout=10).status_code == 400
+
+
+def test_a_body_that_is_not_json_gets_415_in_the_error_shape(served):
+    body = json.dumps({"prompt": "What is an ISA?", "use_case": "general"})
+    headers = {"x-api-key": "local-demo-key", "Content-Type": "text/plain"}
+    response = requests.post(f"{served.url}/v1/generate", data=body, headers=headers, timeout=30)
+    assert response.status_code == 415
+    assert set(response.json()) == {"error", "message", "request_id"}
+    assert response.json()["error"] == "unsupported_media_type"
