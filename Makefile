@@ -68,7 +68,7 @@ setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed .stam
 test: setup lint
 	$(PY) -m pytest -q
 
-# The inner loop (about 3 minutes): leaves out the served platform, training and serving suites and
+# The inner loop (3.5 minutes measured on 2 cores): leaves out the served platform, training and serving suites and
 # lint. The IAM coverage check still judges the calls these tests make.
 test-fast: setup
 	$(PY) -m pytest -q tests/unit tests/iam tests/statemachine tests/infrastructure
