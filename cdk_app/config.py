@@ -179,6 +179,9 @@ class MonitoringSettings(BaseModel):
     error_rate_5xx: float = Field(default=0.05, gt=0, le=1)
     degraded_rate: float = Field(default=0.20, gt=0, le=1)
     lambda_throttles: int = Field(default=1, ge=1)
+    # Task failures (an answer with no readable label) per model and period: not counted in the
+    # circuit, since a prompt can cause one, so this alarm is where a model failing a task shows.
+    task_failures: int = Field(default=20, ge=1)
     period_seconds: Literal[60, 300] = 60
 
 

@@ -191,7 +191,28 @@ class Monitoring(Construct):
                         for model in model_ids
                         for cls in FAILURE_CLASSES
                     ],
-                )
+                ),
+                mc.CustomMetricGroup(
+                    title="Task failures by model (alarmed: the circuit does not count them)",
+                    metrics=[
+                        mc.CustomMetricWithAlarm(
+                            alarm_friendly_name=f"TaskFailures-{_slug(model)}",
+                            metric=platform_metric(
+                                "PathFailures", "router", "Sum", period, failure_class="task", model=model
+                            ),
+                            add_alarm={
+                                "Warning": mc.CustomThreshold(
+                                    threshold=settings.task_failures,
+                                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+                                )
+                            }
+                            if enabled
+                            else {},
+                        )
+                        for model in model_ids
+                    ],
+                ),
             ],
         )
         self.facade.monitor_custom(

@@ -69,6 +69,7 @@ def expected_thresholds(config) -> dict:
     for model in config.bedrock_models.all_ids:
         slug = "".join(ch if ch.isalnum() else "-" for ch in model)
         expected[f"FinAi-Circuits-CircuitOpen-{slug}-Warning"] = 1
+        expected[f"FinAi-FailureClasses-TaskFailures-{slug}-Warning"] = m.task_failures
     return expected
 
 
