@@ -10,6 +10,7 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -184,6 +185,16 @@ def test_every_recorded_call_is_allowed(recorder: Recorder, stacks: list[StackTe
             path.bedrock.fail(str(model))
         path.api("POST", "/v1/generate", ask)  # the fallback, or the static answer
         path.api("GET", "/v1/health")
+        # The deployed mode (StartSyncExecution): moto does not implement the call, so the front
+        # serves its static answer, but the call is made, recorded and judged like any other.
+        with mock.patch.dict("os.environ", {"EXECUTION_MODE": "sync"}):
+            from api_front import handler as front
+
+            front.settings.cache_clear()
+            front.executor.cache_clear()
+            path.api("POST", "/v1/generate", ask)
+            front.settings.cache_clear()
+            front.executor.cache_clear()
     report = judge(recorder.calls, stacks)
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(json.dumps(report.as_json(), indent=2, sort_keys=True) + "\n")
@@ -191,3 +202,5 @@ def test_every_recorded_call_is_allowed(recorder: Recorder, stacks: list[StackTe
     assert {"router", "api_front"} <= principals, principals
     assert not report.unknown_principals, report.unknown_principals
     assert not report.denied, "\n".join(f.describe() for f in report.denied)
+    sync = [c for c in recorder.calls if c.operation == "StartSyncExecution" and c.env.get("EXECUTION_MODE") == "sync"]
+    assert sync and not [f for f in report.warnings if "StartSyncExecution" in f.describe()]
