@@ -30,6 +30,18 @@ ACCOUNT = "123456789012"
 CIRCUIT_KEY_SCHEMA = [{"AttributeName": "model_id", "KeyType": "HASH"}]
 AUDIT_TABLE = "finai-audit"
 AUDIT_KEY_SCHEMA = [{"AttributeName": "request_id", "KeyType": "HASH"}]
+
+
+def create_table(client: Any, name: str, key_schema: list[dict[str, str]]) -> None:
+    """An on-demand table with a string hash key, as the stacks deploy them (moto's DynamoDB)."""
+    client.create_table(
+        TableName=name,
+        KeySchema=key_schema,
+        AttributeDefinitions=[{"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in key_schema],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 FUNCTIONS = ("router", "fallback", "degradation", "api_front")
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -281,18 +293,9 @@ def local_request_path(
         routed_to(lambdas),
     ):
         _reset_handler_caches()
-        boto3.client("dynamodb", region_name=region).create_table(
-            TableName=table,
-            KeySchema=CIRCUIT_KEY_SCHEMA,
-            AttributeDefinitions=[{"AttributeName": "model_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        boto3.client("dynamodb", region_name=region).create_table(
-            TableName=AUDIT_TABLE,
-            KeySchema=AUDIT_KEY_SCHEMA,
-            AttributeDefinitions=[{"AttributeName": "request_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb = boto3.client("dynamodb", region_name=region)
+        create_table(dynamodb, table, CIRCUIT_KEY_SCHEMA)
+        create_table(dynamodb, AUDIT_TABLE, AUDIT_KEY_SCHEMA)
         definition = render_definition(
             {
                 "RouterFunctionArn": arns["router"],

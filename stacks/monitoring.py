@@ -29,7 +29,27 @@ TIERS = ("primary", "fallback", "degraded")
 MONITOR_SERVICE = "circuit_monitor"
 
 
-FAILURE_CLASSES = ("model", "request", "task")  # lambdas/shared/failures.py FailureClass
+FAILURE_CLASSES = ("model", "request", "task")
+
+
+def _alarmed(
+    name: str,
+    metric: cloudwatch.Metric | cloudwatch.MathExpression,
+    severity: str,
+    threshold: float,
+    operator: cloudwatch.ComparisonOperator,
+    *,
+    enabled: bool,
+) -> mc.CustomMetricWithAlarm:
+    """A custom metric with one alarm (none when alarms are off); no data is not a breach."""
+    alarm = mc.CustomThreshold(
+        threshold=threshold,
+        comparison_operator=operator,
+        treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    return mc.CustomMetricWithAlarm(
+        alarm_friendly_name=name, metric=metric, add_alarm={severity: alarm} if enabled else {}
+    )  # lambdas/shared/failures.py FailureClass
 
 
 def platform_metric(name: str, service: str, statistic: str, period: Duration, **dimensions: str) -> cloudwatch.Metric:
@@ -126,18 +146,13 @@ class Monitoring(Construct):
                 mc.CustomMetricGroup(
                     title="Degraded share",
                     metrics=[
-                        mc.CustomMetricWithAlarm(
-                            alarm_friendly_name="DegradedRate",
-                            metric=degraded_rate,
-                            add_alarm={
-                                "Critical": mc.CustomThreshold(
-                                    threshold=settings.degraded_rate,
-                                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
-                                )
-                            }
-                            if enabled
-                            else {},
+                        _alarmed(
+                            "DegradedRate",
+                            degraded_rate,
+                            "Critical",
+                            settings.degraded_rate,
+                            cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                            enabled=enabled,
                         )
                     ],
                 ),
@@ -150,18 +165,13 @@ class Monitoring(Construct):
                 mc.CustomMetricGroup(
                     title="Circuit open",
                     metrics=[
-                        mc.CustomMetricWithAlarm(
-                            alarm_friendly_name=f"CircuitOpen-{_slug(model)}",
-                            metric=metric,
-                            add_alarm={
-                                "Warning": mc.CustomThreshold(
-                                    threshold=1,
-                                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
-                                )
-                            }
-                            if enabled
-                            else {},
+                        _alarmed(
+                            f"CircuitOpen-{_slug(model)}",
+                            metric,
+                            "Warning",
+                            1,
+                            cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                            enabled=enabled,
                         )
                         for model, metric in self.circuit_open.items()
                     ],
@@ -195,20 +205,13 @@ class Monitoring(Construct):
                 mc.CustomMetricGroup(
                     title="Task failures by model (alarmed: the circuit does not count them)",
                     metrics=[
-                        mc.CustomMetricWithAlarm(
-                            alarm_friendly_name=f"TaskFailures-{_slug(model)}",
-                            metric=platform_metric(
-                                "PathFailures", "router", "Sum", period, failure_class="task", model=model
-                            ),
-                            add_alarm={
-                                "Warning": mc.CustomThreshold(
-                                    threshold=settings.task_failures,
-                                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
-                                )
-                            }
-                            if enabled
-                            else {},
+                        _alarmed(
+                            f"TaskFailures-{_slug(model)}",
+                            platform_metric("PathFailures", "router", "Sum", period, failure_class="task", model=model),
+                            "Warning",
+                            settings.task_failures,
+                            cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                            enabled=enabled,
                         )
                         for model in model_ids
                     ],
@@ -303,7 +306,7 @@ def _single_metric_alarm(
     *,
     name: str,
     description: str,
-    metric: cloudwatch.IMetric,
+    metric: cloudwatch.Metric | cloudwatch.MathExpression,
     threshold: float,
     comparison: cloudwatch.ComparisonOperator,
     topic: sns.ITopic,

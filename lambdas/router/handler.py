@@ -91,7 +91,7 @@ def _lambda_provider() -> LambdaProvider:
 def handle_select(event: SelectEvent) -> dict[str, Any]:
     strategy = _strategy_source().get()
     if event.probe_model is not None:
-        probe = select_probe(strategy, event.probe_model, request_id=event.request_id, now=_now())
+        probe = select_probe(strategy, event.probe_model, now=_now())
         if probe is None:
             raise RequestRejected(event.probe_model, "InvalidRequest", "no variant of the strategy calls this model")
         logger.info("probe selected", extra={"model_id": probe["model_id"], "use_case": probe["use_case"]})

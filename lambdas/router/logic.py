@@ -53,6 +53,26 @@ def breaker_clock(now: datetime, cooldown_seconds: int) -> dict[str, str]:
     }
 
 
+def _selection(
+    strategy: Strategy, use_case: UseCase, variant: Variant, now: datetime, max_tokens: int | None = None
+) -> dict[str, Any]:
+    """The selection the state machine carries through the request (or the probe)."""
+    return {
+        "use_case": str(use_case),
+        "variant": variant.name,
+        "provider": variant.provider,
+        "model_id": variant.model_id,
+        "target": variant.target,
+        "max_tokens": variant.max_tokens if max_tokens is None else max_tokens,
+        "temperature": variant.temperature,
+        "top_p": variant.top_p,
+        "system_prompt": strategy.use_cases[use_case].system_prompt,
+        "strategy_version": strategy.version,
+        "breaker": strategy.breaker.model_dump(),
+        "clock": breaker_clock(now, strategy.breaker.cooldown_seconds),
+    }
+
+
 def select(
     strategy: Strategy, use_case: UseCase, *, user_id: str | None, request_id: str, now: datetime
 ) -> dict[str, Any]:
@@ -60,20 +80,7 @@ def select(
     entry = strategy.use_cases[use_case]
     # Without a user the split is per request, which still honours the weights in aggregate.
     variant = choose_variant(entry.variants, f"{use_case}:{user_id or request_id}")
-    return {
-        "use_case": str(use_case),
-        "variant": variant.name,
-        "provider": variant.provider,
-        "model_id": variant.model_id,
-        "target": variant.target,
-        "max_tokens": variant.max_tokens,
-        "temperature": variant.temperature,
-        "top_p": variant.top_p,
-        "system_prompt": entry.system_prompt,
-        "strategy_version": strategy.version,
-        "breaker": strategy.breaker.model_dump(),
-        "clock": breaker_clock(now, strategy.breaker.cooldown_seconds),
-    }
+    return _selection(strategy, use_case, variant, now)
 
 
 def probe_use_case(strategy: Strategy, model_id: str) -> tuple[UseCase, Variant] | None:
@@ -92,24 +99,10 @@ def probe_use_case(strategy: Strategy, model_id: str) -> tuple[UseCase, Variant]
     return found[0] if found else None
 
 
-def select_probe(strategy: Strategy, model_id: str, *, request_id: str, now: datetime) -> dict[str, Any] | None:
+def select_probe(strategy: Strategy, model_id: str, *, now: datetime) -> dict[str, Any] | None:
     """The selection for a probe of ``model_id``, or None when no variant calls that model."""
     found = probe_use_case(strategy, model_id)
     if found is None:
         return None
     use_case, variant = found
-    entry = strategy.use_cases[use_case]
-    return {
-        "use_case": str(use_case),
-        "variant": variant.name,
-        "provider": variant.provider,
-        "model_id": variant.model_id,
-        "target": variant.target,
-        "max_tokens": min(variant.max_tokens, PROBE_MAX_TOKENS),
-        "temperature": variant.temperature,
-        "top_p": variant.top_p,
-        "system_prompt": entry.system_prompt,
-        "strategy_version": strategy.version,
-        "breaker": strategy.breaker.model_dump(),
-        "clock": breaker_clock(now, strategy.breaker.cooldown_seconds),
-    }
+    return _selection(strategy, use_case, variant, now, min(variant.max_tokens, PROBE_MAX_TOKENS))

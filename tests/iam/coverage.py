@@ -109,13 +109,15 @@ class Judge:
         self.stacks = stacks
         self.report = Report()
         self._cache: dict[tuple[Any, ...], list[Statement]] = {}
+        # Read once: every recorded call (thousands per session) looks its function up here.
+        self._functions = {stack.name: _functions(stack.template) for stack in stacks}
 
     # Functions ---------------------------------------------------------------------------------
     def _function_stack(self, principal: str, region: str) -> tuple[StackTemplate, str, dict[str, Any]] | None:
         for stack in self.stacks:
             if stack.region != region:
                 continue
-            found = _functions(stack.template).get(principal)
+            found = self._functions[stack.name].get(principal)
             if found:
                 return stack, found[0], found[1]
         return None
@@ -192,7 +194,7 @@ class Judge:
         """Grants of the roles we judged that no recorded call or task used (a report, not a failure)."""
         for stack in self.stacks:
             resolver = _named_after_logical_ids(stack)
-            roles = {_role_of(p): name for name, (_, p) in _functions(stack.template).items() if name in principals}
+            roles = {_role_of(p): name for name, (_, p) in self._functions[stack.name].items() if name in principals}
             roles |= {
                 _role_of(r["Properties"]): lid
                 for lid, r in stack.template["Resources"].items()

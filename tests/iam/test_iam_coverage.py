@@ -147,17 +147,12 @@ def test_the_recorder_names_the_function_and_skips_test_code():
     from circuit_monitor import handler
     from moto import mock_aws
 
-    from local.request_path import FakeContext
+    from local.request_path import CIRCUIT_KEY_SCHEMA, FakeContext, create_table
 
     local = Recorder()
     with mock.patch.dict("os.environ", {"CIRCUIT_TABLE": "circuits"}), mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="circuits",
-            KeySchema=[{"AttributeName": "model_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "model_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client, "circuits", CIRCUIT_KEY_SCHEMA)
         handler.reader.cache_clear()
         local.install()
         try:

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from local.request_path import create_table
 from shared.budgets import BudgetExceeded, BudgetLimits, BudgetStore, periods, worst_case_tokens
 
 TABLE = "finai-budgets"
@@ -48,12 +49,7 @@ def atomic_moto() -> Iterator[None]:
 def store() -> Iterator[BudgetStore]:
     with mock_aws(), atomic_moto():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client, TABLE, [{"AttributeName": "pk", "KeyType": "HASH"}])
         yield BudgetStore(TABLE, client)
 
 

@@ -13,7 +13,7 @@ from circuit_monitor import handler
 from circuit_monitor.logic import report
 from moto import mock_aws
 
-from local.request_path import FakeContext
+from local.request_path import CIRCUIT_KEY_SCHEMA, FakeContext, create_table
 from shared.circuits import CircuitReader
 
 TABLE = "finai-circuits"
@@ -23,12 +23,7 @@ TABLE = "finai-circuits"
 def table() -> Iterator[Any]:
     with mock.patch.dict("os.environ", {"CIRCUIT_TABLE": TABLE}), mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "model_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "model_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client, TABLE, CIRCUIT_KEY_SCHEMA)
         handler.reader.cache_clear()
         yield client
         handler.reader.cache_clear()
