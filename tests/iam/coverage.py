@@ -25,6 +25,7 @@ from tests.iam.actions import CallSite, Need, known_action, needs_of
 from tests.iam.policy import Statement, evaluate, matches
 from tests.iam.recorder import Recorded
 from tests.iam.resolver import ACCOUNT, ARN_FROM_REF, PARTITION, Resolver, role_statements
+from tests.infrastructure.cfn import asl_text
 
 # Environment variables that select a code path rather than name a resource, and the functions
 # (qualified names) on that path: a call from one of them, recorded with another value than the
@@ -240,14 +241,7 @@ def _named_after_logical_ids(stack: StackTemplate) -> Resolver:
 
 
 def _definition(stack: StackTemplate, props: dict[str, Any], resolver: Resolver) -> dict[str, Any]:
-    if "DefinitionString" in props:
-        text = str(resolver.render(props["DefinitionString"]))
-    else:
-        key = str(resolver.render(props["DefinitionS3Location"]["Key"]))
-        text = (stack.outdir / f"asset.{key}").read_text()
-    for name, value in props.get("DefinitionSubstitutions", {}).items():
-        text = text.replace("${" + name + "}", str(resolver.render(value)))
-    return dict(json.loads(text))
+    return dict(json.loads(asl_text(props, stack.outdir, resolver.render)))
 
 
 def _tasks(states: dict[str, Any], prefix: str = "") -> list[tuple[str, dict[str, Any]]]:

@@ -5,59 +5,42 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ACCOUNT = "123456789012"
-PARTITION = "aws"
+from tests.iam.resolver import Resolver
 
 
 def render(value: Any, region: str, refs: dict[str, str] | None = None) -> Any:
-    """Resolve Ref/Fn::Join/Fn::GetAtt far enough to compare names and ARNs.
+    """Resolve intrinsic functions far enough to compare names and ARNs (tests/iam/resolver.py).
 
     Pseudo parameters become the region's values; a Ref or GetAtt of a resource becomes a marker
     ``<Ref:Id>`` / ``<GetAtt:Id.Attr>`` unless ``refs`` names its value.
     """
-    refs = refs or {}
-    if isinstance(value, list):
-        return [render(v, region, refs) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(str(render(p, region, refs)) for p in parts)
-    if set(value) == {"Ref"}:
-        name = value["Ref"]
-        pseudo = {
-            "AWS::Region": region,
-            "AWS::AccountId": ACCOUNT,
-            "AWS::Partition": PARTITION,
-            "AWS::URLSuffix": "amazonaws.com",
-        }
-        return pseudo.get(name) or refs.get(name) or f"<Ref:{name}>"
-    if set(value) == {"Fn::GetAtt"}:
-        target, attribute = value["Fn::GetAtt"]
-        return refs.get(f"{target}.{attribute}") or f"<GetAtt:{target}.{attribute}>"
-    return {k: render(v, region, refs) for k, v in value.items()}
+    return Resolver({"Resources": {}}, region, names=dict(refs or {})).render(value)
+
+
+def asl_text(props: dict[str, Any], outdir: Path, render_value: Callable[[Any], Any]) -> str:
+    """A state machine's ASL as Step Functions runs it: CDK uploads the file as an asset and passes
+    ``DefinitionSubstitutions``, applied here with ``render_value`` rendering each reference."""
+    if "DefinitionString" in props:
+        text = str(render_value(props["DefinitionString"]))
+    else:
+        key = str(render_value(props["DefinitionS3Location"]["Key"]))
+        text = (outdir / f"asset.{key}").read_text()
+    for name, value in props.get("DefinitionSubstitutions", {}).items():
+        text = text.replace("${" + name + "}", str(render_value(value)))
+    return text
 
 
 def state_machine_definition(template: dict[str, Any], region: str, contains: str, outdir: Path) -> dict[str, Any]:
-    """The ASL of the state machine whose definition mentions ``contains`` (a state name).
-
-    CDK uploads the ASL file as an asset and passes ``DefinitionSubstitutions``; this applies them
-    the way Step Functions does, with resource references rendered as markers.
-    """
+    """The ASL of the state machine whose definition mentions ``contains`` (a state name), with
+    resource references rendered as markers."""
     for resource in template["Resources"].values():
         if resource["Type"] != "AWS::StepFunctions::StateMachine":
             continue
-        props = resource["Properties"]
-        if "DefinitionString" in props:
-            text = str(render(props["DefinitionString"], region))
-        else:
-            key = str(render(props["DefinitionS3Location"]["Key"], region))
-            text = (outdir / f"asset.{key}").read_text()
-            for name, value in props.get("DefinitionSubstitutions", {}).items():
-                text = text.replace("${" + name + "}", str(render(value, region)))
+        text = asl_text(resource["Properties"], outdir, lambda value: render(value, region))
         if contains in text:
             return dict(json.loads(text))
     raise AssertionError(f"no state machine mentions {contains!r}")
