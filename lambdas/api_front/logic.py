@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api_front.dal import PROBE_REQUEST_INTERVAL_S, ExecutionResult, Executor, ProbeStarter
 from api_front.models import CircuitStatus, ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
-from shared.circuits import CircuitReader, model_path_healthy, phase
+from shared.circuits import TIMESTAMP_FORMAT, CircuitReader, model_path_healthy, phase
 from shared.observability import emit, logger
 from shared.sentiment import MAX_TEXT_CHARS as SENTIMENT_MAX_CHARS
 from shared.static_answers import STATIC_MODEL, contact_from_env, static_answer
@@ -154,7 +154,6 @@ def degraded(request: GenerateRequest, request_id: str, reason: str) -> Outcome:
 
 
 PROBE_PROMPT = "Reply with the single word OK."
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the breaker's (router.logic): whole seconds, compared as strings
 
 
 def health(

@@ -6,12 +6,10 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.circuits import TIMESTAMP_FORMAT
 from shared.strategy import Strategy, Variant
 from shared.use_cases import UseCase
 
-# Step Functions' timestamp comparisons take RFC 3339 with a literal Z; seconds are enough
-# precision for a cooldown measured in seconds.
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # A probe needs an answer, not a long one.
 PROBE_MAX_TOKENS = 20
 

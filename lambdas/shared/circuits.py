@@ -11,6 +11,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+# The breaker's timestamps (the router stamps them, the state machine and health compare them):
+# RFC 3339 in whole seconds with a literal Z, as Step Functions' timestamp comparisons take, and
+# fixed-width, so they also compare correctly as strings.
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
 HEALTH_CLIENT_CONFIG = Config(
     connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 1, "mode": "standard"}
 )
