@@ -1,20 +1,25 @@
 """The audit trail: one record per API request, written whatever the outcome.
 
-A record holds identifiers, outcome and counts only: never the prompt, the answer or any other
-text a customer wrote.
+A record holds identifiers, decisions, counts and a hash of the redacted prompt: never the
+prompt, the answer or any other text a customer wrote. The front sends it to the region's FIFO
+audit queue (one call); the ledger function chains the records of each region and day in order
+(shared.ledger) and exports them to the Object Lock bucket.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
 
-RETENTION_DAYS = 400  # a little over a year, for annual reviews
+from shared.ledger import chain_id
+
+RECORD_VERSION = 1
 
 
 @dataclass
@@ -22,47 +27,67 @@ class AuditRecord:
     request_id: str
     route: str
     status: int
+    recorded_at: str = ""  # ISO 8601, UTC, milliseconds
+    region: str = "unknown"
+    client: str | None = None
     use_case: str | None = None
-    model_used: str | None = None
+    variant: str | None = None
+    model_used: str | None = None  # the model id, or the serving adapter's artifact version
     tier: str | None = None
-    latency_ms: int = 0
+    attempt: int | None = None
+    breaker: str | None = None  # allowed, diverted (circuit open or primary failed), not_reached
+    guardrail: str | None = None  # intervened, passed, or None when no model answered
+    failure_class: str | None = None  # request, budget, timeout, execution_failed, ...
+    degraded_reason: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_micros: int = 0
+    currency: str | None = None
+    latency_ms: int = 0
+    prompt_sha256: str | None = None
     redactions: dict[str, int] = field(default_factory=dict)
+    version: int = RECORD_VERSION
 
-    def item(self, now: float) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "request_id": {"S": self.request_id},
-            "recorded_at": {"S": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")},
-            "route": {"S": self.route},
-            "status": {"N": str(self.status)},
-            "latency_ms": {"N": str(self.latency_ms)},
-            "input_tokens": {"N": str(self.input_tokens)},
-            "output_tokens": {"N": str(self.output_tokens)},
-            "redactions": {"M": {k: {"N": str(v)} for k, v in sorted(self.redactions.items())}},
-            "expires_at": {"N": str(int(now) + RETENTION_DAYS * 86_400)},
-        }
-        for name in ("use_case", "model_used", "tier"):
-            value = getattr(self, name)
-            if value:
-                item[name] = {"S": value}
-        return item
+    def document(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @property
+    def day(self) -> str:
+        return self.recorded_at[:10]
+
+
+def prompt_digest(redacted_prompt: str) -> str:
+    """A hash of the prompt as the models saw it (redacted): it proves which text was sent without holding it."""
+    return hashlib.sha256(redacted_prompt.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def now_iso(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AuditWriter(Protocol):
     def write(self, record: AuditRecord) -> None: ...
 
 
-# The audit write happens after the answer is known, inside API Gateway's 29 s: bounded, one attempt.
+# The audit write happens after the answer is known, inside API Gateway's 29 s: bounded, one retry.
 AUDIT_CLIENT_CONFIG = Config(
-    connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 1, "mode": "standard"}
+    connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 2, "mode": "standard"}
 )
 
 
-class DynamoAuditWriter:
-    def __init__(self, table: str, client: Any | None = None) -> None:
-        self._table = table
-        self._client = client or boto3.client("dynamodb", config=AUDIT_CLIENT_CONFIG)
+class QueueAuditWriter:
+    """SendMessage to the FIFO audit queue, grouped by chain (region and day) so the ledger
+    function receives each chain's records one batch at a time, in order."""
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self._url = queue_url
+        self._client = client or boto3.client("sqs", config=AUDIT_CLIENT_CONFIG)
 
     def write(self, record: AuditRecord) -> None:
-        self._client.put_item(TableName=self._table, Item=record.item(time.time()))
+        self._client.send_message(
+            QueueUrl=self._url,
+            MessageBody=json.dumps(record.document(), sort_keys=True),
+            MessageGroupId=chain_id(record.region, record.day),
+            # A retried send within SQS's five-minute window is dropped, not chained twice.
+            MessageDeduplicationId=hashlib.sha256(f"{record.request_id}|{record.route}".encode()).hexdigest(),
+        )

@@ -3,35 +3,60 @@
 import os
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
-from api_front.audit import AuditRecord, AuditWriter, DynamoAuditWriter
+from api_front.audit import AuditRecord, AuditWriter, QueueAuditWriter, now_iso, prompt_digest
 from api_front.dal import Executor, PollingExecutor, ProbeStarter, SyncExecutor
 from api_front.logic import (
     MAX_BODY_BYTES,
     FrontSettings,
     Outcome,
     body_problem,
+    budget_refused,
+    budget_view,
     check_prompt_size,
+    client_of,
+    degraded,
     error,
     generate,
     health,
+    tier_bounds,
+    usage_report,
 )
-from api_front.models import ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
+from api_front.models import (
+    BudgetExceededResponse,
+    BudgetResponse,
+    ErrorResponse,
+    GenerateRequest,
+    GenerateResponse,
+    HealthResponse,
+)
+from shared.budgets import BudgetExceeded, BudgetStore, Reservation, Usage
 from shared.circuits import HEALTH_CLIENT_CONFIG, CircuitReader
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
+from shared.strategy import Strategy
+from shared.strategy.source import StrategySource, strategy_source_from_env
 from shared.use_cases import UseCase
 
 app = APIGatewayRestResolver(enable_validation=True)
+# Two budget calls per request, each bounded: a budget table that does not answer in time gets the
+# static answer (no model is called unaccounted), never a hung request.
+BUDGET_CLIENT_CONFIG = Config(
+    connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 2, "mode": "standard"}
+)
 
 
 def _error_response(description: str) -> dict[str, Any]:
@@ -43,7 +68,13 @@ ERROR_RESPONSES: dict[int, Any] = {
     403: _error_response("A valid API key (or SigV4 signature) is required; API Gateway answers, no Lambda runs."),
     413: _error_response("The prompt is longer than the configured limit, or the body than 200,000 bytes."),
     415: _error_response("The body must be sent as Content-Type: application/json."),
-    429: _error_response("The client's usage-plan rate or quota is exhausted; retry later."),
+    429: {
+        "description": "The client's token or cost budget cannot cover this request's worst case (error "
+        "budget_exhausted, with the remaining budget and a Retry-After header counting down to the period's end; "
+        "no model was called), or its usage-plan rate or quota is exhausted (rate_limited, quota_exceeded).",
+        "content": {"application/json": {"schema": BudgetExceededResponse.model_json_schema()}},
+        "headers": {"Retry-After": {"description": "Seconds until the exhausted budget period resets."}},
+    },
     502: _error_response(
         "API Gateway could not get a response from the front function (the function itself never answers 502: "
         "when the request path gives no usable answer it serves the static answer with degraded_reason)."
@@ -74,7 +105,21 @@ def executor() -> Executor:
 
 @cache
 def audit_writer() -> AuditWriter:
-    return DynamoAuditWriter(settings().audit_table)
+    return QueueAuditWriter(settings().audit_queue_url)
+
+
+def _decisions(status: int, details: dict[str, Any]) -> dict[str, Any]:
+    """The breaker decision and failure class, as far as the front can tell them."""
+    tier, reason = details.get("tier"), details.get("degraded_reason")
+    if status != 200:
+        failure = {429: "budget", 500: "internal"}.get(status, "request")
+        return {"breaker": "not_reached", "failure_class": failure}
+    if reason:
+        return {"breaker": "not_reached", "failure_class": reason}
+    if tier == "primary":
+        return {"breaker": "allowed"}
+    # The state machine does not say whether the circuit was open or the primary failed.
+    return {"breaker": "diverted"}
 
 
 def record_audit(route: str, status: int, started: float, request_id: str) -> None:
@@ -84,14 +129,26 @@ def record_audit(route: str, status: int, started: float, request_id: str) -> No
         request_id=request_id,
         route=route,
         status=status,
+        recorded_at=now_iso(),
+        region=settings().region,
         latency_ms=int((time.monotonic() - started) * 1000),
-        **details,
+        **{**details, **_decisions(status, details)},
     )
     try:
         audit_writer().write(record)
     except Exception:
         logger.exception("audit record could not be written", extra={"request_id": request_id})
         emit("AuditWriteFailures", 1)
+
+
+@cache
+def strategy_source() -> StrategySource:
+    return strategy_source_from_env()
+
+
+@cache
+def budget_store() -> BudgetStore:
+    return BudgetStore(settings().budget_table, boto3.client("dynamodb", config=BUDGET_CLIENT_CONFIG))
 
 
 @cache
@@ -116,7 +173,17 @@ def _request_id() -> str:
 
 
 def _respond(outcome: Outcome) -> Response[Any]:
-    return Response(status_code=outcome.status_code, content_type=content_types.APPLICATION_JSON, body=outcome.body)
+    return Response(
+        status_code=outcome.status_code,
+        content_type=content_types.APPLICATION_JSON,
+        body=outcome.body,
+        headers=outcome.headers or None,
+    )
+
+
+def _client() -> str:
+    event = app.current_event
+    return client_of(dict(event.request_context.raw_event) if event else {}, settings())
 
 
 def _describe(errors: list[dict[str, Any]]) -> str:
@@ -166,16 +233,32 @@ def post_generate(body: GenerateRequest) -> Response[Any]:
     if too_large:
         return _respond(too_large)
     redaction = redact(body.prompt)
-    _AUDIT.update(redactions=redaction.counts)
+    client = _client()
+    _AUDIT.update(redactions=redaction.counts, client=client, prompt_sha256=prompt_digest(redaction.text))
+    request = body.model_copy(update={"prompt": redaction.text})
     started = time.monotonic()
+    strategy = strategy_source().get()
+    held = _reserve(strategy, request, client, request_id)
+    if isinstance(held, Outcome):
+        return _respond(held)
     # Personal data stops here: the state machine (and everything after it) sees the redacted prompt.
-    outcome = generate(body.model_copy(update={"prompt": redaction.text}), request_id, executor())
+    if held is False:
+        outcome = degraded(request, request_id, "budget_unavailable")
+    else:
+        outcome = generate(request, request_id, executor())
+    usage = _settle(strategy, held, outcome)
+    if outcome.status_code == 200:
+        outcome = replace(outcome, body={**outcome.body, "usage": usage_report(strategy.budgets, usage)})
     latency_ms = (time.monotonic() - started) * 1000
     tier = outcome.body.get("tier", "error")
     model = outcome.body.get("model_used", "none")
     _AUDIT.update(
         tier=outcome.body.get("tier"),
+        attempt=outcome.body.get("attempt"),
         model_used=outcome.body.get("model_used"),
+        degraded_reason=outcome.body.get("degraded_reason"),
+        variant=outcome.trace.get("variant"),
+        guardrail=outcome.trace.get("guardrail"),
         input_tokens=outcome.tokens[0],
         output_tokens=outcome.tokens[1],
     )
@@ -194,6 +277,65 @@ def post_generate(body: GenerateRequest) -> Response[Any]:
     emit("Requests", 1, tier=tier)  # tier alone: the degraded-rate alarm and the tier widget sum these
     emit("Latency", latency_ms, MetricUnit.Milliseconds, tier=tier)
     return _respond(outcome)
+
+
+def _reserve(
+    strategy: Strategy, request: GenerateRequest, client: str, request_id: str
+) -> Reservation | Outcome | bool:
+    """The request's worst case held on the client's budget: a reservation, a 429 (an Outcome),
+    True when no budget applies, or False when the budget table cannot be reached."""
+    policy = strategy.budgets
+    if policy is None:
+        return True
+    worst = policy.worst_case(request.prompt, tier_bounds(strategy, request.use_case, settings().fallback_model_id))
+    try:
+        return budget_store().reserve(client, request_id, worst, policy.limits_for(client), _now())
+    except BudgetExceeded as exc:
+        logger.info("budget refused", extra={"client": client, "period": exc.period.name, "unit": exc.unit})
+        emit("BudgetRefusals", 1, client=client)
+        return budget_refused(exc, request_id)
+    except (BotoCoreError, ClientError) as exc:
+        logger.error("budget table unavailable", extra={"error": str(exc)[:300]})
+        emit("BudgetErrors", 1, operation="reserve")
+        return False
+
+
+def _settle(strategy: Strategy, reservation: Reservation | bool | None, outcome: Outcome) -> Usage:
+    """Charge what the answering model reported; counted in metrics whether or not the settle lands."""
+    model = str(outcome.body.get("model_used") or "none")
+    policy = strategy.budgets
+    tokens_in, tokens_out = outcome.tokens
+    usage = policy.usage(model, tokens_in, tokens_out) if policy else Usage(tokens_in, tokens_out, 0)
+    if policy is not None and usage.input_tokens + usage.output_tokens and not policy.priced(model):
+        logger.warning("model missing from the price table; charged at the dearest price", extra={"model": model})
+        emit("UnpricedModelCalls", 1, model=model)
+    if isinstance(reservation, Reservation):
+        try:
+            budget_store().settle(reservation, usage)
+        except (BotoCoreError, ClientError) as exc:
+            # The reservation (the worst case) stays held until the sweeper releases it.
+            logger.error("budget settle failed", extra={"error": str(exc)[:300]})
+            emit("BudgetErrors", 1, operation="settle")
+    client = str(_AUDIT.get("client") or "unknown")
+    emit("ClientTokens", usage.input_tokens + usage.output_tokens, client=client)
+    emit("ClientCost", usage.cost, client=client)
+    emit("ModelCost", usage.cost, model=model)
+    _AUDIT.update(cost_micros=usage.cost_micros, currency=policy.currency if policy else None)
+    return usage
+
+
+@app.get(
+    "/v1/budget",
+    summary="The calling client's budgets and spend",
+    responses={200: {"description": "Each limit with what is used, committed and left in its period."}},
+    tags=["budget"],
+    security=[{"apiKey": []}],
+)
+def get_budget() -> BudgetResponse:
+    client = _client()
+    policy = strategy_source().get().budgets
+    counters = budget_store().status(client, policy.limits_for(client), _now()) if policy else []
+    return BudgetResponse.model_validate(budget_view(client, policy, counters))
 
 
 @app.get(

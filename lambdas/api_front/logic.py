@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -13,10 +13,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api_front.dal import PROBE_REQUEST_INTERVAL_S, ExecutionResult, Executor, ProbeStarter
 from api_front.models import CircuitStatus, ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
+from shared.budgets import (
+    FALLBACK_MAX_TOKENS,
+    FALLBACK_SENTIMENT_MAX_TOKENS,
+    MICROS,
+    BudgetExceeded,
+    BudgetPolicy,
+    CounterStatus,
+    TierBound,
+    Usage,
+)
 from shared.circuits import TIMESTAMP_FORMAT, CircuitReader, model_path_healthy, phase
 from shared.observability import emit, logger
 from shared.sentiment import MAX_TEXT_CHARS as SENTIMENT_MAX_CHARS
 from shared.static_answers import STATIC_MODEL, contact_from_env, static_answer
+from shared.strategy import Strategy
 from shared.use_cases import Tier, UseCase
 
 # StartSyncExecution accepts at most 256 KB of input; the raw body is checked against a bound
@@ -31,31 +42,108 @@ class FrontSettings(BaseModel):
 
     state_machine_arn: str = Field(pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:.+$")
     circuit_table: str = Field(min_length=3)
-    audit_table: str = Field(min_length=3)
+    audit_queue_url: str = Field(pattern=r"^https://sqs\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/\d{12}/.+\.fifo$")
     max_prompt_chars: int = Field(ge=1, le=60_000)
     execution_mode: Literal["sync", "poll"] = "sync"
     # Longer than the state machine's own TimeoutSeconds, so a slow execution reports TIMED_OUT.
     execution_read_timeout_s: float = Field(default=23.0, gt=0, le=28)
     region: str = "unknown"
+    budget_table: str = Field(min_length=3)
+    fallback_model_id: str = Field(min_length=1)
+    # API Gateway's key id -> client name (api_key auth); with IAM auth every caller is "iam".
+    client_keys: dict[str, str] = Field(default_factory=dict)
+    auth: Literal["api_key", "iam"] = "api_key"
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> FrontSettings:
         return cls(
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
             circuit_table=env.get("CIRCUIT_TABLE", ""),
-            audit_table=env.get("AUDIT_TABLE", ""),
+            audit_queue_url=env.get("AUDIT_QUEUE_URL", ""),
             max_prompt_chars=int(env.get("MAX_PROMPT_CHARS", "0")),
             execution_mode=env.get("EXECUTION_MODE", "sync"),
             execution_read_timeout_s=float(env.get("EXECUTION_READ_TIMEOUT_S", "23")),
             region=env.get("AWS_REGION", "unknown"),
+            budget_table=env.get("BUDGET_TABLE", ""),
+            fallback_model_id=env.get("FALLBACK_MODEL_ID", ""),
+            client_keys=dict(json.loads(env.get("API_CLIENT_KEYS", "[]"))),
+            auth=env.get("API_AUTH", "api_key"),
         )
+
+
+UNKNOWN_CLIENT = "unknown"
+
+
+def client_of(request_context: dict[str, Any], settings: FrontSettings) -> str:
+    """Who is charged: the client whose API key API Gateway accepted, or "iam" for signed calls.
+
+    API Gateway checked the key before the function runs, so an id missing from the map means
+    the map is stale (a key added outside CDK); that client is charged under the default limits.
+    """
+    if settings.auth == "iam":
+        return "iam"
+    key_id = str((request_context.get("identity") or {}).get("apiKeyId") or "")
+    return settings.client_keys.get(key_id, UNKNOWN_CLIENT)
+
+
+def tier_bounds(strategy: Strategy, use_case: UseCase, fallback_model_id: str) -> tuple[TierBound, ...]:
+    """What each tier may use for this use case: the dearest variant, then the fallback model.
+
+    The degradation tier calls no model. The fallback's rule-based budgeting answer costs nothing,
+    but whether it applies depends on the prompt, so the model call is reserved.
+    """
+    variants = strategy.use_cases[use_case].variants
+    bedrock = tuple(v.model_id for v in variants if v.provider == "bedrock")
+    primary = TierBound(max(v.max_tokens for v in variants), bedrock, free=not bedrock)
+    limit = FALLBACK_SENTIMENT_MAX_TOKENS if use_case is UseCase.SENTIMENT else FALLBACK_MAX_TOKENS
+    return (primary, TierBound(limit, (fallback_model_id,)))
+
+
+def usage_report(policy: BudgetPolicy | None, usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cost": usage.cost,
+        "currency": policy.currency if policy else "USD",
+    }
+
+
+def budget_refused(exc: BudgetExceeded, request_id: str) -> Outcome:
+    body = ErrorResponse(error="budget_exhausted", message=exc.message(), request_id=request_id).model_dump()
+    return Outcome(429, {**body, "budget": exc.details()}, headers={"Retry-After": str(exc.retry_after_s)})
+
+
+def budget_view(client: str, policy: BudgetPolicy | None, counters: list[CounterStatus]) -> dict[str, Any]:
+    def scaled(unit: str, amount: int) -> float:
+        return amount / MICROS if unit == "cost" else amount
+
+    return {
+        "client": client,
+        "currency": policy.currency if policy else None,
+        "alert_share": policy.alert_share if policy else None,
+        "counters": [
+            {
+                "period": c.period.name,
+                "unit": c.unit,
+                "limit": scaled(c.unit, c.limit),
+                "used": scaled(c.unit, c.used),
+                "committed": scaled(c.unit, c.committed + c.others),
+                "remaining": scaled(c.unit, c.remaining),
+                "share": round(c.share, 6),
+                "resets_at": c.period.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            for c in counters
+        ],
+    }
 
 
 @dataclass(frozen=True)
 class Outcome:
     status_code: int
     body: dict[str, Any]
-    tokens: tuple[int, int] = (0, 0)  # input, output: for the audit trail, not the response
+    tokens: tuple[int, int] = (0, 0)  # input, output: for the audit trail and the budget
+    headers: dict[str, str] = field(default_factory=dict)
+    trace: dict[str, Any] = field(default_factory=dict)  # variant, guardrail: for the audit record only
 
 
 def error(status_code: int, code: str, message: str, request_id: str | None) -> Outcome:
@@ -129,7 +217,8 @@ def generate(request: GenerateRequest, request_id: str, executor: Executor) -> O
             logger.error("a model tier answered the sentiment use case without a label", extra={"tier": answer.tier})
             return degraded(request, request_id, "malformed_answer")
         tokens = (int(result.output.get("input_tokens") or 0), int(result.output.get("output_tokens") or 0))
-        return Outcome(200, answer.model_dump(mode="json"), tokens)
+        trace = {k: result.output[k] for k in ("variant", "guardrail") if result.output.get(k) is not None}
+        return Outcome(200, answer.model_dump(mode="json"), tokens, trace=trace)
     logger.error(
         "execution did not succeed", extra={"status": result.status, "error": result.error, "cause": result.cause}
     )

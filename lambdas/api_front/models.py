@@ -39,6 +39,13 @@ class GenerateRequest(BaseModel):
     )
 
 
+class UsageReport(BaseModel):
+    input_tokens: int = Field(ge=0, description="Input tokens the answering model reported.")
+    output_tokens: int = Field(ge=0, description="Output tokens the answering model reported.")
+    cost: float = Field(ge=0, description="Cost from the price table, rounded up to a millionth of the currency.")
+    currency: str = Field(description="ISO 4217 code of the price table.")
+
+
 class GenerateResponse(BaseModel):
     response: str
     model_used: str
@@ -54,7 +61,11 @@ class GenerateResponse(BaseModel):
     degraded_reason: str | None = Field(
         default=None,
         description="Set when the front itself served the static answer because the request path gave none it "
-        "could stand behind: timeout, execution_failed or malformed_answer. Null otherwise.",
+        "could stand behind: timeout, execution_failed, malformed_answer or budget_unavailable. Null otherwise.",
+    )
+    usage: UsageReport | None = Field(
+        default=None,
+        description="What this request used and cost, as charged to the client's budget (zero for static answers).",
     )
 
 
@@ -62,6 +73,38 @@ class ErrorResponse(BaseModel):
     error: str = Field(description="A stable machine-readable code.")
     message: str = Field(description="What is wrong, for a person.")
     request_id: str | None = None
+
+
+class BudgetRefusal(BaseModel):
+    period: Literal["day", "month"]
+    unit: Literal["tokens", "input_tokens", "output_tokens", "cost"]
+    limit: float
+    remaining: float = Field(description="What is left of the limit now (in the limit's unit).")
+    requested: float = Field(description="This request's worst case: input on every tier plus each output limit.")
+    resets_at: str = Field(description="When the period ends (UTC); the Retry-After header counts down to it.")
+    currency: str | None = Field(default=None, description="For cost limits: the price table's currency.")
+
+
+class BudgetExceededResponse(ErrorResponse):
+    budget: BudgetRefusal
+
+
+class BudgetCounter(BaseModel):
+    period: Literal["day", "month"]
+    unit: Literal["tokens", "input_tokens", "output_tokens", "cost"]
+    limit: float
+    used: float = Field(description="Settled usage in this region.")
+    committed: float = Field(description="Settled usage plus open reservations, in every region.")
+    remaining: float
+    share: float = Field(description="committed / limit.")
+    resets_at: str
+
+
+class BudgetResponse(BaseModel):
+    client: str
+    currency: str | None = None
+    alert_share: float | None = None
+    counters: list[BudgetCounter] = Field(description="Empty when no budget applies.")
 
 
 class CircuitStatus(BaseModel):

@@ -17,16 +17,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from pydantic import ValidationError
 
-from shared.bedrock import ModelCallError, converse, failure, guardrail_from_env
+from shared.bedrock import ModelCallError, converse, failure, guardrail_from_env, guardrail_verdict
 from shared.budgeting import advise
+from shared.budgets import FALLBACK_MAX_TOKENS, FALLBACK_SENTIMENT_MAX_TOKENS
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
 from shared.request import PathRequest
 from shared.sentiment import LABEL_INSTRUCTION, SentimentResult, describe, label_from_text
 from shared.use_cases import UseCase
 
-MAX_TOKENS = 300
-SENTIMENT_MAX_TOKENS = 10  # one label word, with room for "Sentiment: negative."
+# Kept in shared.budgets, because the front reserves each request's worst case with them.
+MAX_TOKENS = FALLBACK_MAX_TOKENS
+SENTIMENT_MAX_TOKENS = FALLBACK_SENTIMENT_MAX_TOKENS  # one label word, with room for "Sentiment: negative."
 TEMPERATURE = 0.5
 SAFETY_MARGIN_S = 1.0
 SYSTEM_PROMPT = (
@@ -77,6 +79,7 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
                 "input_tokens": 0,
                 "output_tokens": 0,
                 "sentiment": None,
+                "guardrail": "not_applicable",  # rule-based text from our own templates
             }
     sentiment = event.use_case is UseCase.SENTIMENT
     completion = converse(
@@ -110,6 +113,7 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
         "input_tokens": completion.input_tokens,
         "output_tokens": completion.output_tokens,
         "sentiment": result.model_dump() if result else None,
+        "guardrail": guardrail_verdict(completion, guardrail_from_env()),
     }
 
 

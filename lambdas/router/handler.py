@@ -28,7 +28,7 @@ from router.dal import (
     strategy_source_from_env,
 )
 from router.logic import select, select_probe
-from shared.bedrock import Completion, ModelCallError, failure, guardrail_from_env
+from shared.bedrock import CLASSIFIED, Completion, ModelCallError, failure, guardrail_from_env, guardrail_verdict
 from shared.failures import FailureClass, RequestRejected
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
@@ -137,6 +137,7 @@ def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
         "latency_ms": latency_ms,
         # Always present (null outside the sentiment use case): the state machine copies it by path.
         "sentiment": sentiment.model_dump() if sentiment else None,
+        "guardrail": guardrail_verdict(completion, guardrail_from_env()),
     }
 
 
@@ -166,7 +167,7 @@ def _classify(selection: Selection, request: ModelRequest, deadline: float) -> t
     """A sentiment label from the classifier adapter, or from a generative model told to give one."""
     if selection.provider == "lambda":
         result, version = _lambda_provider().classify_target(selection.target or "", selection.model_id, request.prompt)
-        return Completion(describe(result), version, 0, 0, "end_turn"), result
+        return Completion(describe(result), version, 0, 0, CLASSIFIED), result
     system_prompt = "\n\n".join(filter(None, (request.system_prompt, LABEL_INSTRUCTION)))
     completion = _bedrock().complete(selection.model_id, replace(request, system_prompt=system_prompt), deadline)
     label = label_from_text(completion.text)

@@ -51,6 +51,19 @@ def guardrail_from_env(env: dict[str, str] | None = None) -> GuardrailRef | None
     return GuardrailRef(env["GUARDRAIL_ID"], env.get("GUARDRAIL_VERSION", "DRAFT"))
 
 
+GUARDRAIL_INTERVENED = "guardrail_intervened"  # Converse's stopReason when the guardrail acted
+CLASSIFIED = "classified"  # our stop reason for a classifier adapter's label
+
+
+def guardrail_verdict(completion: Completion, guardrail: GuardrailRef | None) -> str:
+    """For the audit record: did the guardrail act on this answer?"""
+    if completion.stop_reason == GUARDRAIL_INTERVENED:
+        return "intervened"
+    if completion.stop_reason == CLASSIFIED:
+        return "not_applicable"  # a label from the classifier adapter, not generated text
+    return "passed" if guardrail is not None else "not_configured"
+
+
 def apply_output_guardrail(client: Any, guardrail: GuardrailRef | None, text: str) -> str:
     """Run a non-Bedrock answer (a serving Lambda's) through the guardrail, as Converse does for its own."""
     if guardrail is None:

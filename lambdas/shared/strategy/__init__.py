@@ -14,6 +14,7 @@ from typing import Any, Literal
 import fastjsonschema
 from pydantic import BaseModel, ConfigDict
 
+from shared.budgets import BudgetPolicy
 from shared.use_cases import UseCase
 
 SCHEMA_PATH = Path(__file__).with_name("model_selection.schema.json")
@@ -58,6 +59,8 @@ class Strategy(BaseModel):
     version: str
     breaker: BreakerSettings
     use_cases: dict[UseCase, UseCaseStrategy]
+    # Absent: no client budgets (the answer still reports usage and cost, priced at zero).
+    budgets: BudgetPolicy | None = None
 
 
 @cache
