@@ -129,7 +129,10 @@ class RegionState:
         event = api_event(method, route, body)
         event["headers"] = {"Content-Type": content_type} if content_type else {}
         with self.lock:
-            return front.lambda_handler(event, FakeContext("api_front", self.path.region))
+            result = front.lambda_handler(event, FakeContext("api_front", self.path.region))
+            # The SQS event source delivers within seconds; here each answer delivers the queue.
+            self.path.drain_ledger()
+            return result
 
     def serve_with_faults(self, target: str) -> None:
         """Let chaos reach a serving Lambda: faults and latency set for the model ids that the
@@ -201,11 +204,12 @@ async def api(request: Request) -> Response:
     result = await run_in_threadpool(
         state.call, request.method, request.url.path, raw, request.headers.get("content-type")
     )
+    passed = {k: v for k, v in (result.get("headers") or {}).items() if k.lower() == "retry-after"}
     return Response(
         result["body"],
         status_code=int(result["statusCode"]),
         media_type="application/json",
-        headers={"x-finai-region": state.path.region},
+        headers={**passed, "x-finai-region": state.path.region},
     )
 
 
@@ -319,6 +323,7 @@ def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, adapters:
 
     ``adapters`` maps a target name (``advisor``, ``sentiment``) to its ``serve/`` directory.
     """
+    from api_front import handler as front
     from router import handler as router
 
     os.environ.update(
@@ -337,6 +342,7 @@ def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, adapters:
     os.environ["LAMBDA_PROVIDERS"] = json.dumps(targets)
     router._strategy_source.cache_clear()
     router._lambda_provider.cache_clear()
+    front.strategy_source.cache_clear()
 
 
 def cold_start(target: str, artifact: Path) -> Any:

@@ -28,8 +28,18 @@ REPO = Path(__file__).resolve().parent.parent
 ASL_PATH = REPO / "statemachines" / "circuit_breaker.asl.json"
 ACCOUNT = "123456789012"
 CIRCUIT_KEY_SCHEMA = [{"AttributeName": "model_id", "KeyType": "HASH"}]
-AUDIT_TABLE = "finai-audit"
-AUDIT_KEY_SCHEMA = [{"AttributeName": "request_id", "KeyType": "HASH"}]
+BUDGET_TABLE = "finai-budgets"
+BUDGET_KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}]
+LEDGER_TABLE = "finai-ledger"
+LEDGER_BUCKET = "finai-ledger-archive"
+AUDIT_QUEUE = "finai-audit.fifo"
+# The one local API key's id, as API Gateway would put it in requestContext.identity.apiKeyId.
+LOCAL_API_KEY_ID = "localkeydefault0"
+LOCAL_CLIENT = "default"
+
+
+def audit_queue_url(region: str) -> str:
+    return f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{AUDIT_QUEUE}"
 
 
 def create_table(client: Any, name: str, key_schema: list[dict[str, str]]) -> None:
@@ -70,7 +80,32 @@ class FakeContext:
         return self.timeout_ms
 
 
-def api_event(method: str, path: str, body: str | None, request_id: str | None = None) -> dict[str, Any]:
+def create_ledger_store(dynamodb: Any, s3: Any, sqs: Any, region: str) -> None:
+    """The ledger table (chain, seq), the Object Lock archive and the FIFO audit queue, as the stacks make them."""
+    dynamodb.create_table(
+        TableName=LEDGER_TABLE,
+        KeySchema=[{"AttributeName": "chain", "KeyType": "HASH"}, {"AttributeName": "seq", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "chain", "AttributeType": "S"},
+            {"AttributeName": "seq", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=LEDGER_BUCKET, ObjectLockEnabledForBucket=True, **location)
+    s3.put_object_lock_configuration(
+        Bucket=LEDGER_BUCKET,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}},
+        },
+    )
+    sqs.create_queue(QueueName=AUDIT_QUEUE, Attributes={"FifoQueue": "true", "VisibilityTimeout": "180"})
+
+
+def api_event(
+    method: str, path: str, body: str | None, request_id: str | None = None, api_key_id: str | None = LOCAL_API_KEY_ID
+) -> dict[str, Any]:
     """An API Gateway REST proxy event, as the regional API sends it to the front Lambda."""
     return {
         "httpMethod": method,
@@ -78,7 +113,11 @@ def api_event(method: str, path: str, body: str | None, request_id: str | None =
         "resource": path,
         "body": body,
         "headers": {"Content-Type": "application/json"},
-        "requestContext": {"requestId": request_id or str(uuid.uuid4()), "stage": "prod"},
+        "requestContext": {
+            "requestId": request_id or str(uuid.uuid4()),
+            "stage": "prod",
+            "identity": {"apiKeyId": api_key_id},
+        },
         "queryStringParameters": None,
         "isBase64Encoded": False,
     }
@@ -125,7 +164,12 @@ def function_env(region: str, table: str, state_machine_arn: str, max_prompt_cha
         "STRATEGY_SOURCE": "bundled",
         "FALLBACK_MODEL_ID": "us.amazon.nova-micro-v1:0",
         "CIRCUIT_TABLE": table,
-        "AUDIT_TABLE": AUDIT_TABLE,
+        "BUDGET_TABLE": BUDGET_TABLE,
+        "AUDIT_QUEUE_URL": audit_queue_url(region),
+        "LEDGER_TABLE": LEDGER_TABLE,
+        "LEDGER_BUCKET": LEDGER_BUCKET,
+        "API_CLIENT_KEYS": json.dumps([[LOCAL_API_KEY_ID, LOCAL_CLIENT]]),
+        "API_AUTH": "api_key",
         "STATE_MACHINE_ARN": state_machine_arn,
         "MAX_PROMPT_CHARS": str(max_prompt_chars),
         "EXECUTION_MODE": "poll",
@@ -207,12 +251,37 @@ class RequestPath:
 
         self.clock["now"] = self.clock["now"] + timedelta(seconds=seconds)
 
-    def audit_records(self) -> list[dict[str, Any]]:
-        from boto3.dynamodb.types import TypeDeserializer
+    def drain_ledger(self) -> int:
+        """Deliver the audit queue to the ledger function, as the SQS event source would; returns how many."""
+        from ledger import handler as ledger
 
-        deserialize = TypeDeserializer().deserialize
-        items = self.dynamodb.scan(TableName=AUDIT_TABLE)["Items"]
-        return [{k: deserialize(v) for k, v in item.items()} for item in items]
+        sqs = boto3.client("sqs", region_name=self.region)
+        url = audit_queue_url(self.region)
+        delivered = 0
+        while True:
+            answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])
+            messages = answer.get("Messages", [])
+            if not messages:
+                return delivered
+            event = {
+                "Records": [
+                    {"body": m["Body"], "attributes": m.get("Attributes", {}), "receiptHandle": m["ReceiptHandle"]}
+                    for m in messages
+                ]
+            }
+            ledger.process(event, ledger.table(), ledger.archive())
+            for m in messages:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            delivered += len(messages)
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        """Every chained audit record in this region (after delivering what is queued), in chain order."""
+        from ledger.dal import LedgerTable
+
+        self.drain_ledger()
+        chains = {item["chain"]["S"] for item in self.dynamodb.scan(TableName=LEDGER_TABLE)["Items"]}
+        table = LedgerTable(LEDGER_TABLE, self.dynamodb)
+        return [entry for chain in sorted(chains) for entry in table.entries(chain)]
 
     def circuit(self, model_id: str) -> dict[str, Any] | None:
         item = self.dynamodb.get_item(TableName=self.table_name, Key={"model_id": {"S": model_id}}, ConsistentRead=True)
@@ -233,16 +302,28 @@ class RequestPath:
         result = PollingExecutor(self.state_machine_arn, self.sfn, timeout_s).run(str(uuid.uuid4()), payload)
         return {"status": result.status, "output": result.output, "error": result.error, "cause": result.cause}
 
-    def api(self, method: str, path: str, body: str | None = None) -> tuple[int, dict[str, Any]]:
+    def api(
+        self, method: str, path: str, body: str | None = None, api_key_id: str | None = LOCAL_API_KEY_ID
+    ) -> tuple[int, dict[str, Any]]:
         """Call the front Lambda with an API Gateway REST proxy event."""
+        status, answer, _ = self.api_response(method, path, body, api_key_id)
+        return status, answer
+
+    def api_response(
+        self, method: str, path: str, body: str | None = None, api_key_id: str | None = LOCAL_API_KEY_ID
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """As :meth:`api`, with the response headers."""
         from api_front import handler as front
 
-        event = api_event(method, path, body)
+        event = api_event(method, path, body, api_key_id=api_key_id)
         result = front.lambda_handler(event, FakeContext("api_front", self.region))
-        return int(result["statusCode"]), json.loads(result["body"])
+        headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+        return int(result["statusCode"]), json.loads(result["body"]), headers
 
 
 def _reset_handler_caches() -> None:
+    from ledger import handler as ledger
+
     from api_front import handler as front
     from fallback import handler as fallback
     from router import handler as router
@@ -250,6 +331,11 @@ def _reset_handler_caches() -> None:
     for fn in (
         front.settings,
         front.executor,
+        front.strategy_source,
+        front.budget_store,
+        front.audit_writer,
+        ledger.table,
+        ledger.archive,
         front.circuit_reader,
         front.probe_starter,
         router._strategy_source,
@@ -295,7 +381,10 @@ def local_request_path(
         _reset_handler_caches()
         dynamodb = boto3.client("dynamodb", region_name=region)
         create_table(dynamodb, table, CIRCUIT_KEY_SCHEMA)
-        create_table(dynamodb, AUDIT_TABLE, AUDIT_KEY_SCHEMA)
+        create_table(dynamodb, BUDGET_TABLE, BUDGET_KEY_SCHEMA)
+        create_ledger_store(
+            dynamodb, boto3.client("s3", region_name=region), boto3.client("sqs", region_name=region), region
+        )
         definition = render_definition(
             {
                 "RouterFunctionArn": arns["router"],
@@ -318,11 +407,13 @@ def local_request_path(
             mock.patch.object(fallback, "_client", lambda: bedrock),
             # Tests step a fixed clock; the served platform runs on real time (cooldowns elapse).
             mock.patch.object(router, "_now", (lambda: datetime.now(UTC)) if live_clock else (lambda: clock["now"])),
-            # The health route reads the same clock: it decides when a cooled-down circuit is due a probe.
+            # The health route reads the same clock: it decides when a cooled-down circuit is due a probe;
+            # budgets too: the period a request is charged to.
             mock.patch.object(front, "_now", (lambda: datetime.now(UTC)) if live_clock else (lambda: clock["now"])),
         ]
         if strategy_source is not None:
             patches.append(mock.patch.object(router, "_strategy_source", lambda: strategy_source))
+            patches.append(mock.patch.object(front, "strategy_source", lambda: strategy_source))
         for p in patches:
             p.start()
         try:

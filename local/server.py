@@ -103,14 +103,15 @@ class RegionProcess:
 
     def forward(
         self, method: str, path: str, body: bytes, content_type: str | None = "application/json"
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, dict[str, str]]:
         if self.down:
             raise ConnectionError(f"region {self.name} is down")
         # The client's media type goes through, as API Gateway hands it to the front (which
         # answers anything but JSON with 415).
         headers = {"Content-Type": content_type} if content_type else {}
         response = self.session.request(method, f"{self.url}{path}", data=body, headers=headers, timeout=60)
-        return response.status_code, response.content
+        passed = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
+        return response.status_code, response.content, passed
 
     def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self.session.request(method, f"{self.url}{path}", json=body, timeout=10)
@@ -200,19 +201,21 @@ async def api(request: Request) -> Response:
     platform: Platform = request.app.state.platform
     body = await request.body()
     path = request.url.path
-    if request.method == "POST" and request.headers.get("x-api-key") not in platform.api_keys:
+    # Every route but health needs the key, as the API's methods do (stacks/api_front.py).
+    if path != "/v1/health" and request.headers.get("x-api-key") not in platform.api_keys:
         platform.rejected += 1  # API Gateway answers; no region, Lambda or audit record sees it
         return Response(FORBIDDEN.format(id=uuid.uuid4()), 403, media_type="application/json")
     region = platform.active()
     try:
-        status, content = await run_in_threadpool(
+        status, content, passed = await run_in_threadpool(
             region.forward, request.method, path, body, request.headers.get("content-type")
         )
     except (requests.RequestException, ConnectionError) as exc:
         message = {"error": "region_unavailable", "message": f"{region.name}: {exc}"}
         return JSONResponse(message, 503, headers={"x-finai-region": region.name})
     platform.requests_by_region[region.name] += 1
-    return Response(content, status, media_type="application/json", headers={"x-finai-region": region.name})
+    headers = {**passed, "x-finai-region": region.name}
+    return Response(content, status, media_type="application/json", headers=headers)
 
 
 async def status(request: Request) -> Response:
@@ -320,7 +323,7 @@ def burst(platform: Platform, count: int, concurrency: int, use_case: str) -> di
         region = platform.active()
         body = json.dumps({"use_case": use_case, "prompt": f"Load test question {i}: what is an ISA?"}).encode()
         try:
-            status, content = region.forward("POST", "/v1/generate", body)
+            status, content, _ = region.forward("POST", "/v1/generate", body)
             platform.requests_by_region[region.name] += 1
             tier = json.loads(content).get("tier", "none") if status == 200 else f"http_{status}"
         except (requests.RequestException, ConnectionError):

@@ -1,9 +1,10 @@
-"""Token budgets: reserve the worst case, settle to the actual, never overspend, never leak."""
+"""Budgets: reserve the worst case, settle to the actual, never overspend, never leak, hold across regions."""
 
 from __future__ import annotations
 
 import random
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,11 +17,38 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from budgets.logic import sweep
 from local.request_path import create_table
-from shared.budgets import BudgetExceeded, BudgetLimits, BudgetStore, periods, worst_case_tokens
+from shared.budgets import (
+    MICROS,
+    SYSTEM_PROMPT_ALLOWANCE,
+    BudgetExceeded,
+    BudgetPolicy,
+    BudgetStore,
+    Limit,
+    TierBound,
+    Usage,
+    periods,
+)
+from shared.strategy import load_default_strategy
 
 TABLE = "finai-budgets"
 NOW = datetime(2026, 12, 2, 15, 30, tzinfo=UTC)
+HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+MICRO = "us.amazon.nova-micro-v1:0"
+POLICY = BudgetPolicy.model_validate(
+    {
+        "currency": "USD",
+        "alert_share": 0.8,
+        "prices": {HAIKU: [0.0011, 0.0055], MICRO: [0.000035, 0.00014]},
+        "default": [{"period": "day", "unit": "tokens", "limit": 10_000}],
+        "clients": {"bank-b": [{"period": "month", "unit": "cost", "limit": 2.5}]},
+    }
+)
+
+
+def tokens(limit: int, period: str = "day") -> tuple[Limit, ...]:
+    return (Limit(period, "tokens", limit),)  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -31,7 +59,7 @@ def atomic_moto() -> Iterator[None]:
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
-    names = ("transact_write_items", "update_item", "put_item", "delete_item", "get_item", "scan")
+    names = ("transact_write_items", "update_item", "put_item", "delete_item", "get_item", "scan", "batch_get_item")
     originals = {name: getattr(DynamoDBBackend, name) for name in names}
 
     def locked(original: Any) -> Any:
@@ -59,48 +87,86 @@ def test_periods_reset_at_midnight_and_the_first_of_the_month():
     assert found["month"].key == "2026-12" and found["month"].resets_at == datetime(2027, 1, 1, tzinfo=UTC)
 
 
-def test_the_worst_case_counts_every_tier():
-    assert worst_case_tokens("héllo", (1000, 300)) == 2 * (6 + 512) + 1300
+def test_cost_is_exact_in_millionths_and_rounds_up():
+    # 1,000 input tokens of Haiku at 0.0011 per 1,000 is 0.0011 USD = 1,100 micros; 7 output tokens
+    # at 0.0055 per 1,000 is 0.0000385 USD = 38.5 micros, charged as 39.
+    assert POLICY.usage(HAIKU, 1_000, 7) == Usage(1_000, 7, 1_100 + 39)
+    assert POLICY.usage(HAIKU, 0, 0) == Usage()
+    # A model missing from the price table is charged at the dearest known price, never at zero.
+    assert POLICY.usage("some.unknown-model", 1_000, 0).cost_micros == 1_100
+
+
+def test_the_worst_case_counts_every_tier_at_its_dearest_model():
+    prompt = "héllo"  # 6 UTF-8 bytes
+    bound = 6 + SYSTEM_PROMPT_ALLOWANCE
+    worst = POLICY.worst_case(prompt, (TierBound(800, (MICRO, HAIKU)), TierBound(300, (MICRO,))))
+    assert worst.input_tokens == 2 * bound and worst.output_tokens == 1_100
+    assert worst.cost_micros == POLICY.usage(HAIKU, bound, 800).cost_micros + POLICY.usage(MICRO, bound, 300).cost_micros
+    free = POLICY.worst_case(prompt, (TierBound(200, (), free=True),))
+    assert (free.input_tokens, free.output_tokens, free.cost_micros) == (bound, 200, 0)
+
+
+def test_the_shipped_strategy_reserves_the_advisor_and_fallback_limits():
+    from api_front.logic import tier_bounds
+    from shared.use_cases import UseCase
+
+    strategy = load_default_strategy()
+    bounds = tier_bounds(strategy, UseCase.GENERAL, MICRO)
+    assert [b.output_tokens for b in bounds] == [800, 300]
+    assert tier_bounds(strategy, UseCase.SENTIMENT, MICRO)[1].output_tokens == 10
+
+
+def test_clients_get_their_own_limits_or_the_default():
+    assert POLICY.limits_for("bank-a") == (Limit("day", "tokens", 10_000),)
+    assert POLICY.limits_for("bank-b") == (Limit("month", "cost", 2_500_000),)
 
 
 def test_reserve_then_settle_counts_the_actual_usage(store):
-    limits = BudgetLimits(daily_tokens=10_000, monthly_tokens=50_000)
-    reservation = store.reserve("bank-a", "r1", 4_000, limits, NOW, hold_s=60)
-    assert store.spent("bank-a", NOW)["day"] == {"used": 0, "committed": 4_000}
-    store.settle(reservation, 1_234)
-    assert store.spent("bank-a", NOW) == {
-        "day": {"used": 1_234, "committed": 1_234},
-        "month": {"used": 1_234, "committed": 1_234},
-    }
+    limits = (Limit("day", "tokens", 10_000), Limit("month", "cost", 5 * MICROS))
+    reservation = store.reserve("bank-a", "r1", Usage(3_000, 1_000, 4_000), limits, NOW)
+    before = {(c.period.name, c.unit): (c.committed, c.used) for c in store.status("bank-a", limits, NOW)}
+    assert before == {("day", "tokens"): (4_000, 0), ("month", "cost"): (4_000, 0)}
+    store.settle(reservation, Usage(1_000, 234, 1_530))
+    after = {(c.period.name, c.unit): (c.committed, c.used) for c in store.status("bank-a", limits, NOW)}
+    assert after == {("day", "tokens"): (1_234, 1_234), ("month", "cost"): (1_530, 1_530)}
 
 
 def test_a_request_over_the_budget_is_refused_with_what_is_left_and_when_it_resets(store):
-    limits = BudgetLimits(daily_tokens=5_000)
-    store.settle(store.reserve("bank-a", "r1", 4_000, limits, NOW, hold_s=60), 4_000)
+    limits = tokens(5_000)
+    store.settle(store.reserve("bank-a", "r1", Usage(4_000), limits, NOW), Usage(4_000))
     with pytest.raises(BudgetExceeded) as refused:
-        store.reserve("bank-a", "r2", 1_500, limits, NOW, hold_s=60)
+        store.reserve("bank-a", "r2", Usage(1_500), limits, NOW)
     assert (refused.value.remaining, refused.value.limit, refused.value.period.name) == (1_000, 5_000, "day")
     assert refused.value.retry_after_s == int((datetime(2026, 12, 3, tzinfo=UTC) - NOW).total_seconds())
-    assert "1000 left" in refused.value.message()
-    store.reserve("bank-b", "r3", 1_500, limits, NOW, hold_s=60)  # another client's budget is its own
+    assert "1000 tokens left" in refused.value.message()
+    assert refused.value.details()["resets_at"] == "2026-12-03T00:00:00Z"
+    store.reserve("bank-b", "r3", Usage(1_500), limits, NOW)  # another client's budget is its own
+
+
+def test_a_cost_refusal_speaks_in_the_currency(store):
+    limits = (Limit("month", "cost", 2 * MICROS),)
+    with pytest.raises(BudgetExceeded) as refused:
+        store.reserve("bank-b", "r1", Usage(0, 0, 3 * MICROS), limits, NOW)
+    assert "2.000000 USD" in refused.value.message() and refused.value.details()["limit"] == 2.0
 
 
 def test_an_unsettled_reservation_is_released_after_its_deadline(store):
-    limits = BudgetLimits(daily_tokens=5_000)
-    store.reserve("bank-a", "lost", 5_000, limits, NOW, hold_s=30)
+    limits = tokens(5_000)
+    store.reserve("bank-a", "lost", Usage(5_000), limits, NOW, hold_s=30)
     with pytest.raises(BudgetExceeded):
-        store.reserve("bank-a", "next", 10, limits, NOW, hold_s=30)
+        store.reserve("bank-a", "next", Usage(10), limits, NOW, hold_s=30)
     assert store.release_expired(NOW + timedelta(seconds=10)) == 0  # not yet
     assert store.release_expired(NOW + timedelta(seconds=31)) == 1
-    store.reserve("bank-a", "next", 10, limits, NOW + timedelta(seconds=31), hold_s=30)
+    store.reserve("bank-a", "next", Usage(10), limits, NOW + timedelta(seconds=31), hold_s=30)
 
 
 def test_a_settle_after_the_release_still_counts_what_was_used(store):
-    limits = BudgetLimits(daily_tokens=5_000)
-    late = store.reserve("bank-a", "late", 3_000, limits, NOW, hold_s=30)
+    limits = tokens(5_000)
+    late = store.reserve("bank-a", "late", Usage(3_000), limits, NOW, hold_s=30)
     store.release_expired(NOW + timedelta(seconds=31))
-    store.settle(late, 700)
-    assert store.spent("bank-a", NOW)["day"] == {"used": 700, "committed": 700}
+    store.settle(late, Usage(700))
+    [counter] = store.status("bank-a", limits, NOW)
+    assert (counter.used, counter.committed) == (700, 700)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -116,24 +182,26 @@ def test_a_settle_after_the_release_still_counts_what_was_used(store):
 def test_concurrent_requests_never_overspend_and_never_leak(store, limit, requests, seed):
     """Many requests at once against a nearly exhausted budget: the settled sum never exceeds the
     limit, and once the sweeper has run no reservation is left holding budget."""
-    client = f"c{seed}-{limit}-{len(requests)}"
-    limits = BudgetLimits(daily_tokens=limit)
-    store.settle(store.reserve(client, f"{client}-warm", limit // 2, limits, NOW, hold_s=60), limit // 2)
+    client = f"c-{uuid.uuid4().hex}"  # hypothesis runs every example against the same table
+    limits = (Limit("day", "tokens", limit), Limit("month", "cost", limit * 10))
+    store.settle(store.reserve(client, f"{client}-warm", Usage(limit // 2), limits, NOW), Usage(limit // 2))
     rng = random.Random(seed)
-    settled: list[int] = []
+    settled: list[Usage] = []
     lock = threading.Lock()
 
     def one(index: int, worst: int, fate: str) -> None:
         try:
-            reservation = store.reserve(client, f"{client}-{index}", worst, limits, NOW, hold_s=60)
+            reservation = store.reserve(client, f"{client}-{index}", Usage(worst, 0, worst * 10), limits, NOW)
         except BudgetExceeded:
             return
         if fate == "vanish":
             return  # the front died: only the sweeper can release it
-        used = rng.randint(0, worst) if fate == "settle" else 0  # a failed call reports nothing used
-        store.settle(reservation, used)
         with lock:
-            settled.append(used)
+            used = rng.randint(0, worst) if fate == "settle" else 0  # a failed call reports nothing used
+        actual = Usage(used, 0, used * 10)
+        store.settle(reservation, actual)
+        with lock:
+            settled.append(actual)
 
     threads = [threading.Thread(target=one, args=(i, w, f)) for i, (w, f) in enumerate(requests)]
     for thread in threads:
@@ -141,6 +209,64 @@ def test_concurrent_requests_never_overspend_and_never_leak(store, limit, reques
     for thread in threads:
         thread.join()
     store.release_expired(NOW + timedelta(seconds=61))
-    spent = store.spent(client, NOW)["day"]
-    assert spent["used"] == limit // 2 + sum(settled) <= limit
-    assert spent["committed"] == spent["used"], "a reservation leaked"
+    day, month = store.status(client, limits, NOW)
+    assert day.used == limit // 2 + sum(u.input_tokens for u in settled) <= limit
+    assert month.used == sum(u.cost_micros for u in settled) <= month.limit
+    assert (day.committed, month.committed) == (day.used, month.used), "a reservation leaked"
+
+
+def two_regions() -> tuple[BudgetStore, BudgetStore]:
+    stores = []
+    for region in ("us-east-1", "us-west-2"):
+        client = boto3.client("dynamodb", region_name=region)
+        create_table(client, TABLE, [{"AttributeName": "pk", "KeyType": "HASH"}])
+        stores.append(BudgetStore(TABLE, client))
+    return stores[0], stores[1]
+
+
+def test_a_failover_starts_from_the_other_regions_spend_not_from_zero():
+    with mock_aws():
+        east, west = two_regions()
+        limits = tokens(10_000)
+        east.settle(east.reserve("bank-a", "e1", Usage(6_000), limits, NOW), Usage(6_000))
+        # The sweeper in the secondary mirrors the primary's committed spend every minute.
+        result = sweep(west, east, POLICY, NOW)
+        assert (result.mirrored, result.peer_reachable) == (1, True)
+        [counter] = west.status("bank-a", limits, NOW)
+        assert (counter.others, counter.remaining) == (6_000, 4_000)
+        # DNS fails over: the secondary refuses what the two regions together cannot cover.
+        with pytest.raises(BudgetExceeded) as refused:
+            west.reserve("bank-a", "w1", Usage(5_000), limits, NOW)
+        assert refused.value.remaining == 4_000
+        west.settle(west.reserve("bank-a", "w2", Usage(3_000), limits, NOW), Usage(3_000))
+        # The primary, back, sees the secondary's spend on its next sweep.
+        sweep(east, west, POLICY, NOW)
+        [counter] = east.status("bank-a", limits, NOW)
+        assert (counter.committed, counter.others, counter.remaining) == (6_000, 3_000, 1_000)
+        # A second sweep with nothing new changes nothing (the mirror is conditional, not additive).
+        assert sweep(east, west, POLICY, NOW).mirrored == 0
+        [again] = east.status("bank-a", limits, NOW)
+        assert again == counter
+
+
+def test_the_sweeper_keeps_working_when_the_other_region_is_down():
+    with mock_aws():
+        east, _ = two_regions()
+        unreachable = mock.Mock(spec=BudgetStore)
+        unreachable.counters.side_effect = ConnectionError("us-west-2 is down")
+        east.reserve("bank-a", "lost", Usage(9_000), tokens(10_000), NOW, hold_s=5)
+        result = sweep(east, unreachable, POLICY, NOW + timedelta(seconds=6))
+        assert (result.released, result.peer_reachable) == (1, False)
+
+
+def test_the_sweeper_raises_an_alert_at_the_configured_share():
+    with mock_aws():
+        east, _ = two_regions()
+        limits = tokens(10_000)
+        east.settle(east.reserve("bank-a", "a", Usage(8_500), limits, NOW), Usage(8_500))
+        east.settle(east.reserve("bank-c", "c", Usage(1_000), limits, NOW), Usage(1_000))
+        result = sweep(east, None, POLICY, NOW)
+        assert result.shares == {"bank-a": 0.85, "bank-c": 0.1}
+        assert result.alerts == ["bank-a"]
+        stricter = POLICY.model_copy(update={"alert_share": 0.05})
+        assert sweep(east, None, stricter, NOW).alerts == ["bank-a", "bank-c"]
