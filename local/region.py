@@ -34,7 +34,13 @@ from starlette.responses import JSONResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from local.bedrock_stub import OfflineBedrock  # noqa: E402
-from local.request_path import FakeContext, RequestPath, api_event, local_request_path  # noqa: E402
+from local.request_path import (  # noqa: E402
+    FakeContext,
+    RequestPath,
+    api_event,
+    local_request_path,
+    response_headers,
+)
 from shared.strategy import load_default_strategy  # noqa: E402
 
 OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
@@ -204,7 +210,7 @@ async def api(request: Request) -> Response:
     result = await run_in_threadpool(
         state.call, request.method, request.url.path, raw, request.headers.get("content-type")
     )
-    passed = {k: v for k, v in (result.get("headers") or {}).items() if k.lower() == "retry-after"}
+    passed = {k: v for k, v in response_headers(result).items() if k.lower() == "retry-after"}
     return Response(
         result["body"],
         status_code=int(result["statusCode"]),

@@ -80,6 +80,14 @@ class FakeContext:
         return self.timeout_ms
 
 
+def response_headers(result: dict[str, Any]) -> dict[str, str]:
+    """A proxy response's headers: Powertools answers REST events with multiValueHeaders."""
+    found = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        found[str(name)] = ", ".join(str(v) for v in values)
+    return found
+
+
 def create_ledger_store(dynamodb: Any, s3: Any, sqs: Any, region: str) -> None:
     """The ledger table (chain, seq), the Object Lock archive and the FIFO audit queue, as the stacks make them."""
     dynamodb.create_table(
@@ -317,8 +325,7 @@ class RequestPath:
 
         event = api_event(method, path, body, api_key_id=api_key_id)
         result = front.lambda_handler(event, FakeContext("api_front", self.region))
-        headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
-        return int(result["statusCode"]), json.loads(result["body"]), headers
+        return int(result["statusCode"]), json.loads(result["body"]), response_headers(result)
 
 
 def _reset_handler_caches() -> None:

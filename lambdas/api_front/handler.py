@@ -318,8 +318,9 @@ def _settle(strategy: Strategy, reservation: Reservation | bool | None, outcome:
             emit("BudgetErrors", 1, operation="settle")
     client = str(_AUDIT.get("client") or "unknown")
     emit("ClientTokens", usage.input_tokens + usage.output_tokens, client=client)
-    emit("ClientCost", usage.cost, client=client)
-    emit("ModelCost", usage.cost, model=model)
+    # In the price table's currency: CloudWatch has no currency unit.
+    emit("ClientCost", usage.cost, MetricUnit.NoUnit, client=client)
+    emit("ModelCost", usage.cost, MetricUnit.NoUnit, model=model)
     _AUDIT.update(cost_micros=usage.cost_micros, currency=policy.currency if policy else None)
     return usage
 

@@ -1,16 +1,28 @@
 """The front Lambda: bad input gets a clear 4xx, outcomes map to honest statuses, docs stay current."""
 
+import hashlib
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto import mock_aws
 
 from api_front import handler as front
 from api_front.dal import ExecutionResult
 from api_front.logic import MAX_BODY_BYTES
-from local.request_path import FakeContext, api_event
+from local.request_path import (
+    BUDGET_KEY_SCHEMA,
+    response_headers,
+    BUDGET_TABLE,
+    LOCAL_API_KEY_ID,
+    TEST_CREDENTIALS,
+    FakeContext,
+    api_event,
+    create_table,
+)
 from shared.use_cases import UseCase
 
 GOOD = {"prompt": "What is APR?", "use_case": "general"}
@@ -49,19 +61,37 @@ class FakeExecutor:
         )
 
 
+FRONT_ENV = {
+    "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:cb",
+    "CIRCUIT_TABLE": "circuits",
+    "MAX_PROMPT_CHARS": "100",
+    "AUDIT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/finai-audit.fifo",
+    "BUDGET_TABLE": BUDGET_TABLE,
+    "FALLBACK_MODEL_ID": "us.amazon.nova-micro-v1:0",
+    "API_CLIENT_KEYS": json.dumps([[LOCAL_API_KEY_ID, "default"]]),
+    "STRATEGY_SOURCE": "bundled",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    **TEST_CREDENTIALS,
+}
+
+
 @pytest.fixture
 def executor(monkeypatch):
-    monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:cb")
-    monkeypatch.setenv("CIRCUIT_TABLE", "circuits")
-    monkeypatch.setenv("MAX_PROMPT_CHARS", "100")
-    monkeypatch.setenv("AUDIT_TABLE", "audit")
-    front.settings.cache_clear()
+    for name, value in FRONT_ENV.items():
+        monkeypatch.setenv(name, value)
+    caches = (front.settings, front.strategy_source, front.budget_store)  # before a test patches one
+    for cached in caches:
+        cached.cache_clear()
     fake = FakeExecutor()
     monkeypatch.setattr(front, "executor", lambda: fake)
     monkeypatch.setattr(front, "audit_writer", lambda: AUDIT)
     AUDIT.records.clear()
-    yield fake
-    front.settings.cache_clear()
+    with mock_aws():
+        create_table(boto3.client("dynamodb"), BUDGET_TABLE, BUDGET_KEY_SCHEMA)
+        yield fake
+    for cached in caches:
+        cached.cache_clear()
 
 
 def call(body, method="POST", path="/v1/generate"):
@@ -264,7 +294,78 @@ def test_every_generate_request_is_audited_with_counts_and_no_text(executor):
     assert executor.calls[0]["prompt"] == "card [CARD] was declined", "PII never enters the state machine"
     first = AUDIT.records[0]
     assert (first.use_case, first.tier, first.model_used, first.redactions) == ("general", "primary", "m", {"CARD": 1})
-    assert "4111" not in json.dumps(first.item(0.0))
+    document = json.dumps(first.document())
+    assert "4111" not in document and "declined" not in document, "no prompt text, only its hash"
+    assert first.prompt_sha256 == hashlib.sha256(b"card [CARD] was declined").hexdigest()
+    assert (first.client, first.breaker, first.region, first.currency) == ("default", "allowed", "us-east-1", "USD")
+    assert [(r.breaker, r.failure_class) for r in AUDIT.records[1:]] == [("not_reached", "request")] * 2
+
+
+def test_an_answer_carries_its_usage_and_cost_and_the_budget_is_settled_to_it(executor):
+    executor.result = ExecutionResult(
+        "SUCCEEDED",
+        {
+            "response": "APR is the yearly cost.",
+            "model_used": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+            "tier": "primary",
+            "attempt": 1,
+            "use_case": "general",
+            "request_id": "req-1",
+            "input_tokens": 1_000,
+            "output_tokens": 100,
+            "variant": "A",
+            "guardrail": "passed",
+        },
+    )
+    status, body = call(json.dumps(GOOD))
+    assert status == 200
+    # 1,000 x 0.0011 / 1,000 + 100 x 0.0055 / 1,000 = 0.0011 + 0.00055 USD
+    assert body["usage"] == {"input_tokens": 1_000, "output_tokens": 100, "cost": 0.00165, "currency": "USD"}
+    status, budget = call(None, method="GET", path="/v1/budget")
+    assert status == 200 and budget["client"] == "default"
+    counters = {(c["period"], c["unit"]): c for c in budget["counters"]}
+    assert counters["day", "tokens"]["used"] == counters["day", "tokens"]["committed"] == 1_100
+    assert counters["month", "cost"]["used"] == pytest.approx(0.00165)
+    record = AUDIT.records[0]
+    assert (record.variant, record.guardrail, record.cost_micros) == ("A", "passed", 1_650)
+
+
+def test_a_request_the_budget_cannot_cover_gets_429_with_what_is_left_and_calls_no_model(executor, monkeypatch):
+    from shared.budgets import BudgetPolicy
+    from shared.strategy import load_default_strategy
+    from shared.strategy.source import StaticStrategySource
+
+    strategy = load_default_strategy()
+    assert strategy.budgets is not None
+    tight = strategy.budgets.model_copy(
+        update={
+            "default": BudgetPolicy.model_validate(
+                {**strategy.budgets.model_dump(), "default": [{"period": "day", "unit": "tokens", "limit": 2_500}]}
+            ).default
+        }
+    )
+    monkeypatch.setattr(
+        front, "strategy_source", lambda: StaticStrategySource(strategy.model_copy(update={"budgets": tight}))
+    )
+    # The worst case of a general question: (prompt + 1,024) on two tiers, plus 800 + 300 output tokens.
+    event = api_event("POST", "/v1/generate", json.dumps(GOOD), request_id="req-429")
+    result = front.lambda_handler(event, FakeContext("api_front", "us-east-1"))
+    body = json.loads(result["body"])
+    assert result["statusCode"] == 429 and executor.calls == []
+    assert body["error"] == "budget_exhausted" and "2500 tokens" in body["message"]
+    assert body["budget"]["remaining"] == 2_500 and body["budget"]["requested"] == 2 * (12 + 1_024) + 1_100
+    assert 0 < int(response_headers(result)["Retry-After"]) <= 86_400
+    assert (AUDIT.records[0].status, AUDIT.records[0].failure_class) == (429, "budget")
+
+
+def test_an_unreachable_budget_table_gets_the_static_answer_and_no_model_call(executor, monkeypatch):
+    monkeypatch.setenv("BUDGET_TABLE", "no-such-table")
+    front.settings.cache_clear()
+    front.budget_store.cache_clear()
+    status, body = call(json.dumps(GOOD))
+    assert status == 200 and executor.calls == []
+    assert (body["tier"], body["degraded_reason"]) == ("degraded", "budget_unavailable")
+    assert body["usage"]["cost"] == 0
 
 
 def test_an_audit_failure_never_fails_the_request(executor, monkeypatch):
