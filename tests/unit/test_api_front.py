@@ -15,13 +15,13 @@ from api_front.dal import ExecutionResult
 from api_front.logic import MAX_BODY_BYTES
 from local.request_path import (
     BUDGET_KEY_SCHEMA,
-    response_headers,
     BUDGET_TABLE,
     LOCAL_API_KEY_ID,
     TEST_CREDENTIALS,
     FakeContext,
     api_event,
     create_table,
+    response_headers,
 )
 from shared.use_cases import UseCase
 

@@ -13,11 +13,11 @@ from unittest import mock
 
 import boto3
 import pytest
+from budgets.logic import sweep
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from budgets.logic import sweep
 from local.request_path import create_table
 from shared.budgets import (
     MICROS,
@@ -101,7 +101,9 @@ def test_the_worst_case_counts_every_tier_at_its_dearest_model():
     bound = 6 + SYSTEM_PROMPT_ALLOWANCE
     worst = POLICY.worst_case(prompt, (TierBound(800, (MICRO, HAIKU)), TierBound(300, (MICRO,))))
     assert worst.input_tokens == 2 * bound and worst.output_tokens == 1_100
-    assert worst.cost_micros == POLICY.usage(HAIKU, bound, 800).cost_micros + POLICY.usage(MICRO, bound, 300).cost_micros
+    assert (
+        worst.cost_micros == POLICY.usage(HAIKU, bound, 800).cost_micros + POLICY.usage(MICRO, bound, 300).cost_micros
+    )
     free = POLICY.worst_case(prompt, (TierBound(200, (), free=True),))
     assert (free.input_tokens, free.output_tokens, free.cost_micros) == (bound, 200, 0)
 
