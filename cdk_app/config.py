@@ -47,6 +47,8 @@ CONTEXT_KEYS = (
     "allow_global_inference",
     "usage_plan",
     "appconfig_agent_layers",
+    "budgets",
+    "ledger",
 )
 
 # USD per 1,000 input and output tokens (on-demand, geographic inference profiles, from the Bedrock
@@ -195,6 +197,17 @@ class UsagePlanSettings(BaseModel):
     monthly_quota: int = Field(default=100_000, ge=1)
 
 
+class LedgerSettings(BaseModel):
+    """The audit ledger's archive: an S3 bucket with Object Lock (SEC 17a-4-style record keeping)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Six years: SEC rule 17a-4's longest period for broker-dealer records. In COMPLIANCE mode no
+    # one, not even the account's root user, can delete an archived record before it ends.
+    retention_days: int = Field(default=2192, ge=1, le=36_500)
+    retention_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
+
+
 @dataclass(frozen=True)
 class RegionModels:
     """The Bedrock ids one region calls: the strategy's ids, translated where the region needs another."""
@@ -251,6 +264,11 @@ class PlatformConfig(BaseModel):
     # The AppConfig agent Lambda extension, per region (its ARN is published per region and
     # account by AWS). Where set, the router reads its strategy through the agent on localhost.
     appconfig_agent_layers: dict[str, str] = Field(default_factory=dict)
+    # The strategy document's "budgets" section (currency, alert_share, default and per-client
+    # limits), replacing the shipped one; its prices always come from model_prices. Validated by
+    # the strategy's JSON Schema, and changeable later in AppConfig without a deploy.
+    budgets: dict[str, Any] | None = None
+    ledger: LedgerSettings = LedgerSettings()
 
     @field_validator("api_clients")
     @classmethod
@@ -358,7 +376,16 @@ class PlatformConfig(BaseModel):
             for variant in entry["variants"]:
                 if variant["provider"] == "bedrock":
                     variant["model_id"] = models.translate(variant["model_id"])
+        budgets = self.budgets if self.budgets is not None else strategy.get("budgets")
+        if budgets is not None:
+            prices = {m: list(p) for m, p in sorted(self.model_prices.items())}
+            strategy["budgets"] = {**budgets, "prices": prices}
         return strategy
+
+    @property
+    def budget_clients(self) -> tuple[str, ...]:
+        """Who budgets are charged to: the API clients, or every signed caller as "iam"."""
+        return ("iam",) if self.api_auth == "iam" else self.api_clients
 
     @property
     def regions(self) -> tuple[str, str]:
@@ -412,7 +439,18 @@ def check_strategy_against_config(config: PlatformConfig) -> None:
     import jsonschema  # imported here: only synth needs it
 
     strategy = load_strategy()
-    jsonschema.validate(strategy, json.loads(STRATEGY_SCHEMA.read_text()))
+    schema = json.loads(STRATEGY_SCHEMA.read_text())
+    jsonschema.validate(strategy, schema)
+    for region in config.regions:
+        try:
+            jsonschema.validate(config.strategy_for(region), schema)
+        except jsonschema.ValidationError as exc:
+            raise ValueError(f"the strategy for {region} (with the budgets setting) is invalid: {exc.message}") from exc
+    budgets = config.strategy_for(config.primary_region).get("budgets") or {}
+    unknown = sorted(set(budgets.get("clients", {})) - set(config.budget_clients))
+    if unknown:
+        known = list(config.budget_clients)
+        raise ValueError(f"budgets name clients {unknown} that have no API key; the clients are {known}")
     allowed = set(config.bedrock_models.all_ids)
     for use_case, entry in strategy["use_cases"].items():
         for variant in entry["variants"]:

@@ -15,3 +15,8 @@ def keys_stack_name() -> str:
 
 def training_stack_name() -> str:
     return f"{STACK_PREFIX}-training"
+
+
+def budget_table_name(region: str) -> str:
+    """Fixed per region, so each region's budget sweeper can read the other's (region-scoped, so no clash)."""
+    return f"{STACK_PREFIX}-budgets-{region}"

@@ -341,6 +341,7 @@ def _reset_handler_caches() -> None:
         front.strategy_source,
         front.budget_store,
         front.audit_writer,
+        front.client_directory,
         ledger.table,
         ledger.archive,
         front.circuit_reader,

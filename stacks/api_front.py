@@ -5,18 +5,22 @@ REST (not HTTP API) because the platform needs request validation, usage plans a
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import UsagePlanSettings, use_case_names
 from stacks.api_keys import api_key_value_reference
+from stacks.budgets import Budgets
 from stacks.circuit_breaker import CircuitBreaker
 from stacks.common import PythonFunction, encrypted_log_group
+from stacks.ledger import Ledger
+from stacks.model_config import ModelConfig
 from stacks.web_acl import WebAcl, waf_limits
 
 STAGE = "prod"
@@ -25,7 +29,7 @@ INTEGRATION_TIMEOUT_S = 29
 FRONT_TIMEOUT_S = 26
 # How long the front waits for StartSyncExecution: longer than the state machine's TimeoutSeconds.
 EXECUTION_READ_TIMEOUT_S = 23
-ROUTES = (("POST", "/v1/generate"), ("GET", "/v1/health"))
+ROUTES = (("POST", "/v1/generate"), ("GET", "/v1/budget"), ("GET", "/v1/health"))
 # Variables a gateway response template may substitute: AWS-generated, of a fixed format, so they
 # can never carry a quote or a client's text into the JSON.
 SAFE_TEMPLATE_VARIABLES = ("$context.requestId",)
@@ -72,6 +76,11 @@ class ApiFront(Construct):
         auth: str = "api_key",
         clients: tuple[str, ...] = ("default",),
         usage_plan: UsagePlanSettings,
+        model_config: ModelConfig,
+        budgets: Budgets,
+        ledger: Ledger,
+        fallback_model_id: str,
+        appconfig_agent_layer: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         state_machine: sfn.StateMachine = breaker.state_machine
@@ -91,39 +100,20 @@ class ApiFront(Construct):
                 "CIRCUIT_TABLE": breaker.table.table_name,
                 "MAX_PROMPT_CHARS": str(max_prompt_chars),
                 "EXECUTION_MODE": "sync",
+                # Budgets: the table, the strategy's limits and prices, and what the fallback may cost.
+                "BUDGET_TABLE": budgets.table.table_name,
+                "FALLBACK_MODEL_ID": fallback_model_id,
+                "API_AUTH": auth,
+                "AUDIT_QUEUE_URL": ledger.queue.queue_url,
+                **model_config.strategy_environment(appconfig_agent_layer),
             },
         )
         self.function = self.handler.function
-        # One record per request (identifiers, outcome, counts; never prompt or answer text).
-        self.audit = dynamodb.TableV2(
-            self,
-            "Audit",
-            partition_key=dynamodb.Attribute(name="request_id", type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
-            encryption=dynamodb.TableEncryptionV2.customer_managed_key(key),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            time_to_live_attribute="expires_at",
-            deletion_protection=True,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(
-            self.audit,
-            [
-                (
-                    "DynamoDBInBackupPlan",
-                    "Point-in-time recovery (35 days) and deletion protection "
-                    "cover the audit table; an AWS Backup plan is an account-level choice left to the "
-                    "deployer's backup policy.",
-                    None,
-                )
-            ],
-        )
-        self.audit.grant(self.function, "dynamodb:PutItem")
-        # Exactly what DynamoDB needs to write through the customer-managed key; no wildcards.
-        key.grant(self.function, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
-        self.function.add_environment("AUDIT_TABLE", self.audit.table_name)
+        model_config.grant_read_strategy(self.handler, appconfig_agent_layer)
+        budgets.grant_reserve_and_settle(self.function)
+        # One record per request (identifiers, decisions, counts, a prompt hash; never text), to
+        # the FIFO queue the ledger function chains and archives (stacks/ledger.py).
+        ledger.grant_send(self.function)
         state_machine.grant_start_sync_execution(self.function)
         breaker.grant_read_circuits(self.function)
         breaker.grant_request_probes(self.function)
@@ -196,6 +186,12 @@ class ApiFront(Construct):
             api_key_required=auth == "api_key",
             authorization_type=apigw.AuthorizationType.IAM if auth == "iam" else apigw.AuthorizationType.NONE,
         )
+        self.budget_method = v1.add_resource("budget").add_method(
+            "GET",
+            integration,
+            api_key_required=auth == "api_key",
+            authorization_type=apigw.AuthorizationType.IAM if auth == "iam" else apigw.AuthorizationType.NONE,
+        )
         # Route 53 health checks cannot sign requests or send keys, so health stays open.
         self.health_method = v1.add_resource("health").add_method("GET", integration)
         if auth == "api_key":
@@ -206,27 +202,49 @@ class ApiFront(Construct):
                 quota=apigw.QuotaSettings(limit=usage_plan.monthly_quota, period=apigw.Period.MONTH),
             )
             plan.add_api_stage(stage=self.api.deployment_stage)
+            key_ids: list[list[str]] = []
             for client in clients:
                 # One value per client for both regions, from the replicated secret (stacks/api_keys.py);
                 # the template holds only the reference, never the value.
-                plan.add_api_key(
-                    self.api.add_api_key(
-                        f"Key-{client}",
-                        description=f"API key of client {client}",
-                        value=api_key_value_reference(client),
-                    )
+                api_key = self.api.add_api_key(
+                    f"Key-{client}",
+                    description=f"API key of client {client}",
+                    value=api_key_value_reference(client),
                 )
+                plan.add_api_key(api_key)
+                key_ids.append([api_key.key_id, client])
+            # API Gateway tells the function which key it accepted (its id); budgets are per client.
+            # The ids go to a parameter the function reads by name: naming them in its environment
+            # would make the function depend on the keys, which depend on the stage it serves.
+            stack = Stack.of(self)
+            parameter_name = f"/finai/{stack.region}/api-client-keys"
+            ssm.StringParameter(
+                self,
+                "ClientKeys",
+                parameter_name=parameter_name,
+                description="API Gateway key id to client name, for budgets and the audit trail",
+                string_value=stack.to_json_string(key_ids),
+            )
+            self.function.add_environment("API_CLIENT_KEYS_PARAMETER", parameter_name)
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["ssm:GetParameter"],
+                    resources=[stack.format_arn(service="ssm", resource="parameter", resource_name=parameter_name[1:])],
+                )
+            )
         acknowledge(
             self.api,
             [
                 (
                     "APIG2",
-                    "Request validation is on for the body of POST /v1/generate; GET /v1/health takes no input.",
+                    "Request validation is on for the body of POST /v1/generate; GET /v1/budget and "
+                    "GET /v1/health take no input.",
                     None,
                 ),
                 (
                     "APIG4",
-                    "POST /v1/generate requires an API key with a usage plan (or IAM signatures, from context); "
+                    "POST /v1/generate and GET /v1/budget require an API key with a usage plan (or IAM "
+                    "signatures, from context); "
                     "/v1/health stays open because Route 53 health checks cannot sign requests.",
                     None,
                 ),

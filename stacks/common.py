@@ -9,6 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -68,6 +69,36 @@ class PlatformKey(Construct):
                 },
             )
         )
+
+
+def access_log_bucket(scope: Construct, construct_id: str) -> s3.Bucket:
+    """A bucket for S3 server access logs (of the training data, artifacts and ledger archive)."""
+    bucket = s3.Bucket(
+        scope,
+        construct_id,
+        # S3 server access logging can deliver only to SSE-S3 buckets.
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        versioned=True,
+        enforce_ssl=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    itself = "This is the access-log bucket itself; logging it into itself would recurse."
+    acknowledge(
+        bucket,
+        [
+            ("S1", itself, None),
+            ("S3BucketLoggingEnabled", itself, None),
+            ("S3DefaultEncryptionKMS", "S3 server access logging delivers only to SSE-S3 (AES-256) buckets.", None),
+            (
+                "S3BucketReplicationEnabled",
+                "Access logs are regional audit records; replication is not required.",
+                None,
+            ),
+        ],
+    )
+    return bucket
 
 
 def encrypted_log_group(scope: Construct, construct_id: str, key: kms.IKey, name: str | None = None) -> logs.LogGroup:

@@ -10,10 +10,16 @@ from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from cdk_app.compliance import acknowledge
 from cdk_app.config import STRATEGY_SCHEMA
+from stacks.common import PythonFunction
+
+# How long a function keeps the strategy it read (Powertools' provider cache, or the agent's).
+STRATEGY_CACHE_SECONDS = 300
 
 
 class ModelConfig(Construct):
@@ -95,3 +101,34 @@ class ModelConfig(Construct):
         environment = self.environment.node.default_child
         if isinstance(environment, appconfig.CfnEnvironment):
             environment.deletion_protection_check = "BYPASS"
+
+    def strategy_environment(self, agent_layer: str | None) -> dict[str, str]:
+        """What a function needs to read the strategy (shared/strategy/source.py)."""
+        return {
+            # Through the AppConfig agent extension where its layer is configured for the region,
+            # otherwise straight from AppConfig (Powertools' provider, cached in the function).
+            "STRATEGY_SOURCE": "agent" if agent_layer else "appconfig",
+            "STRATEGY_CACHE_SECONDS": str(STRATEGY_CACHE_SECONDS),
+            "APPCONFIG_APPLICATION": self.application.application_id,
+            "APPCONFIG_ENVIRONMENT": self.environment.environment_id,
+            "APPCONFIG_PROFILE": self.profile.configuration_profile_id,
+        }
+
+    def grant_read_strategy(self, handler: PythonFunction, agent_layer: str | None) -> None:
+        """Read access to the strategy, and the agent layer where one is configured."""
+        if agent_layer:
+            handler.function.add_layers(
+                lambda_.LayerVersion.from_layer_version_arn(handler, "AppConfigAgent", agent_layer)
+            )
+        self.environment.grant_read_config(handler.function)
+        acknowledge(
+            handler,
+            [
+                (
+                    "IAM5",
+                    "grant_read_config scopes AppConfig reads to this application's environment; the trailing "
+                    "configuration/* covers the profile versions published by strategy rollouts.",
+                    ["regex:^Resource::arn:aws:appconfig:.*/configuration/\\*$"],
+                )
+            ],
+        )

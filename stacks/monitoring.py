@@ -18,6 +18,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -78,6 +79,9 @@ class Monitoring(Construct):
         model_ids: Sequence[str],
         model_prices: dict[str, tuple[float, float]],
         variants: Sequence[tuple[str, str]],
+        clients: Sequence[str] = (),
+        audit_queue: sqs.IQueue | None = None,
+        audit_dead_letters: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         period = Duration.seconds(settings.period_seconds)
@@ -256,6 +260,22 @@ class Monitoring(Construct):
                 ),
             ],
         )
+        self._budgets(settings, period, clients, model_ids)
+        if audit_queue is not None and audit_dead_letters is not None:
+            # Every audit record must reach the chain: one in the dead-letter queue is an incident,
+            # and records waiting longer than ten minutes mean the ledger function is not keeping up.
+            self.facade.monitor_sqs_queue_with_dlq(
+                queue=audit_queue,
+                dead_letter_queue=audit_dead_letters,
+                alarm_friendly_name="AuditQueue",
+                human_readable_name="Audit records waiting to be chained",
+                add_dead_letter_queue_max_size_alarm=(
+                    {"Critical": mc.MaxMessageCountThreshold(max_message_count=0)} if enabled else None
+                ),
+                add_queue_max_message_age_alarm=(
+                    {"Warning": mc.MaxMessageAgeThreshold(max_age_in_seconds=600)} if enabled else None
+                ),
+            )
         self.five_xx_alarm_name = f"FinAi-Api-5XX-Rate-{scope.node.id}"
         self.model_path_alarm_name = f"FinAi-ModelPathUnhealthy-{scope.node.id}"
         self.five_xx_alarm: cloudwatch.Alarm | None = None
@@ -292,6 +312,58 @@ class Monitoring(Construct):
                 alarm_rule=cloudwatch.AlarmRule.any_of(self.five_xx_alarm, self.model_path_alarm),
             )
             _notify(self.region_unhealthy, topic)
+
+    def _budgets(
+        self, settings: MonitoringSettings, period: Duration, clients: Sequence[str], model_ids: Sequence[str]
+    ) -> None:
+        """Spend per client and per model (from the front's settled usage), each client's share of
+        its limits, and an alarm when the sweeper flags a client at the strategy's alert_share."""
+        if not clients:
+            return
+        budget_period = Duration.minutes(1)  # the sweeper publishes once a minute
+        self.facade.monitor_custom(
+            alarm_friendly_name="Budgets",
+            human_readable_name="Budgets: spend per client and model, share of each client's limits",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title="Spend per client (price table currency)",
+                    metrics=[platform_metric("ClientCost", "api_front", "Sum", period, client=c) for c in clients],
+                ),
+                mc.CustomMetricGroup(
+                    title="Spend per model (price table currency)",
+                    metrics=[platform_metric("ModelCost", "api_front", "Sum", period, model=m) for m in model_ids],
+                ),
+                mc.CustomMetricGroup(
+                    title="Tokens per client",
+                    metrics=[platform_metric("ClientTokens", "api_front", "Sum", period, client=c) for c in clients],
+                ),
+                mc.CustomMetricGroup(
+                    title="Highest share of a limit per client (%)",
+                    metrics=[
+                        platform_metric("BudgetUsedPercent", "budgets", "Maximum", budget_period, client=c)
+                        for c in clients
+                    ],
+                ),
+                mc.CustomMetricGroup(
+                    title="Budget alert (1 = at the strategy's alert_share)",
+                    metrics=[
+                        _alarmed(
+                            f"BudgetAlert-{_slug(c)}",
+                            platform_metric("BudgetAlert", "budgets", "Maximum", budget_period, client=c),
+                            "Warning",
+                            1,
+                            cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                            enabled=settings.alarms_enabled,
+                        )
+                        for c in clients
+                    ],
+                ),
+                mc.CustomMetricGroup(
+                    title="Requests refused by budget (429)",
+                    metrics=[platform_metric("BudgetRefusals", "api_front", "Sum", period, client=c) for c in clients],
+                ),
+            ],
+        )
 
 
 def _notify(alarm: cloudwatch.AlarmBase, topic: sns.ITopic) -> None:

@@ -11,6 +11,7 @@ from cdk_app.compliance import acknowledge
 from cdk_app.config import PlatformConfig
 from stacks.api_front import STAGE, ApiFront
 from stacks.benchmark import Benchmark
+from stacks.budgets import Budgets
 from stacks.circuit_breaker import CircuitBreaker
 from stacks.circuit_monitor import CircuitMonitor
 from stacks.common import PlatformKey
@@ -18,6 +19,7 @@ from stacks.degradation import Degradation
 from stacks.dns_failover import DnsFailover, zone_name_for
 from stacks.fallback import Fallback
 from stacks.guardrail import Guardrail
+from stacks.ledger import Ledger
 from stacks.model_config import ModelConfig
 from stacks.monitoring import Monitoring
 from stacks.operations import Operations
@@ -43,9 +45,7 @@ class RegionalStack(Stack):
             key=key,
             powertools_layer_version=layer,
             bedrock_model_ids=models.primary,
-            appconfig_application=model_config.application,
-            appconfig_environment=model_config.environment,
-            appconfig_profile=model_config.profile,
+            model_config=model_config,
             lambda_providers=serving.targets,
             appconfig_agent_layer=config.appconfig_agent_layers.get(region),
         )
@@ -82,6 +82,17 @@ class RegionalStack(Stack):
         self.circuit_monitor = CircuitMonitor(
             self, "CircuitMonitor", key=key, powertools_layer_version=layer, breaker=self.breaker
         )
+        peer = config.secondary_region if region == config.primary_region else config.primary_region
+        self.budgets = Budgets(
+            self,
+            "Budgets",
+            key=key,
+            powertools_layer_version=layer,
+            model_config=model_config,
+            peer_region=peer,
+            appconfig_agent_layer=config.appconfig_agent_layers.get(region),
+        )
+        self.ledger = Ledger(self, "Ledger", key=key, powertools_layer_version=layer, settings=config.ledger)
         self.api_front = ApiFront(
             self,
             "ApiFront",
@@ -92,6 +103,11 @@ class RegionalStack(Stack):
             auth=config.api_auth,
             clients=config.api_clients,
             usage_plan=config.usage_plan,
+            model_config=model_config,
+            budgets=self.budgets,
+            ledger=self.ledger,
+            fallback_model_id=models.fallback,
+            appconfig_agent_layer=config.appconfig_agent_layers.get(region),
         )
         self.benchmark = Benchmark(
             self,
@@ -118,6 +134,8 @@ class RegionalStack(Stack):
                 "Fallback": fallback.function,
                 "Degradation": degradation.function,
                 "CircuitMonitor": self.circuit_monitor.function,
+                "Budgets": self.budgets.function,
+                "Ledger": self.ledger.function,
                 "Advisor": serving.advisor.function,
                 "Sentiment": serving.sentiment.function,
             },
@@ -125,6 +143,9 @@ class RegionalStack(Stack):
             model_ids=models.all_ids,
             model_prices=config.model_prices,
             variants=[(uc, v["name"]) for uc, entry in strategy["use_cases"].items() for v in entry["variants"]],
+            clients=config.budget_clients,
+            audit_queue=self.ledger.queue,
+            audit_dead_letters=self.ledger.dead_letters,
         )
         if config.dns_failover_enabled and config.domain_name and config.hosted_zone_id:
             if not (self.monitoring.five_xx_alarm and self.monitoring.model_path_alarm):

@@ -20,7 +20,7 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import TrainingSettings
-from stacks.common import PythonFunction, asl_state_machine
+from stacks.common import PythonFunction, access_log_bucket, asl_state_machine
 from stacks.model_config import ModelConfig
 from stacks.model_registry import ModelRegistry
 from stacks.training_source import build_sourcedir
@@ -68,34 +68,7 @@ class TrainingPipeline(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
-            # S3 server access logging can deliver only to SSE-S3 buckets.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            versioned=True,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(
-            self.access_logs,
-            [
-                ("S1", "This is the access-log bucket itself; logging it into itself would recurse.", None),
-                (
-                    "S3BucketLoggingEnabled",
-                    "This is the access-log bucket itself; logging it into itself would recurse.",
-                    None,
-                ),
-                ("S3DefaultEncryptionKMS", "S3 server access logging delivers only to SSE-S3 (AES-256) buckets.", None),
-                (
-                    "S3BucketReplicationEnabled",
-                    "Access logs are regional audit records; replication is not required.",
-                    None,
-                ),
-            ],
-        )
+        self.access_logs = access_log_bucket(self, "AccessLogs")
         self.data = _bucket(self, "Data", key, self.access_logs, "data/")
         self.artifacts = _bucket(self, "Artifacts", key, self.access_logs, "artifacts/")
         for bucket in (self.data, self.artifacts):

@@ -129,3 +129,46 @@ class ProbeStarter:
             raise
         self._sfn.start_execution(stateMachineArn=self._arn, name=str(payload["request_id"]), input=json.dumps(payload))
         return True
+
+
+UNKNOWN_CLIENT = "unknown"
+
+
+class ClientDirectory:
+    """Which client an API key id belongs to.
+
+    API Gateway names the accepted key's id in the request; the ids exist only once the keys are
+    deployed, so the stack writes the id-to-client map to an SSM parameter (a function environment
+    naming the keys would make the API's deployment depend on itself). Read at cold start, and
+    again, at most once a minute, when an id is not in it (a client added since).
+    """
+
+    def __init__(
+        self,
+        static: dict[str, str] | None = None,
+        parameter: str | None = None,
+        fetch: Any | None = None,
+        refresh_s: float = 60.0,
+    ) -> None:
+        self._static = static
+        self._parameter = parameter
+        self._fetch = fetch or _ssm_parameter
+        self._refresh_s = refresh_s
+        self._known: dict[str, str] | None = None
+        self._read_at = 0.0
+
+    def client(self, key_id: str) -> str:
+        if self._static is not None:
+            return self._static.get(key_id, UNKNOWN_CLIENT)
+        if self._parameter is None:
+            return UNKNOWN_CLIENT
+        if self._known is None or (key_id not in self._known and time.monotonic() - self._read_at > self._refresh_s):
+            self._read_at = time.monotonic()
+            self._known = {str(k): str(v) for k, v in json.loads(self._fetch(self._parameter))}
+        return self._known.get(key_id, UNKNOWN_CLIENT)
+
+
+def _ssm_parameter(name: str) -> str:
+    from aws_lambda_powertools.utilities import parameters
+
+    return str(parameters.get_parameter(name, force_fetch=True))

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api_front.audit import AuditRecord, AuditWriter, QueueAuditWriter, now_iso, prompt_digest
-from api_front.dal import Executor, PollingExecutor, ProbeStarter, SyncExecutor
+from api_front.dal import ClientDirectory, Executor, PollingExecutor, ProbeStarter, SyncExecutor
 from api_front.logic import (
     MAX_BODY_BYTES,
     FrontSettings,
@@ -181,9 +181,15 @@ def _respond(outcome: Outcome) -> Response[Any]:
     )
 
 
+@cache
+def client_directory() -> ClientDirectory:
+    s = settings()
+    return ClientDirectory(static=s.client_keys, parameter=s.client_keys_parameter)
+
+
 def _client() -> str:
     event = app.current_event
-    return client_of(dict(event.request_context.raw_event) if event else {}, settings())
+    return client_of(dict(event.request_context.raw_event) if event else {}, settings().auth, client_directory())
 
 
 def _describe(errors: list[dict[str, Any]]) -> str:

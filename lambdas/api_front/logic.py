@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api_front.dal import PROBE_REQUEST_INTERVAL_S, ExecutionResult, Executor, ProbeStarter
+from api_front.dal import PROBE_REQUEST_INTERVAL_S, ClientDirectory, ExecutionResult, Executor, ProbeStarter
 from api_front.models import CircuitStatus, ErrorResponse, GenerateRequest, GenerateResponse, HealthResponse
 from shared.budgets import (
     FALLBACK_MAX_TOKENS,
@@ -50,8 +50,10 @@ class FrontSettings(BaseModel):
     region: str = "unknown"
     budget_table: str = Field(min_length=3)
     fallback_model_id: str = Field(min_length=1)
-    # API Gateway's key id -> client name (api_key auth); with IAM auth every caller is "iam".
-    client_keys: dict[str, str] = Field(default_factory=dict)
+    # API Gateway's key id -> client name: an SSM parameter the stack writes (deployed), or the
+    # map itself (local platform, tests). With IAM auth every caller is "iam".
+    client_keys: dict[str, str] | None = None
+    client_keys_parameter: str | None = None
     auth: Literal["api_key", "iam"] = "api_key"
 
     @classmethod
@@ -66,24 +68,22 @@ class FrontSettings(BaseModel):
             region=env.get("AWS_REGION", "unknown"),
             budget_table=env.get("BUDGET_TABLE", ""),
             fallback_model_id=env.get("FALLBACK_MODEL_ID", ""),
-            client_keys=dict(json.loads(env.get("API_CLIENT_KEYS", "[]"))),
+            client_keys=dict(json.loads(env["API_CLIENT_KEYS"])) if env.get("API_CLIENT_KEYS") else None,
+            client_keys_parameter=env.get("API_CLIENT_KEYS_PARAMETER") or None,
             auth=env.get("API_AUTH", "api_key"),
         )
 
 
-UNKNOWN_CLIENT = "unknown"
-
-
-def client_of(request_context: dict[str, Any], settings: FrontSettings) -> str:
+def client_of(request_context: dict[str, Any], auth: str, directory: ClientDirectory) -> str:
     """Who is charged: the client whose API key API Gateway accepted, or "iam" for signed calls.
 
     API Gateway checked the key before the function runs, so an id missing from the map means
     the map is stale (a key added outside CDK); that client is charged under the default limits.
     """
-    if settings.auth == "iam":
+    if auth == "iam":
         return "iam"
     key_id = str((request_context.get("identity") or {}).get("apiKeyId") or "")
-    return settings.client_keys.get(key_id, UNKNOWN_CLIENT)
+    return directory.client(key_id)
 
 
 def tier_bounds(strategy: Strategy, use_case: UseCase, fallback_model_id: str) -> tuple[TierBound, ...]:

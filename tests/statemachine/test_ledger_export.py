@@ -37,6 +37,7 @@ def test_every_request_is_chained_archived_and_verifiable_and_tampering_is_found
     keys = {"API_CLIENT_KEYS": json.dumps([["key-a", "default"], ["key-t", "bank-tight"]])}
     with local_request_path(strategy_source=tight_strategy()) as path, mock.patch.dict(os.environ, keys):
         front.settings.cache_clear()
+        front.client_directory.cache_clear()
         answers = [
             path.api("POST", "/v1/generate", json.dumps({"prompt": PROMPT, "use_case": "general"}), "key-a"),
             path.api(

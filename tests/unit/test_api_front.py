@@ -80,7 +80,8 @@ FRONT_ENV = {
 def executor(monkeypatch):
     for name, value in FRONT_ENV.items():
         monkeypatch.setenv(name, value)
-    caches = (front.settings, front.strategy_source, front.budget_store)  # before a test patches one
+    # Taken before a test patches one of them.
+    caches = (front.settings, front.strategy_source, front.budget_store, front.client_directory)
     for cached in caches:
         cached.cache_clear()
     fake = FakeExecutor()
