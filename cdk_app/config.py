@@ -447,6 +447,11 @@ def check_strategy_against_config(config: PlatformConfig) -> None:
         except jsonschema.ValidationError as exc:
             raise ValueError(f"the strategy for {region} (with the budgets setting) is invalid: {exc.message}") from exc
     budgets = config.strategy_for(config.primary_region).get("budgets") or {}
+    for who, limits in [("default", budgets.get("default", [])), *budgets.get("clients", {}).items()]:
+        pairs = [(limit["period"], limit["unit"]) for limit in limits]
+        if len(set(pairs)) != len(pairs):
+            # One counter per period and unit: DynamoDB refuses a transaction that names an item twice.
+            raise ValueError(f"budgets for {who!r} limit the same period and unit twice: {pairs}")
     unknown = sorted(set(budgets.get("clients", {})) - set(config.budget_clients))
     if unknown:
         known = list(config.budget_clients)

@@ -114,6 +114,17 @@ class ApiFront(Construct):
         # One record per request (identifiers, decisions, counts, a prompt hash; never text), to
         # the FIFO queue the ledger function chains and archives (stacks/ledger.py).
         ledger.grant_send(self.function)
+        acknowledge(
+            self.handler,
+            [
+                (
+                    "IAM5",
+                    "SendMessage to the encrypted audit queue needs the platform key's data-key actions "
+                    "(granted by grant_send_messages on that key only).",
+                    ["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"],
+                )
+            ],
+        )
         state_machine.grant_start_sync_execution(self.function)
         breaker.grant_read_circuits(self.function)
         breaker.grant_request_probes(self.function)

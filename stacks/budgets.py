@@ -120,7 +120,7 @@ class Budgets(Construct):
                     "kms:Decrypt on the other region's keys is allowed only through DynamoDB in that region and "
                     "only for the budget table (kms:ViaService and the table-name encryption context): the key's "
                     "ARN belongs to the other region's stack.",
-                    ["regex:^Resource::arn:<AWS::Partition>:kms:[a-z0-9-]+:<AWS::AccountId>:key/\\*$"],
+                    ["regex:^Resource::arn:(aws|<AWS::Partition>):kms:[a-z0-9-]+:<AWS::AccountId>:key/\\*$"],
                 ),
             ],
         )

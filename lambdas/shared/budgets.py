@@ -33,7 +33,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # A byte-level tokenizer never makes more tokens than the text has UTF-8 bytes; other tokenizers
 # make fewer. So the byte count is a safe upper bound for input tokens, plus the system prompt.
@@ -112,6 +112,15 @@ class BudgetPolicy(BaseModel):
     prices: dict[str, tuple[float, float]]
     default: tuple[LimitSpec, ...]
     clients: dict[str, tuple[LimitSpec, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_limit_per_counter(self) -> BudgetPolicy:
+        for who, specs in [("default", self.default), *self.clients.items()]:
+            pairs = [(s.period, s.unit) for s in specs]
+            if len(set(pairs)) != len(pairs):
+                # One counter per period and unit: DynamoDB refuses a transaction naming an item twice.
+                raise ValueError(f"budgets for {who!r} limit the same period and unit twice")
+        return self
 
     def limits_for(self, client: str) -> tuple[Limit, ...]:
         specs = self.clients.get(client, self.default)

@@ -136,27 +136,6 @@ def test_waf_logs_are_on_and_never_hold_api_keys(synthesized, region):
 
 
 @pytest.mark.parametrize("region", REGIONS)
-def test_audit_table_is_encrypted_retained_and_write_only_for_the_front(synthesized, region):
-    template = synthesized.regional(region)
-    tables = template.find_resources("AWS::DynamoDB::GlobalTable")
-    audit_id, audit = next((k, v) for k, v in tables.items() if "Audit" in k)
-    props = audit["Properties"]
-    assert props["KeySchema"] == [{"AttributeName": "request_id", "KeyType": "HASH"}]
-    assert props["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
-    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert props["Replicas"][0]["DeletionProtectionEnabled"] is True
-    assert props["Replicas"][0]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    assert audit["DeletionPolicy"] == "Retain"
-    readers = []
-    for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if audit_id in json.dumps(statement["Resource"]):
-                readers.append((logical_id, statement["Action"]))
-    assert readers == [(next(lid for lid, _ in readers), "dynamodb:PutItem")]
-    assert readers[0][0].startswith("ApiFront")
-
-
-@pytest.mark.parametrize("region", REGIONS)
 def test_guardrail_anonymises_pii_denies_topics_and_is_applied_by_both_model_callers(synthesized, region):
     template = synthesized.regional(region)
     guardrail_id, guardrail = next(iter(template.find_resources("AWS::Bedrock::Guardrail").items()))

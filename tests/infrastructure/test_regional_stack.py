@@ -136,6 +136,8 @@ def test_functions_trace_and_log_to_their_own_encrypted_groups(synthesized, regi
         "api_front.handler.lambda_handler",
         "benchmark.handler.lambda_handler",
         "circuit_monitor.handler.lambda_handler",
+        "budgets.handler.lambda_handler",
+        "ledger.handler.lambda_handler",
     }
     for function in functions.values():
         props = function["Properties"]
@@ -159,7 +161,7 @@ def test_no_function_role_uses_a_managed_policy(synthesized, region):
     roles = template.find_resources("AWS::IAM::Role")
     functions = template.find_resources("AWS::Lambda::Function")
     role_ids = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()}
-    assert len(role_ids) == len(functions) == 8, "each function has its own role"
+    assert len(role_ids) == len(functions) == 10, "each function has its own role"
     for role_id in role_ids:
         assert "ManagedPolicyArns" not in roles[role_id]["Properties"], role_id
 
@@ -211,16 +213,19 @@ def test_bedrock_access_is_scoped_to_the_profiles_and_their_geography(synthesize
 
 
 @pytest.mark.parametrize("region", REGIONS)
-def test_appconfig_read_is_granted_to_the_router_only_through_grant_read_config(synthesized, region):
+def test_the_strategy_is_read_only_through_grant_read_config_by_the_functions_that_need_it(synthesized, region):
+    """The router (models), the front (budgets) and the budget sweeper (alert share) read it."""
     template = synthesized.regional(region)
-    reads = [s for s in statements_of(template, "RouterRole") if "appconfig:GetLatestConfiguration" in actions_of(s)]
-    assert len(reads) == 1
-    assert set(actions_of(reads[0])) == {"appconfig:GetLatestConfiguration", "appconfig:StartConfigurationSession"}
-    assert "environment/" in json.dumps(reads[0]["Resource"])
+    readers = ("RouterRole", "ApiFrontRole", "BudgetsSweeperRole")
+    for reader in readers:
+        reads = [s for s in statements_of(template, reader) if "appconfig:GetLatestConfiguration" in actions_of(s)]
+        assert len(reads) == 1, reader
+        assert set(actions_of(reads[0])) == {"appconfig:GetLatestConfiguration", "appconfig:StartConfigurationSession"}
+        assert "environment/" in json.dumps(reads[0]["Resource"])
     for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
         if logical_id.startswith("BenchmarkRole"):  # reads the strategy it benchmarks; publishing is off
             assert "CreateHostedConfigurationVersion" not in json.dumps(policy)
-        elif not logical_id.startswith("RouterRole"):
+        elif not logical_id.startswith(readers):
             assert "appconfig:" not in json.dumps(policy), logical_id
 
 
