@@ -277,7 +277,7 @@ class RequestPath:
                     for m in messages
                 ]
             }
-            ledger.process(event, ledger.table(), ledger.archive())
+            ledger.lambda_handler(event, FakeContext("ledger", self.region))
             for m in messages:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
             delivered += len(messages)

@@ -33,6 +33,14 @@ ACTION_OF = {
 }
 
 
+TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
 @dataclass(frozen=True)
 class Need:
     """One authorisation AWS performs: an action on a resource, with the context it evaluates."""
@@ -94,12 +102,28 @@ def _arn(service: str, region: str, account: str, resource: str) -> str:
 
 def needs_of(call: CallSite, sessions: dict[str, str]) -> list[Need]:  # noqa: C901, PLR0912  # a table of services
     """The authorisations one recorded call needs. ``sessions`` carries AppConfig session resources."""
-    action = iam_action(call.service, call.operation)
     p, r, a = call.params, call.region, call.account
+    if call.service == "dynamodb" and call.operation == "TransactWriteItems":
+        # Authorised item by item, each with the action of its kind (DynamoDB developer guide,
+        # "Using IAM with DynamoDB transactions"); TransactWriteItems itself is not an IAM action.
+        return [
+            Need(f"dynamodb:{TRANSACT_ACTIONS[kind]}", _arn("dynamodb", r, a, f"table/{body['TableName']}"))
+            for item in p["TransactItems"]
+            for kind, body in item.items()
+        ]
+    action = iam_action(call.service, call.operation)
     resources: list[str] = []
     extra: list[Need] = []
-    if call.service == "dynamodb":
+    if call.service == "dynamodb" and "RequestItems" in p:
+        resources = [_arn("dynamodb", r, a, f"table/{table}") for table in p["RequestItems"]]
+    elif call.service == "dynamodb":
         resources = [_arn("dynamodb", r, a, f"table/{p['TableName']}")]
+    elif call.service == "sqs":
+        # https://sqs.<region>.amazonaws.com/<account>/<name>
+        account, name = str(p["QueueUrl"]).rstrip("/").split("/")[-2:]
+        resources = [_arn("sqs", r, account, name)]
+    elif call.service == "ssm" and "Name" in p:
+        resources = [_arn("ssm", r, a, f"parameter/{str(p['Name']).lstrip('/')}")]
     elif call.service == "lambda":
         name = str(p["FunctionName"])
         resources = [name if name.startswith("arn:") else _arn("lambda", r, a, f"function:{name}")]

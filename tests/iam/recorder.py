@@ -48,8 +48,23 @@ KEPT_PARAMS = frozenset(
         "EndpointName",
         "EndpointConfigName",
         "ModelPackageGroupName",
+        "QueueUrl",
+        "Name",
     }
 )
+
+
+# Parameters that hold data beside the names of what they touch: only the names are kept.
+def _transact_tables(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{kind: {"TableName": body["TableName"]} for kind, body in item.items()} for item in items]
+
+
+REDUCED_PARAMS = {
+    # TransactWriteItems: each item's kind and table (IAM authorises each as its own action).
+    "TransactItems": _transact_tables,
+    # BatchGetItem / BatchWriteItem: the tables.
+    "RequestItems": lambda tables: {table: {} for table in tables},
+}
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,7 @@ class Recorder:
         self, principal: tuple[str, str], service: str, operation: str, region: str, params: dict[str, Any]
     ) -> None:
         kept = {k: v for k, v in params.items() if k in KEPT_PARAMS}
+        kept |= {k: REDUCED_PARAMS[k](v) for k, v in params.items() if k in REDUCED_PARAMS}
         package, site = principal
         self.calls.append(
             Recorded(package, site, service, operation, region, kept, dict(os.environ), self.current_test)

@@ -28,12 +28,21 @@ ARN_FROM_REF: dict[str, ArnOf] = {
     "AWS::KMS::Key": lambda ref, r, a: f"arn:{PARTITION}:kms:{r}:{a}:key/{ref}",
     "AWS::IAM::Role": lambda ref, r, a: f"arn:{PARTITION}:iam::{a}:role/{ref}",
     "AWS::Logs::LogGroup": lambda ref, r, a: f"arn:{PARTITION}:logs:{r}:{a}:log-group:{ref}:*",
-    "AWS::SQS::Queue": lambda ref, r, a: ref,
+    "AWS::SQS::Queue": lambda ref, r, a: _queue_arn(ref),  # Ref is the queue's URL
     "AWS::StepFunctions::StateMachine": lambda ref, r, a: ref,  # Ref is already the ARN
     "AWS::SNS::Topic": lambda ref, r, a: ref,
     "AWS::SecretsManager::Secret": lambda ref, r, a: ref,
     "AWS::CloudWatch::Alarm": lambda ref, r, a: f"arn:{PARTITION}:cloudwatch:{r}:{a}:alarm:{ref}",
 }
+
+
+def _queue_arn(url: str) -> str:
+    """https://sqs.<region>.amazonaws.com/<account>/<name> -> arn:aws:sqs:<region>:<account>:<name>."""
+    if not url.startswith("https://sqs."):
+        return url
+    region = url.removeprefix("https://sqs.").split(".", 1)[0]
+    account, name = url.rstrip("/").split("/")[-2:]
+    return f"arn:{PARTITION}:sqs:{region}:{account}:{name}"
 
 
 @dataclass

@@ -14,6 +14,7 @@ from unittest import mock
 
 import pytest
 
+from cdk_app.names import budget_table_name
 from tests.iam.actions import CallSite, iam_action, known_action, needs_of
 from tests.iam.coverage import Judge, StackTemplate, judge, task_needs
 from tests.iam.recorder import Recorded, Recorder
@@ -69,8 +70,17 @@ def test_a_model_the_region_does_not_grant_is_denied(stacks):
 
 
 def test_removing_a_grant_turns_the_same_call_into_a_denial(stacks):
-    env = env_of(stacks, "FinAi-us-east-1", "api_front", CIRCUIT_TABLE="circuits", AUDIT_TABLE="audit")
-    audit = call("api_front", "dynamodb", "PutItem", env, TableName="audit")
+    env = env_of(
+        stacks, "FinAi-us-east-1", "api_front", CIRCUIT_TABLE="circuits", BUDGET_TABLE=budget_table_name("us-east-1")
+    )
+    # The reservation item of a budget reserve: one Put inside the transaction.
+    audit = call(
+        "api_front",
+        "dynamodb",
+        "TransactWriteItems",
+        env,
+        TransactItems=[{"Put": {"TableName": env["BUDGET_TABLE"]}}],
+    )
     assert not judge([audit], stacks).denied
     stripped = copy.deepcopy(stacks)
     template = next(s.template for s in stripped if s.name == "FinAi-us-east-1")

@@ -272,3 +272,47 @@ def test_the_sweeper_raises_an_alert_at_the_configured_share():
         assert result.alerts == ["bank-a"]
         stricter = POLICY.model_copy(update={"alert_share": 0.05})
         assert sweep(east, None, stricter, NOW).alerts == ["bank-a", "bank-c"]
+
+
+def test_the_sweeper_function_releases_mirrors_and_reports_with_its_deployed_names(monkeypatch, capsys):
+    """The handler as deployed (table names from cdk_app.names), so the IAM coverage judges its calls."""
+    from budgets import handler as sweeper
+
+    from cdk_app.names import budget_table_name
+    from local.request_path import TEST_CREDENTIALS, FakeContext
+
+    env = {
+        **TEST_CREDENTIALS,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "BUDGET_TABLE": budget_table_name("us-east-1"),
+        "PEER_BUDGET_TABLE": budget_table_name("us-west-2"),
+        "PEER_REGION": "us-west-2",
+        "STRATEGY_SOURCE": "bundled",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    caches = (sweeper.store, sweeper.peer, sweeper.strategy_source)
+    with mock_aws():
+        stores = {}
+        for region in ("us-east-1", "us-west-2"):
+            client = boto3.client("dynamodb", region_name=region)
+            create_table(client, budget_table_name(region), [{"AttributeName": "pk", "KeyType": "HASH"}])
+            stores[region] = BudgetStore(budget_table_name(region), client)
+        now = datetime.now(UTC)
+        limits = tokens(2_000_000)
+        west = stores["us-west-2"]
+        west.settle(west.reserve("default", "w", Usage(1_900_000), limits, now), Usage(1_700_000))
+        stores["us-east-1"].reserve("default", "lost", Usage(1_000), limits, now - timedelta(minutes=5), hold_s=60)
+        for cached in caches:
+            cached.cache_clear()
+        try:
+            result = sweeper.lambda_handler({}, FakeContext("budgets", "us-east-1"))
+        finally:
+            for cached in caches:
+                cached.cache_clear()
+        assert result == {"released": 1, "mirrored": 1, "alerts": ["default"]}  # 85% of the shipped 2M a day
+        [counter] = stores["us-east-1"].status("default", limits, now)
+        assert (counter.committed, counter.others) == (0, 1_700_000)
+    metrics = capsys.readouterr().out
+    assert '"BudgetAlert":[1.0]' in metrics and '"client":"default"' in metrics

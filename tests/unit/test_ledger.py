@@ -182,3 +182,22 @@ def test_a_copy_cut_short_at_its_end_is_found_by_the_other_copy(aws, capsys):
     args = ["--region", "us-east-1", "--day", "2026-12-02", "--bucket", LEDGER_BUCKET, "--table", LEDGER_TABLE]
     assert verify_main(args) == 1
     assert "the table at 2" in json.loads(capsys.readouterr().out)["mismatch"]
+
+
+def test_every_archive_write_carries_the_checksum_object_lock_requires():
+    """S3 refuses a PUT to an Object Lock bucket without Content-MD5 or a checksum; moto does not."""
+
+    class Capture:
+        def __init__(self) -> None:
+            self.puts: list[dict[str, Any]] = []
+
+        def put_object(self, **kwargs: Any) -> dict[str, Any]:
+            self.puts.append(kwargs)
+            return {}
+
+    s3 = Capture()
+    key = Archive(LEDGER_BUCKET, s3).export(CHAIN, chain_of(3))
+    [put] = s3.puts
+    assert put["ChecksumAlgorithm"] in ("CRC32", "CRC32C", "SHA1", "SHA256") or "ContentMD5" in put
+    assert key == put["Key"] == "ledger/us-east-1/2026-12-02/0000000001-0000000003.jsonl"
+    assert [json.loads(line)["seq"] for line in put["Body"].decode().splitlines()] == [1, 2, 3]
