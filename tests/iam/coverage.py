@@ -109,7 +109,7 @@ class Judge:
     def __init__(self, stacks: list[StackTemplate]) -> None:
         self.stacks = stacks
         self.report = Report()
-        self._cache: dict[tuple[Any, ...], list[Statement]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[list[Statement], bool]] = {}
         # Read once: every recorded call (thousands per session) looks its function up here.
         self._functions = {stack.name: _functions(stack.template) for stack in stacks}
 
@@ -124,7 +124,10 @@ class Judge:
         return None
 
     def judge_call(self, call: Recorded) -> None:
-        located = self._function_stack(call.principal, call.region)
+        # A function is found in its own region's stack, whichever region it calls (the budget
+        # sweeper reads the other region's table).
+        home = call.env.get("AWS_REGION") or call.region
+        located = self._function_stack(call.principal, home)
         if located is None:
             self.report.unknown_principals[f"{call.principal}@{call.region}"] += 1
             return
@@ -140,10 +143,12 @@ class Judge:
         key = (stack.name, call.principal, bindings)
         if key not in self._cache:
             resolver = Resolver(stack.template, stack.region)
-            for name, template_value in variables.items():
-                resolver.bind(template_value, call.env.get(name))
-            self._cache[key] = _statements(stack, _role_of(props), resolver)
-        statements = self._cache[key]
+            shaped = [resolver.bind(template_value, call.env.get(name)) for name, template_value in variables.items()]
+            self._cache[key] = (_statements(stack, _role_of(props), resolver), all(shaped))
+        statements, as_deployed = self._cache[key]
+        # A value of another shape than the template's (a test's own LAMBDA_PROVIDERS) is a
+        # configuration not deployed: what it names cannot be judged against the deployment.
+        deployed = deployed and as_deployed
         site = CallSite(call.service, call.operation, call.region, ACCOUNT, call.params)
         for need in needs_of(site, {}):
             self._judge(statements, need, call.principal, stack, call.test, deployed, _role_of(props))

@@ -113,10 +113,14 @@ class Resolver:
             return str(self.render(text)).split(separator)
         return {k: self.render(v) for k, v in value.items()}
 
-    def bind(self, template_value: Any, actual: str | None) -> None:
-        """Learn the names behind the references in ``template_value`` from its value at run time."""
+    def bind(self, template_value: Any, actual: str | None) -> bool:
+        """Learn the names behind the references in ``template_value`` from its value at run time.
+
+        False when the value has another shape than the template's (a test configured the function
+        differently from the deployment), so nothing could be learnt from it.
+        """
         if isinstance(template_value, str) or actual is None:
-            return
+            return True
         placeholders: list[str] = []
         text = self._with_placeholders(template_value, placeholders)
         pattern, position = "", 0
@@ -128,6 +132,7 @@ class Resolver:
         if found:
             for index, reference in enumerate(placeholders):
                 self.names.setdefault(reference, found.group(f"g{index}"))
+        return found is not None
 
     def _with_placeholders(self, value: Any, placeholders: list[str]) -> str:
         if isinstance(value, dict) and "Fn::Join" in value:
