@@ -98,3 +98,25 @@ def test_load_page_reports_percentiles_and_tiers(served, page):
     text = result.inner_text()
     assert '"requests": 12' in text and '"errors_5xx": 0' in text and '"tiers"' in text
     page.screenshot(path=str(SHOTS / "4-load.png"), full_page=True)
+
+
+def test_the_clients_budget_and_spend_are_on_screen(served, page):
+    from playwright.sync_api import expect
+
+    served.reset()
+    page.goto(served.url + "/")
+    page.select_option("#use_case", "general")
+    page.fill("#prompt", "What is an overdraft fee?")
+    page.click("#send")
+    expect(page.locator("#status")).to_have_text("200")
+    expect(page.locator("#usage")).to_contain_text(re.compile(r"\d+ in, \d+ out, 0\.\d{6} USD"))
+    expect(page.locator("#budget_client")).to_contain_text("default")
+    day = page.locator('#budget tr[data-counter="day-tokens"]')
+    expect(day).to_contain_text("2,000,000")  # the shipped daily limit
+    used = day.locator("td.used")
+    expect(used).not_to_have_text("0")
+    before = int(used.inner_text().replace(",", ""))
+    page.click("#send")
+    expect(used).not_to_have_text(f"{before:,}")  # the second answer is charged too
+    expect(page.locator('#budget tr[data-counter="month-cost"]')).to_contain_text("USD")
+    page.screenshot(path=str(SHOTS / "5-budget.png"), full_page=True)
