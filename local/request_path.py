@@ -278,8 +278,10 @@ class RequestPath:
                 ]
             }
             ledger.lambda_handler(event, FakeContext("ledger", self.region))
-            for m in messages:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
             delivered += len(messages)
 
     def audit_records(self) -> list[dict[str, Any]]:
