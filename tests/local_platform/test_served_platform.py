@@ -31,11 +31,15 @@ def template_routes(template: dict) -> set[tuple[str, str]]:
 
 def test_routes_match_the_synthesized_api_gateway(served):
     local = {(r["method"], r["path"]) for r in requests.get(f"{served.url}/admin/routes", timeout=10).json()}
-    assert local == template_routes(served.template) == {
-        ("POST", "/v1/generate"),
-        ("GET", "/v1/budget"),
-        ("GET", "/v1/health"),
-    }
+    assert (
+        local
+        == template_routes(served.template)
+        == {
+            ("POST", "/v1/generate"),
+            ("GET", "/v1/budget"),
+            ("GET", "/v1/health"),
+        }
+    )
     assert requests.get(f"{served.url}/v1/unknown", timeout=10).status_code == 404
 
 
