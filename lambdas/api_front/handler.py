@@ -331,14 +331,17 @@ def _settle(strategy: Strategy, reservation: Reservation | bool | None, outcome:
     return usage
 
 
+BUDGET_RESPONSES: dict[int, Any] = {
+    200: {"description": "Each limit with what is used, committed and left in its period."},
+    403: ERROR_RESPONSES[403],
+    429: _error_response("The client's usage-plan rate or quota is exhausted (API Gateway answers)."),
+}
+
+
 @app.get(
     "/v1/budget",
     summary="The calling client's budgets and spend",
-    responses={
-        200: {"description": "Each limit with what is used, committed and left in its period."},
-        403: ERROR_RESPONSES[403],
-        429: _error_response("The client's usage-plan rate or quota is exhausted (API Gateway answers)."),
-    },
+    responses=BUDGET_RESPONSES,
     tags=["budget"],
     security=[{"apiKey": []}],
 )
