@@ -28,7 +28,7 @@ STAGE = "prod"
 INTEGRATION_TIMEOUT_S = 29
 FRONT_TIMEOUT_S = 26
 # How long the front waits for StartSyncExecution: longer than the state machine's TimeoutSeconds.
-EXECUTION_READ_TIMEOUT_S = 23
+EXECUTION_READ_TIMEOUT_S = 22.5
 ROUTES = (("POST", "/v1/generate"), ("GET", "/v1/budget"), ("GET", "/v1/health"))
 # Variables a gateway response template may substitute: AWS-generated, of a fixed format, so they
 # can never carry a quote or a client's text into the JSON.

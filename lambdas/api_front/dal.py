@@ -28,20 +28,28 @@ class Executor(Protocol):
 CONNECT_TIMEOUT_S = 1.0
 
 
+def bounded_config(connect_s: float, read_s: float) -> Config:
+    """One attempt, each phase bounded: every call the front makes must fit API Gateway's 29 s,
+    so a slow or failed call is not retried by botocore (the timeout budget counts each)."""
+    return Config(connect_timeout=connect_s, read_timeout=read_s, retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+def worst_call_s(config: Config) -> float:
+    """The longest one call made with ``config`` can take: every attempt's connect and read timeouts."""
+    attempts = int((config.retries or {}).get("total_max_attempts", 1))
+    return attempts * (float(config.connect_timeout) + float(config.read_timeout))
+
+
 def sync_client_config(read_timeout_s: float) -> Config:
     """One attempt, bounded: the front must answer inside API Gateway's 29 s, so a slow or failed
     call is not retried; the front serves the static answer instead."""
-    return Config(
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=read_timeout_s,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-    )
+    return bounded_config(CONNECT_TIMEOUT_S, read_timeout_s)
 
 
 class SyncExecutor:
     """StartSyncExecution: the EXPRESS state machine answers within the API call."""
 
-    def __init__(self, state_machine_arn: str, client: Any | None = None, read_timeout_s: float = 23.0) -> None:
+    def __init__(self, state_machine_arn: str, client: Any | None = None, read_timeout_s: float = 22.5) -> None:
         self._arn = state_machine_arn
         self._client = client or boto3.client("stepfunctions", config=sync_client_config(read_timeout_s))
 

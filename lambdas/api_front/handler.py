@@ -14,11 +14,10 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api_front.audit import AuditRecord, AuditWriter, QueueAuditWriter, now_iso, prompt_digest
-from api_front.dal import ClientDirectory, Executor, PollingExecutor, ProbeStarter, SyncExecutor
+from api_front.dal import ClientDirectory, Executor, PollingExecutor, ProbeStarter, SyncExecutor, bounded_config
 from api_front.logic import (
     MAX_BODY_BYTES,
     FrontSettings,
@@ -52,11 +51,10 @@ from shared.strategy.source import StrategySource, strategy_source_from_env
 from shared.use_cases import UseCase
 
 app = APIGatewayRestResolver(enable_validation=True)
-# Two budget calls per request, each bounded: a budget table that does not answer in time gets the
-# static answer (no model is called unaccounted), never a hung request.
-BUDGET_CLIENT_CONFIG = Config(
-    connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 2, "mode": "standard"}
-)
+# The budget calls (reserve, at most RESERVE_ATTEMPTS times, and settle), each one bounded attempt:
+# a budget table that does not answer in time gets the static answer (no model is called
+# unaccounted), never a hung request. tests/infrastructure/test_timeout_budget.py counts them.
+BUDGET_CLIENT_CONFIG = bounded_config(0.1, 0.3)
 
 
 def _error_response(description: str) -> dict[str, Any]:

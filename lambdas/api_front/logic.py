@@ -46,7 +46,7 @@ class FrontSettings(BaseModel):
     max_prompt_chars: int = Field(ge=1, le=60_000)
     execution_mode: Literal["sync", "poll"] = "sync"
     # Longer than the state machine's own TimeoutSeconds, so a slow execution reports TIMED_OUT.
-    execution_read_timeout_s: float = Field(default=23.0, gt=0, le=28)
+    execution_read_timeout_s: float = Field(default=22.5, gt=0, le=28)
     region: str = "unknown"
     budget_table: str = Field(min_length=3)
     fallback_model_id: str = Field(min_length=1)
@@ -64,7 +64,7 @@ class FrontSettings(BaseModel):
             audit_queue_url=env.get("AUDIT_QUEUE_URL", ""),
             max_prompt_chars=int(env.get("MAX_PROMPT_CHARS", "0")),
             execution_mode=env.get("EXECUTION_MODE", "sync"),
-            execution_read_timeout_s=float(env.get("EXECUTION_READ_TIMEOUT_S", "23")),
+            execution_read_timeout_s=float(env.get("EXECUTION_READ_TIMEOUT_S", "22.5")),
             region=env.get("AWS_REGION", "unknown"),
             budget_table=env.get("BUDGET_TABLE", ""),
             fallback_model_id=env.get("FALLBACK_MODEL_ID", ""),

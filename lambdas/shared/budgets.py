@@ -41,6 +41,11 @@ SYSTEM_PROMPT_ALLOWANCE = 1024
 MICROS = 1_000_000
 # Longer than API Gateway's 29 s, so only a request that can no longer be answered is released.
 RESERVATION_HOLD_S = 60
+# DynamoDB cancels a transaction that overlaps another on the same item (TransactionConflict), which
+# concurrent requests of one client do on its counters; moto never does. Reserve and settle try
+# again, at most this many calls each (tests/infrastructure/test_timeout_budget.py counts them).
+RESERVE_ATTEMPTS = 2
+SETTLE_ATTEMPTS = 2
 # The fallback tier's output limits (lambdas/fallback reads them from here).
 FALLBACK_MAX_TOKENS = 300
 FALLBACK_SENTIMENT_MAX_TOKENS = 10
@@ -282,6 +287,17 @@ NAMES = {
 }
 
 
+def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]]:
+    """Why DynamoDB cancelled a transaction, item by item; re-raises any other error."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        raise exc
+    return list(exc.response.get("CancellationReasons") or [])
+
+
+def _conflicted(reasons: list[dict[str, Any]]) -> bool:
+    return any(r.get("Code") == "TransactionConflict" for r in reasons)
+
+
 class BudgetStore:
     """The region's budget table: one counter item per client, period and unit; one item per open reservation."""
 
@@ -349,21 +365,22 @@ class BudgetStore:
                 }
             }
         )
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = exc.response.get("CancellationReasons") or []
-            for index, (limit, period) in enumerate(chosen):
-                if index < len(reasons) and reasons[index].get("Code") == "ConditionalCheckFailed":
-                    item = reasons[index].get("Item")
-                    if item is None:
-                        remaining = self.status(client, [limit], now)[0].remaining
-                    else:
-                        remaining = max(0, limit.amount - int(item.get("total", {}).get("N", "0")))
-                    raise self._exceeded(client, period, limit, remaining, worst, now) from None
-            raise
+        for attempt in range(1, RESERVE_ATTEMPTS + 1):
+            try:
+                self._client.transact_write_items(TransactItems=items)
+                break
+            except ClientError as exc:
+                reasons = _cancellation_reasons(exc)
+                for index, (limit, period) in enumerate(chosen):
+                    if index < len(reasons) and reasons[index].get("Code") == "ConditionalCheckFailed":
+                        item = reasons[index].get("Item")
+                        if item is None:
+                            remaining = self.status(client, [limit], now)[0].remaining
+                        else:
+                            remaining = max(0, limit.amount - int(item.get("total", {}).get("N", "0")))
+                        raise self._exceeded(client, period, limit, remaining, worst, now) from None
+                if not _conflicted(reasons) or attempt == RESERVE_ATTEMPTS:
+                    raise
         return Reservation(client, request_id, worst, amounts, units, deadline)
 
     def _exceeded(
@@ -399,15 +416,20 @@ class BudgetStore:
                 for counter, reserved in reservation.amounts.items()
             ),
         ]
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            # The sweeper released this reservation already (its amount is off the counters):
-            # add what was actually used, so the spend is still counted.
-            for counter, unit in reservation.units.items():
-                self._add(counter, used.amount(unit))
+        for attempt in range(1, SETTLE_ATTEMPTS + 1):
+            try:
+                self._client.transact_write_items(TransactItems=items)
+                return
+            except ClientError as exc:
+                reasons = _cancellation_reasons(exc)
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    # The sweeper released this reservation already (its amount is off the
+                    # counters): add what was actually used, so the spend is still counted.
+                    for counter, unit in reservation.units.items():
+                        self._add(counter, used.amount(unit))
+                    return
+                if not _conflicted(reasons) or attempt == SETTLE_ATTEMPTS:
+                    raise
 
     def release_expired(self, now: datetime) -> int:
         """Release every reservation past its deadline (the sweeper); returns how many."""

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from api_front.audit import AUDIT_CLIENT_CONFIG
-from api_front.dal import CONNECT_TIMEOUT_S
+from api_front.dal import CONNECT_TIMEOUT_S, worst_call_s
+from api_front.handler import BUDGET_CLIENT_CONFIG
+from shared.budgets import RESERVE_ATTEMPTS, SETTLE_ATTEMPTS
 from tests.infrastructure.cfn import marker_target, state_machine_definition
 
 REGIONS = ("us-east-1", "us-west-2")
@@ -95,7 +97,10 @@ def budget(template: dict[str, Any], region: str, outdir: Path) -> Budget:
     front_id = next(k for k, v in functions.items() if v["Properties"].get("Handler", "").startswith("api_front."))
     front = functions[front_id]["Properties"]
     read_timeout = float(front["Environment"]["Variables"]["EXECUTION_READ_TIMEOUT_S"])
-    audit_s = float(AUDIT_CLIENT_CONFIG.connect_timeout) + float(AUDIT_CLIENT_CONFIG.read_timeout)
+    # Around the execution: the budget reserve (retried on a transaction conflict), its settle, and
+    # the audit send, each at its client's worst.
+    budget_calls = RESERVE_ATTEMPTS + SETTLE_ATTEMPTS  # a settle's second call is a retry or the late ADD
+    calls_s = budget_calls * worst_call_s(BUDGET_CLIENT_CONFIG) + worst_call_s(AUDIT_CLIENT_CONFIG)
     methods = [v["Properties"] for v in resources.values() if v["Type"] == "AWS::ApiGateway::Method"]
     integration = {m["Integration"].get("TimeoutInMillis", 29_000) for m in methods if m["HttpMethod"] == "POST"}
     assert len(integration) == 1
@@ -104,7 +109,7 @@ def budget(template: dict[str, Any], region: str, outdir: Path) -> Budget:
         worst_path=path,
         execution_timeout_s=float(asl["TimeoutSeconds"]),
         execution_read_timeout_s=read_timeout,
-        front_work_s=CONNECT_TIMEOUT_S + read_timeout + audit_s + FRONT_OWN_WORK_S,
+        front_work_s=CONNECT_TIMEOUT_S + read_timeout + calls_s + FRONT_OWN_WORK_S,
         front_timeout_s=float(front["Timeout"]),
         integration_timeout_s=integration.pop() / 1000,
     )

@@ -316,3 +316,45 @@ def test_the_sweeper_function_releases_mirrors_and_reports_with_its_deployed_nam
         assert (counter.committed, counter.others) == (0, 1_700_000)
     metrics = capsys.readouterr().out
     assert '"BudgetAlert":[1.0]' in metrics and '"client":"default"' in metrics
+
+
+class ConflictsOnce:
+    """DynamoDB cancels a transaction that overlaps another on the same item; moto never does."""
+
+    def __init__(self, client: Any, times: int = 1) -> None:
+        self._client, self.left, self.calls = client, times, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        self.calls += 1
+        if self.left:
+            self.left -= 1
+            reasons = [{"Code": "TransactionConflict"}] + [{"Code": "None"}] * (len(kwargs["TransactItems"]) - 1)
+            error = {"Error": {"Code": "TransactionCanceledException"}, "CancellationReasons": reasons}
+            raise ClientError(error, "TransactWriteItems")
+        return self._client.transact_write_items(**kwargs)
+
+
+def test_a_transaction_conflict_is_tried_again_within_the_counted_attempts():
+    from shared.budgets import RESERVE_ATTEMPTS, SETTLE_ATTEMPTS
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, TABLE, [{"AttributeName": "pk", "KeyType": "HASH"}])
+        flaky = ConflictsOnce(client)
+        store = BudgetStore(TABLE, flaky)
+        reservation = store.reserve("bank-a", "r1", Usage(100), tokens(1_000), NOW)
+        assert flaky.calls == 2 <= RESERVE_ATTEMPTS
+        flaky.left, flaky.calls = 1, 0
+        store.settle(reservation, Usage(40))
+        assert flaky.calls == 2 <= SETTLE_ATTEMPTS
+        [counter] = store.status("bank-a", tokens(1_000), NOW)
+        assert (counter.used, counter.committed) == (40, 40)
+        flaky.left, flaky.calls = RESERVE_ATTEMPTS, 0  # conflicts on every attempt: the caller sees it
+        with pytest.raises(client.exceptions.ClientError):
+            store.reserve("bank-a", "r2", Usage(100), tokens(1_000), NOW)
+        assert flaky.calls == RESERVE_ATTEMPTS
