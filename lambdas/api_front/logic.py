@@ -16,12 +16,12 @@ from api_front.models import CircuitStatus, ErrorResponse, GenerateRequest, Gene
 from shared.budgets import (
     FALLBACK_MAX_TOKENS,
     FALLBACK_SENTIMENT_MAX_TOKENS,
-    MICROS,
     BudgetExceeded,
     BudgetPolicy,
     CounterStatus,
     TierBound,
     Usage,
+    in_unit,
 )
 from shared.circuits import TIMESTAMP_FORMAT, CircuitReader, model_path_healthy, phase
 from shared.observability import emit, logger
@@ -114,9 +114,6 @@ def budget_refused(exc: BudgetExceeded, request_id: str) -> Outcome:
 
 
 def budget_view(client: str, policy: BudgetPolicy | None, counters: list[CounterStatus]) -> dict[str, Any]:
-    def scaled(unit: str, amount: int) -> float:
-        return amount / MICROS if unit == "cost" else amount
-
     return {
         "client": client,
         "currency": policy.currency if policy else None,
@@ -125,10 +122,10 @@ def budget_view(client: str, policy: BudgetPolicy | None, counters: list[Counter
             {
                 "period": c.period.name,
                 "unit": c.unit,
-                "limit": scaled(c.unit, c.limit),
-                "used": scaled(c.unit, c.used),
-                "committed": scaled(c.unit, c.committed + c.others),
-                "remaining": scaled(c.unit, c.remaining),
+                "limit": in_unit(c.unit, c.limit),
+                "used": in_unit(c.unit, c.used),
+                "committed": in_unit(c.unit, c.committed + c.others),
+                "remaining": in_unit(c.unit, c.remaining),
                 "share": round(c.share, 6),
                 "resets_at": c.period.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             }

@@ -172,10 +172,16 @@ class BudgetPolicy(BaseModel):
             total = total + (dearest or self.usage("", input_bound, tier.output_tokens))
         return total
 
-    def describe(self, unit: Unit, amount: int) -> str:
-        if unit == "cost":
-            return f"{amount / MICROS:.6f} {self.currency}"
-        return f"{amount} {unit.replace('_', ' ')}"
+
+def in_unit(unit: Unit | str, amount: int) -> float:
+    """An amount as clients read it: tokens as they are, cost in the currency (stored in millionths)."""
+    return amount / MICROS if unit == "cost" else amount
+
+
+def shown(unit: Unit | str, amount: int, currency: str) -> str:
+    if unit == "cost":
+        return f"{amount / MICROS:.6f} {currency}"
+    return f"{amount} {unit.replace('_', ' ')}"
 
 
 @dataclass(frozen=True)
@@ -230,9 +236,7 @@ class BudgetExceeded(Exception):  # a decision, not an error
         return max(1, math.ceil((self.period.resets_at - self.now).total_seconds()))
 
     def _show(self, amount: int) -> str:
-        if self.unit == "cost":
-            return f"{amount / MICROS:.6f} {self.currency}"
-        return f"{amount} {self.unit.replace('_', ' ')}"
+        return shown(self.unit, amount, self.currency)
 
     def message(self) -> str:
         return (
@@ -242,13 +246,12 @@ class BudgetExceeded(Exception):  # a decision, not an error
         )
 
     def details(self) -> dict[str, Any]:
-        scale = MICROS if self.unit == "cost" else 1
         return {
             "period": self.period.name,
             "unit": self.unit,
-            "limit": self.limit / scale,
-            "remaining": self.remaining / scale,
-            "requested": self.requested / scale,
+            "limit": in_unit(self.unit, self.limit),
+            "remaining": in_unit(self.unit, self.remaining),
+            "requested": in_unit(self.unit, self.requested),
             "resets_at": self.period.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "currency": self.currency if self.unit == "cost" else None,
         }
