@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +40,22 @@ class Fault:
 
 
 @dataclass
+class StreamFault:
+    """What happens to a model's stream after ``after_words`` words: ``cut`` (the connection drops,
+    no end marker), ``stall`` (nothing more for ``stall_s`` seconds, then the rest) or ``error``
+    (Bedrock's modelStreamErrorException event)."""
+
+    kind: str = "cut"
+    after_words: int = 3
+    stall_s: float = 30.0
+
+
+@dataclass
 class OfflineBedrock:
     faults: dict[str, Fault] = field(default_factory=dict)
+    stream_faults: dict[str, StreamFault] = field(default_factory=dict)
+    # Seconds between streamed words, as a model's generation pace.
+    pace_s: float = 0.0
     seed: int = 0
     calls: list[str] = field(default_factory=list)
     # Called with the model id before answering; tests use it to hold one execution mid-call.
@@ -57,8 +72,15 @@ class OfflineBedrock:
     def heal(self, model_id: str | None = None) -> None:
         if model_id is None:
             self.faults.clear()
+            self.stream_faults.clear()
         else:
             self.faults.pop(model_id, None)
+            self.stream_faults.pop(model_id, None)
+
+    def stream_fault(self, model_id: str, kind: str, after_words: int = 3, stall_s: float = 30.0) -> None:
+        if kind not in ("cut", "stall", "error"):
+            raise ValueError("a stream fault is cut, stall or error")
+        self.stream_faults[model_id] = StreamFault(kind, after_words, stall_s)
 
     def draw_fault(self, model_id: str) -> Fault | None:
         """The fault this call suffers, drawn at the model's error rate (None: the call goes through).
@@ -73,7 +95,7 @@ class OfflineBedrock:
     def calls_to(self, model_id: str) -> int:
         return sum(1 for call in self.calls if call == model_id)
 
-    def converse(self, **request: Any) -> dict[str, Any]:
+    def _answer(self, request: dict[str, Any], operation: str) -> str:
         model_id = request["modelId"]
         with self._lock:
             self.calls.append(model_id)
@@ -86,18 +108,47 @@ class OfflineBedrock:
                     "Error": {"Code": fault.error_code, "Message": f"injected fault for {model_id}"},
                     "ResponseMetadata": {"HTTPStatusCode": 424},
                 },
-                "Converse",
+                operation,
             )
         prompt = request["messages"][0]["content"][0]["text"]
         system = " ".join(block.get("text", "") for block in request.get("system", []))
         if LABEL_INSTRUCTION in system:
             # Asked for a sentiment label, a real model answers with a word; so does the stand-in.
-            text = f"Sentiment: {stand_in_label(prompt)}."
-        else:
-            text = f"[{model_id}] Offline answer to: {prompt[:120]}"
+            return f"Sentiment: {stand_in_label(prompt)}."
+        return f"[{model_id}] Offline answer to: {prompt[:120]}"
+
+    def converse(self, **request: Any) -> dict[str, Any]:
+        text = self._answer(request, "Converse")
+        prompt = request["messages"][0]["content"][0]["text"]
         return {
             "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
             "stopReason": "end_turn",
             "usage": {"inputTokens": len(prompt.split()), "outputTokens": len(text.split()), "totalTokens": 0},
             "metrics": {"latencyMs": 1},
         }
+
+    def converse_stream(self, **request: Any) -> dict[str, Any]:
+        """ConverseStream's event shapes, a word at a time at ``pace_s``, with the model's stream fault."""
+        text = self._answer(request, "ConverseStream")
+        prompt = request["messages"][0]["content"][0]["text"]
+        fault = self.stream_faults.get(request["modelId"])
+        return {"stream": self._events(text, prompt, fault)}
+
+    def _events(self, text: str, prompt: str, fault: StreamFault | None) -> Iterator[dict[str, Any]]:
+        yield {"messageStart": {"role": "assistant"}}
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            if fault is not None and i == fault.after_words:
+                if fault.kind == "cut":
+                    return  # the connection drops: no messageStop, no metadata
+                if fault.kind == "error":
+                    yield {"modelStreamErrorException": {"message": "injected stream error", "originalStatusCode": 500}}
+                    return
+                time.sleep(fault.stall_s)
+            if self.pace_s:
+                time.sleep(self.pace_s)
+            piece = word if i == len(words) - 1 else word + " "
+            yield {"contentBlockDelta": {"delta": {"text": piece}, "contentBlockIndex": 0}}
+        yield {"contentBlockStop": {"contentBlockIndex": 0}}
+        yield {"messageStop": {"stopReason": "end_turn"}}
+        yield {"metadata": {"usage": {"inputTokens": len(prompt.split()), "outputTokens": len(words)}}}

@@ -319,6 +319,15 @@ class RequestPath:
         status, answer, _ = self.api_response(method, path, body, api_key_id)
         return status, answer
 
+    def stream(
+        self, body: str | bytes, api_key_id: str | None = LOCAL_API_KEY_ID
+    ) -> tuple[int, dict[str, str], list[Any], bytes]:
+        """Call the stream route and read it to the end: status, headers, events and the raw bytes."""
+        response = stream_request(body, api_key_id)
+        raw = b"".join(response.body)
+        self.drain_ledger()
+        return response.status, response.headers, list(response.events), raw
+
     def api_response(
         self, method: str, path: str, body: str | None = None, api_key_id: str | None = LOCAL_API_KEY_ID
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -330,10 +339,26 @@ class RequestPath:
         return int(result["statusCode"]), json.loads(result["body"]), response_headers(result)
 
 
+def stream_request(
+    body: str | bytes,
+    api_key_id: str | None = LOCAL_API_KEY_ID,
+    request_id: str | None = None,
+    content_type: str | None = "application/json",
+) -> Any:
+    """Call the stream route as API Gateway (through the Lambda Web Adapter) hands it a request."""
+    from api_stream import handler as stream
+
+    raw = body.encode() if isinstance(body, str) else body
+    headers = {"content-type": content_type} if content_type else {}
+    context = {"requestId": request_id or str(uuid.uuid4()), "identity": {"apiKeyId": api_key_id}}
+    return stream.handle("POST", headers, raw, context)
+
+
 def _reset_handler_caches() -> None:
     from ledger import handler as ledger
 
     from api_front import handler as front
+    from api_stream import handler as stream
     from fallback import handler as fallback
     from router import handler as router
 
@@ -352,6 +377,13 @@ def _reset_handler_caches() -> None:
         router._bedrock,
         router._lambda_provider,
         fallback._client,
+        stream.settings,
+        stream.strategy_source,
+        stream.budget_store,
+        stream.circuit_store,
+        stream.audit_writer,
+        stream.bedrock,
+        stream.client_directory,
     ):
         fn.cache_clear()
 
@@ -370,10 +402,12 @@ def local_request_path(
     from moto import mock_aws
 
     from api_front import handler as front
+    from api_stream import handler as stream
     from degradation import handler as degradation
     from fallback import handler as fallback
     from router import handler as router
     from router.dal import BedrockProvider
+    from stacks.circuit_breaker import transition_placeholders
 
     bedrock = bedrock or OfflineBedrock()
     clock = {"now": start or datetime(2026, 1, 1, tzinfo=UTC)}
@@ -401,6 +435,7 @@ def local_request_path(
                 "FallbackFunctionArn": arns["fallback"],
                 "DegradationFunctionArn": arns["degradation"],
                 "CircuitTableName": table,
+                **transition_placeholders(),
             }
         )
         boto3.client("stepfunctions", region_name=region).create_state_machine(
@@ -420,10 +455,14 @@ def local_request_path(
             # The health route reads the same clock: it decides when a cooled-down circuit is due a probe;
             # budgets too: the period a request is charged to.
             mock.patch.object(front, "_now", (lambda: datetime.now(UTC)) if live_clock else (lambda: clock["now"])),
+            # The stream route: the same stand-in streams, the same clock stamps its circuits.
+            mock.patch.object(stream, "bedrock", lambda: bedrock),
+            mock.patch.object(stream, "_now", (lambda: datetime.now(UTC)) if live_clock else (lambda: clock["now"])),
         ]
         if strategy_source is not None:
             patches.append(mock.patch.object(router, "_strategy_source", lambda: strategy_source))
             patches.append(mock.patch.object(front, "strategy_source", lambda: strategy_source))
+            patches.append(mock.patch.object(stream, "strategy_source", lambda: strategy_source))
         for p in patches:
             p.start()
         try:

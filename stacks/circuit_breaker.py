@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy
@@ -16,7 +17,20 @@ from cdk_app.compliance import acknowledge
 from stacks.common import asl_state_machine
 
 ASL_FILE = Path(__file__).resolve().parent.parent / "statemachines" / "circuit_breaker.asl.json"
+# The circuit's conditional writes, shared with the stream path (lambdas/shared/circuit_transitions.py).
+TRANSITIONS_FILE = Path(__file__).resolve().parent.parent / "lambdas" / "shared" / "circuit_transitions.json"
 PARTITION_KEY = "model_id"
+
+
+def transition_placeholders(path: Path = TRANSITIONS_FILE) -> dict[str, str]:
+    """``${<Name>Update}`` and ``${<Name>Condition}`` for each transition the ASL performs."""
+    raw = json.loads(path.read_text())
+    found: dict[str, str] = {}
+    for name, transition in raw.items():
+        if not name.startswith("_"):
+            found[f"{name}Update"] = transition["update"]
+            found[f"{name}Condition"] = transition["condition"]
+    return found
 
 
 class CircuitBreaker(Construct):
@@ -63,6 +77,7 @@ class CircuitBreaker(Construct):
                 "FallbackFunctionArn": fallback.function_arn,
                 "DegradationFunctionArn": degradation.function_arn,
                 "CircuitTableName": self.table.table_name,
+                **transition_placeholders(),
             },
             key=key,
         )

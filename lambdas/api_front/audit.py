@@ -44,6 +44,8 @@ class AuditRecord:
     cost_micros: int = 0
     currency: str | None = None
     latency_ms: int = 0
+    first_token_ms: int | None = None  # the stream route: time to the first text sent
+    stream_end: str | None = None  # the stream route: done, error, or disconnected (the client hung up)
     prompt_sha256: str | None = None
     redactions: dict[str, int] = field(default_factory=dict)
     version: int = RECORD_VERSION

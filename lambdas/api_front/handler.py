@@ -28,6 +28,7 @@ from api_front.logic import (
     check_prompt_size,
     client_of,
     degraded,
+    describe_errors,
     error,
     generate,
     health,
@@ -48,7 +49,6 @@ from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
 from shared.strategy import Strategy
 from shared.strategy.source import StrategySource, strategy_source_from_env
-from shared.use_cases import UseCase
 
 app = APIGatewayRestResolver(enable_validation=True)
 # The budget calls (reserve, at most RESERVE_ATTEMPTS times, and settle), each one bounded attempt:
@@ -190,27 +190,11 @@ def _client() -> str:
     return client_of(dict(event.request_context.raw_event) if event else {}, settings().auth, client_directory())
 
 
-def _describe(errors: list[dict[str, Any]]) -> str:
-    parts = []
-    for err in errors:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        if err.get("type") == "json_invalid":
-            parts.append("body is not valid JSON")
-            continue
-        message = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
-        if err.get("type") == "missing":
-            message = "is required"
-        elif err.get("type") == "enum" or loc == "use_case":
-            message = f"must be one of {', '.join(u.value for u in UseCase)}"
-        parts.append(f"{loc}: {message}")
-    return "; ".join(parts) or "request body is invalid"
-
-
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     errors = list(exc.errors())
     logger.info("invalid request", extra={"errors": [{k: e.get(k) for k in ("loc", "type")} for e in errors]})
-    return _respond(error(400, "invalid_request", _describe(errors), _request_id()))
+    return _respond(error(400, "invalid_request", describe_errors(errors), _request_id()))
 
 
 @app.post(

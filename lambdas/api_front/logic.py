@@ -170,6 +170,23 @@ def body_problem(event: dict[str, Any], body: str | bytes) -> tuple[int, str, st
     return None
 
 
+def describe_errors(errors: list[dict[str, Any]]) -> str:
+    """Pydantic's errors as one message that names each field and what is wrong with it."""
+    parts = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        if err.get("type") == "json_invalid":
+            parts.append("body is not valid JSON")
+            continue
+        message = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
+        if err.get("type") == "missing":
+            message = "is required"
+        elif err.get("type") == "enum" or loc == "use_case":
+            message = f"must be one of {', '.join(u.value for u in UseCase)}"
+        parts.append(f"{loc}: {message}")
+    return "; ".join(parts) or "request body is invalid"
+
+
 def prompt_limit(use_case: UseCase, max_chars: int) -> int:
     """The longest prompt a use case takes: the sentiment classifier reads at most a short passage."""
     return min(max_chars, SENTIMENT_MAX_CHARS) if use_case is UseCase.SENTIMENT else max_chars

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from shared.failures import ModelCallError, failure
 
-__all__ = ["Completion", "GuardrailRef", "ModelCallError", "converse", "failure"]
+__all__ = ["Completion", "GuardrailRef", "ModelCallError", "StreamEnd", "converse", "converse_stream", "failure"]
 
 # Errors worth retrying: the request was fine, the service was busy. Anything else (access
 # denied, validation, model not found) fails fast so the circuit breaker sees it at once.
@@ -115,16 +115,7 @@ def converse(
     """
     # Backoff jitter needs no cryptographic randomness.
     rng = rng or random.Random()  # noqa: S311  # nosec B311
-    inference: dict[str, Any] = {"maxTokens": max_tokens, "temperature": temperature}
-    if top_p is not None:
-        inference["topP"] = top_p
-    request: dict[str, Any] = {
-        "modelId": model_id,
-        "messages": [{"role": "user", "content": [{"text": prompt}]}],
-        "inferenceConfig": inference,
-    }
-    if system_prompt:
-        request["system"] = [{"text": system_prompt}]
+    request = _converse_request(model_id, prompt, system_prompt, max_tokens, temperature, top_p)
     if guardrail is not None:
         request["guardrailConfig"] = {
             "guardrailIdentifier": guardrail.identifier,
@@ -159,3 +150,87 @@ def converse(
         output_tokens=int(usage.get("outputTokens", 0)),
         stop_reason=str(response.get("stopReason", "")),
     )
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The last item of :func:`converse_stream`: what Converse's ``metadata`` and ``messageStop`` said."""
+
+    model_id: str
+    input_tokens: int
+    output_tokens: int
+    stop_reason: str
+
+
+def converse_stream(
+    client: Any,
+    *,
+    model_id: str,
+    prompt: str,
+    system_prompt: str | None,
+    max_tokens: int,
+    temperature: float,
+    top_p: float | None = None,
+    guardrail: GuardrailRef | None = None,
+) -> Iterator[str | StreamEnd]:
+    """Call ConverseStream and yield each text delta, then one :class:`StreamEnd`.
+
+    There are no retries: on the stream path the next tier is the retry (a throttled primary
+    before its first token hands over to the fallback at once). An error event inside the stream,
+    and a stream that ends without ``messageStop`` and ``metadata``, raise the classified
+    :class:`ModelCallError`: a cut stream is never ended as if it were whole.
+    """
+    request = _converse_request(model_id, prompt, system_prompt, max_tokens, temperature, top_p)
+    if guardrail is not None:
+        # sync: every chunk is scanned before it is released (async could release what it blocks
+        # later, and cannot mask); the README says what this mode does and does not catch.
+        request["guardrailConfig"] = {
+            "guardrailIdentifier": guardrail.identifier,
+            "guardrailVersion": guardrail.version,
+            "streamProcessingMode": "sync",
+        }
+    ending: dict[str, Any] = {}
+    try:
+        response = client.converse_stream(**request)
+        for event in response.get("stream", []):
+            text = _stream_event(model_id, event, ending)
+            if text:
+                yield text
+    except ClientError as exc:  # botocore raises an error event as EventStreamError, a ClientError
+        code = exc.response.get("Error", {}).get("Code", "Unknown")
+        raise failure(model_id, code, exc.response.get("Error", {}).get("Message", str(exc))) from exc
+    stop_reason, usage = ending.get("stop_reason"), ending.get("usage")
+    if stop_reason is None or usage is None:
+        raise failure(model_id, "TruncatedStream", "the stream ended without messageStop and metadata")
+    yield StreamEnd(model_id, int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0)), stop_reason)
+
+
+def _stream_event(model_id: str, event: dict[str, Any], ending: dict[str, Any]) -> str | None:
+    """One ConverseStream event: its text, or what it says about the end (kept in ``ending``)."""
+    if "contentBlockDelta" in event:
+        return str(event["contentBlockDelta"].get("delta", {}).get("text") or "") or None
+    if "messageStop" in event:
+        ending["stop_reason"] = str(event["messageStop"].get("stopReason", ""))
+    elif "metadata" in event:
+        ending["usage"] = event["metadata"].get("usage", {})
+    else:
+        for key, value in event.items():
+            if key.endswith("Exception"):  # an error event, where botocore passes it through as data
+                raise failure(model_id, key[0].upper() + key[1:], str((value or {}).get("message", ""))[:500])
+    return None
+
+
+def _converse_request(
+    model_id: str, prompt: str, system_prompt: str | None, max_tokens: int, temperature: float, top_p: float | None
+) -> dict[str, Any]:
+    inference: dict[str, Any] = {"maxTokens": max_tokens, "temperature": temperature}
+    if top_p is not None:
+        inference["topP"] = top_p
+    request: dict[str, Any] = {
+        "modelId": model_id,
+        "messages": [{"role": "user", "content": [{"text": prompt}]}],
+        "inferenceConfig": inference,
+    }
+    if system_prompt:
+        request["system"] = [{"text": system_prompt}]
+    return request

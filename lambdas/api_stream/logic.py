@@ -1,0 +1,272 @@
+"""The stream route's contract, independent of how the bytes leave (the Lambda Web Adapter on AWS,
+Starlette on the local platform).
+
+Events, as server-sent events:
+
+- ``meta`` once, when a tier has produced its first text: tier, attempt, model, variant, request id;
+- ``delta`` events with text;
+- exactly one terminal event: ``done`` (token counts, the sentiment field, the stop reason,
+  usage) or ``error`` (code, failure class, the tier that failed, whether text was already sent).
+
+A tier that fails (or sends nothing within the first-token timeout) before any text was sent is
+counted as the sync path counts it, and the next tier streams instead; the static answer is the
+last tier and cannot fail. After the first text, a failure ends the stream with ``error``: two
+models' text is never stitched into one answer. A stream that stops without a terminal event is
+a broken connection, and a client can tell.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.bedrock import StreamEnd
+from shared.failures import FailureClass, ModelCallError, failure
+from shared.observability import emit, logger
+from shared.static_answers import STATIC_MODEL
+
+EVENT_TYPES = ("meta", "delta", "done", "error")
+MEDIA_TYPE = "text/event-stream"
+
+
+@dataclass(frozen=True)
+class Event:
+    name: Literal["meta", "delta", "done", "error"]
+    data: dict[str, Any]
+
+    def encode(self) -> bytes:
+        # One JSON line per event: a delta's newlines stay inside the JSON string.
+        return f"event: {self.name}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n".encode()
+
+
+def parse_events(raw: str) -> list[Event]:
+    """Server-sent events back into Events (tests, the bench and the local console read streams)."""
+    events = []
+    for block in raw.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines and "data" in lines:
+            events.append(Event(lines["event"], json.loads(lines["data"])))  # type: ignore[arg-type]
+    return events
+
+
+class StreamTimeouts(BaseModel):
+    """How long a tier may stay silent, from config (``streaming`` in cdk.json), checked at cold start."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Before the first text: past this the tier counts as failed and the next one streams.
+    first_token_s: float = Field(default=5.0, gt=0, le=60)
+    # Between two pieces of text after the first: past this the stream ends with error "stalled".
+    idle_s: float = Field(default=10.0, gt=0, le=120)
+
+
+@dataclass(frozen=True)
+class End:
+    """How a tier's answer finished."""
+
+    model_id: str
+    input_tokens: int
+    output_tokens: int
+    stop_reason: str
+    sentiment: dict[str, Any] | None = None
+    guardrail: str = "not_configured"
+
+
+Piece = str | End | StreamEnd
+
+
+@dataclass
+class Tier:
+    """One tier's answer as a stream of text pieces ending with an End (or a StreamEnd)."""
+
+    name: Literal["primary", "fallback", "degraded"]
+    attempt: int
+    model_id: str
+    variant: str | None
+    open: Callable[[], Iterator[Piece]]
+
+
+@dataclass
+class Summary:
+    """What the stream did, for the budget, the audit record and the metrics."""
+
+    tier: str | None = None
+    model_used: str | None = None
+    variant: str | None = None
+    outcome: Literal["done", "error"] | None = None
+    failure_class: str | None = None
+    error_code: str | None = None
+    first_token_ms: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    usage_known: bool = True
+    cost_micros: int = 0
+    currency: str | None = None
+    guardrail: str | None = None
+    degraded_reason: str | None = None
+    failed_tiers: list[str] = field(default_factory=list)
+
+
+def timed(source: Iterator[Piece], model_id: str, timeouts: StreamTimeouts) -> Iterator[Piece]:
+    """``source``'s pieces, but a silence longer than the first-token (then the idle) timeout
+    raises the model's failure. The source runs in its own thread, so a model that never
+    answers cannot hold the request past the timeout."""
+    pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for piece in source:
+                pieces.put(("piece", piece))
+            pieces.put(("end", None))
+        except Exception as exc:  # handed to the consumer, which classifies it
+            pieces.put(("error", exc))
+
+    threading.Thread(target=pump, daemon=True, name=f"stream-{model_id}").start()
+    started = False
+    while True:
+        try:
+            kind, value = pieces.get(timeout=timeouts.idle_s if started else timeouts.first_token_s)
+        except queue.Empty:
+            code = "StreamStalled" if started else "FirstTokenTimeout"
+            limit = timeouts.idle_s if started else timeouts.first_token_s
+            raise failure(model_id, code, f"no text for {limit:g} s") from None
+        if kind == "end":
+            return
+        if kind == "error":
+            if isinstance(value, ModelCallError):
+                raise value
+            raise failure(model_id, type(value).__name__, str(value)[:300]) from value
+        if isinstance(value, str):
+            started = True
+        yield value
+
+
+def _end_of(piece: End | StreamEnd, guardrail: str) -> End:
+    if isinstance(piece, End):
+        return piece
+    verdict = "intervened" if piece.stop_reason == "guardrail_intervened" else guardrail
+    return End(piece.model_id, piece.input_tokens, piece.output_tokens, piece.stop_reason, None, verdict)
+
+
+def stream_answer(
+    tiers: list[Tier],
+    degraded: Tier,
+    request_id: str,
+    use_case: str,
+    timeouts: StreamTimeouts,
+    summary: Summary,
+    *,
+    on_result: Callable[[str, FailureClass | None], None],
+    finish: Callable[[Summary], dict[str, Any]],
+    guardrail: str = "not_configured",
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Event]:
+    """The events of one streamed answer. ``on_result(tier, failure_class or None)`` is told each
+    model tier's outcome (the breaker listens for the primary's); ``finish`` settles the budget
+    and returns what the terminal event adds (``usage``)."""
+    started = clock()
+    for tier in [*tiers, degraded]:
+        sent = 0
+        end: End | None = None
+        try:
+            source = tier.open() if tier is degraded else timed(tier.open(), tier.model_id, timeouts)
+            for piece in source:
+                if isinstance(piece, str):
+                    if not sent:
+                        summary.first_token_ms = int((clock() - started) * 1000)
+                        summary.tier, summary.model_used, summary.variant = tier.name, tier.model_id, tier.variant
+                        yield Event(
+                            "meta",
+                            {
+                                "tier": tier.name,
+                                "attempt": tier.attempt,
+                                "model": tier.model_id,
+                                "variant": tier.variant,
+                                "use_case": use_case,
+                                "request_id": request_id,
+                            },
+                        )
+                    sent += 1
+                    yield Event("delta", {"text": piece})
+                else:
+                    end = _end_of(piece, guardrail)
+            if not sent or end is None:
+                # Text without an end marker is a cut stream; an end without text, an empty answer.
+                raise failure(tier.model_id, "TruncatedStream" if sent else "EmptyResponse", "no complete answer")
+        except ModelCallError as exc:
+            on_result(tier.name, exc.failure_class)
+            summary.failed_tiers.append(tier.name)
+            emit("PathFailures", 1, failure_class=str(exc.failure_class), tier=tier.name)
+            logger.warning(
+                "stream tier failed",
+                extra={"tier": tier.name, "model_id": tier.model_id, "code": exc.code, "text_sent": bool(sent)},
+            )
+            if not sent:
+                continue  # nothing shown yet: the next tier answers
+            summary.outcome, summary.failure_class, summary.error_code = "error", str(exc.failure_class), exc.code
+            summary.usage_known = False  # a cut stream reports no usage; finish() charges the tier's bound
+            extra = finish(summary)
+            yield Event(
+                "error",
+                {
+                    "code": _error_code(exc.code),
+                    "message": "the answer was interrupted; the text sent so far is incomplete",
+                    "failure_class": str(exc.failure_class),
+                    "tier": tier.name,
+                    "model": tier.model_id,
+                    "partial": True,
+                    "request_id": request_id,
+                    **extra,
+                },
+            )
+            return
+        on_result(tier.name, None)
+        summary.outcome = "done"
+        summary.input_tokens, summary.output_tokens = end.input_tokens, end.output_tokens
+        summary.guardrail = end.guardrail
+        extra = finish(summary)
+        yield Event(
+            "done",
+            {
+                "tier": tier.name,
+                "attempt": tier.attempt,
+                "model_used": end.model_id,
+                "variant": tier.variant,
+                "use_case": use_case,
+                "request_id": request_id,
+                "input_tokens": end.input_tokens,
+                "output_tokens": end.output_tokens,
+                "stop_reason": end.stop_reason,
+                "sentiment": end.sentiment,
+                "guardrail": end.guardrail,
+                "degraded_reason": summary.degraded_reason if tier is degraded else None,
+                **extra,
+            },
+        )
+        return
+    raise AssertionError("unreachable: the degraded tier always answers")
+
+
+def _error_code(code: str) -> str:
+    """The error event's code: what a client can branch on."""
+    return {"StreamStalled": "stalled", "TruncatedStream": "truncated"}.get(code, "model_error")
+
+
+def static_tier(text: str, reason: str, summary: Summary) -> Tier:
+    """The static answer as a tier: its words as deltas, then the end. It cannot fail."""
+
+    def pieces() -> Iterator[Piece]:
+        summary.degraded_reason = reason
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            yield word if i == len(words) - 1 else word + " "
+        yield End(STATIC_MODEL, 0, 0, "static", None, "not_applicable")
+
+    return Tier("degraded", 3, STATIC_MODEL, None, pieces)
