@@ -49,6 +49,7 @@ CONTEXT_KEYS = (
     "appconfig_agent_layers",
     "budgets",
     "ledger",
+    "streaming",
 )
 
 # USD per 1,000 input and output tokens (on-demand, geographic inference profiles, from the Bedrock
@@ -208,6 +209,43 @@ class LedgerSettings(BaseModel):
     retention_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
 
 
+# The AWS Lambda Web Adapter's published layer (x86_64), version 0.9.x: the stream function's
+# response-stream bridge. Its account and name are AWS's; the version is pinned.
+WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerX86:{version}"
+
+
+class StreamingSettings(BaseModel):
+    """POST /v1/generate/stream: silence limits, the overall bound, and the Web Adapter layer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # A tier that sends no text for this long before its first token counts as failed; the next streams.
+    first_token_timeout_s: float = Field(default=5.0, gt=0, le=30)
+    # After the first token: this long without text ends the stream with error "stalled".
+    idle_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # The whole stream, every tier included: past this it ends with error "deadline" (or, before
+    # any text, the static answer). The function's timeout is derived from it.
+    max_stream_s: int = Field(default=60, ge=10, le=600)
+    web_adapter_layer_version: int = Field(default=25, ge=1)
+    # A region's layer ARN where it differs from the published pattern (an account's own copy).
+    web_adapter_layers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> StreamingSettings:
+        if 2 * self.first_token_timeout_s >= self.max_stream_s:
+            raise ValueError("max_stream_s must leave room for both models' first-token timeouts")
+        for region, arn in self.web_adapter_layers.items():
+            match = _LAYER_ARN.match(arn)
+            if not match or match.group(1) != region:
+                raise ValueError(f"streaming.web_adapter_layers[{region!r}] must be a layer ARN in {region}: {arn!r}")
+        return self
+
+    def web_adapter_layer(self, region: str, partition: str = "aws") -> str:
+        return self.web_adapter_layers.get(region) or WEB_ADAPTER_LAYER.format(
+            partition=partition, region=region, version=self.web_adapter_layer_version
+        )
+
+
 @dataclass(frozen=True)
 class RegionModels:
     """The Bedrock ids one region calls: the strategy's ids, translated where the region needs another."""
@@ -269,6 +307,7 @@ class PlatformConfig(BaseModel):
     # the strategy's JSON Schema, and changeable later in AppConfig without a deploy.
     budgets: dict[str, Any] | None = None
     ledger: LedgerSettings = LedgerSettings()
+    streaming: StreamingSettings = StreamingSettings()
 
     @field_validator("api_clients")
     @classmethod

@@ -5,6 +5,10 @@ python -m local.chaos fail --model us.amazon.nova-micro-v1:0 --error-rate 1 --re
 python -m local.chaos latency --latency-ms 2000
 python -m local.chaos throttle --error-rate 1
 python -m local.chaos down us-east-1 | up us-east-1
+python -m local.chaos stream cut --after-words 5         # the primary's stream drops after 5 words
+python -m local.chaos stream stall --after-words 0       # silent before its first token (fails over)
+python -m local.chaos stream error --after-words 3       # Bedrock's modelStreamErrorException mid-stream
+python -m local.chaos pace --pace-ms 80                   # streamed words arrive 80 ms apart
 python -m local.chaos heal | status
 """
 
@@ -38,6 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--latency-ms", type=int, default=0 if name != "latency" else 2000)
     for name in ("down", "up"):
         sub.add_parser(name).add_argument("region")
+    p = sub.add_parser("stream", help="a stream fault for one model")
+    p.add_argument("kind", choices=("cut", "stall", "error"))
+    p.add_argument("--model", default=PRIMARY)
+    p.add_argument("--region", default=None)
+    p.add_argument("--after-words", type=int, default=3)
+    p.add_argument("--stall-s", type=float, default=30.0)
+    p = sub.add_parser("pace", help="how fast the stand-in streams")
+    p.add_argument("--pace-ms", type=int, default=80)
+    p.add_argument("--region", default=None)
     sub.add_parser("heal")
     sub.add_parser("status")
     args = parser.parse_args(argv)
@@ -48,6 +61,15 @@ def main(argv: list[str] | None = None) -> int:
             "latency_ms": args.latency_ms,
             "throttle": args.command == "throttle",
         }
+        if args.region:
+            body["region"] = args.region
+        return call(args.url, "POST", "/admin/chaos", body)
+    if args.command in ("stream", "pace"):
+        body = {"model": getattr(args, "model", PRIMARY), "error_rate": 0, "latency_ms": 0}
+        if args.command == "stream":
+            body["stream_fault"] = {"kind": args.kind, "after_words": args.after_words, "stall_s": args.stall_s}
+        else:
+            body["pace_ms"] = args.pace_ms
         if args.region:
             body["region"] = args.region
         return call(args.url, "POST", "/admin/chaos", body)

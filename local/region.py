@@ -28,9 +28,9 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 from starlette.applications import Starlette  # noqa: E402 - environment first
-from starlette.concurrency import run_in_threadpool  # noqa: E402
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool  # noqa: E402
 from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse, Response  # noqa: E402
+from starlette.responses import JSONResponse, Response, StreamingResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from local.bedrock_stub import OfflineBedrock  # noqa: E402
@@ -46,6 +46,7 @@ from shared.strategy import load_default_strategy  # noqa: E402
 OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 AGENT_PATH = "/applications/{application}/environments/{environment}/configurations/{profile}"
 FALLBACK_MODEL = "us.amazon.nova-micro-v1:0"
+STREAM_PATH = "/v1/generate/stream"
 
 
 def api_routes(document: Path = OPENAPI) -> list[tuple[str, str]]:
@@ -140,6 +141,29 @@ class RegionState:
             self.path.drain_ledger()
             return result
 
+    def stream(self, headers: dict[str, str], body: bytes) -> Any:
+        from local.request_path import LOCAL_API_KEY_ID, stream_request
+
+        with self.lock:
+            return stream_request(body, LOCAL_API_KEY_ID, content_type=headers.get("content-type"))
+
+    def locked(self, chunks: Any) -> Any:
+        """A stream's chunks, each produced under the region's lock (moto and the handlers are
+        not re-entrant); the lock is let go between chunks, so chaos controls act mid-stream."""
+        try:
+            while True:
+                with self.lock:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        self.path.drain_ledger()
+                        return
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                with self.lock:
+                    close()
+
     def serve_with_faults(self, target: str) -> None:
         """Let chaos reach a serving Lambda: faults and latency set for the model ids that the
         current strategy serves from ``target`` apply to its invocations."""
@@ -168,6 +192,16 @@ class RegionState:
             else:
                 self.path.bedrock.heal(model)
             self.latency_ms[model] = latency_ms
+
+    def stream_chaos(self, model: str, fault: dict[str, Any] | None, pace_ms: int) -> None:
+        """Stream faults for a model (cut after N words, stall, an error event) and the words' pace."""
+        with self.lock:
+            if fault is not None:
+                self.path.bedrock.stream_fault(
+                    model, str(fault.get("kind")), int(fault.get("after_words", 3)), float(fault.get("stall_s", 30))
+                )
+            if pace_ms >= 0:
+                self.path.bedrock.pace_s = pace_ms / 1000
 
     def heal(self) -> None:
         with self.lock:
@@ -219,6 +253,19 @@ async def api(request: Request) -> Response:
     )
 
 
+async def stream(request: Request) -> Response:
+    """POST /v1/generate/stream: the stream function's own code, as the Lambda Web Adapter serves it."""
+    state: RegionState = request.app.state.region
+    raw = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    response = await run_in_threadpool(state.stream, headers, raw)
+    return StreamingResponse(
+        iterate_in_threadpool(state.locked(response.body)),
+        status_code=response.status,
+        headers={**response.headers, "x-finai-region": state.path.region},
+    )
+
+
 async def chaos(request: Request) -> Response:
     state: RegionState = request.app.state.region
     try:
@@ -228,11 +275,24 @@ async def chaos(request: Request) -> Response:
         latency = int(body.get("latency_ms", 0))
         if not 0 <= rate <= 1 or not 0 <= latency <= 30_000:
             raise ValueError("error_rate must be in [0, 1] and latency_ms in [0, 30000]")
+        stream_fault = body.get("stream_fault")  # {"kind": cut|stall|error, "after_words", "stall_s"}
+        if stream_fault is not None and (
+            not isinstance(stream_fault, dict) or not 0 <= int(stream_fault.get("after_words", 3)) <= 10_000
+        ):
+            raise ValueError("stream_fault must be an object with kind and after_words in [0, 10000]")
+        pace_ms = int(body.get("pace_ms", -1))
+        if pace_ms > 2_000:
+            raise ValueError("pace_ms must be at most 2000")
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         return JSONResponse(
             {"error": "bad_request", "message": f"chaos needs model, error_rate, latency_ms: {exc}"}, 400
         )
     await run_in_threadpool(state.chaos, model, rate, latency, bool(body.get("throttle", False)))
+    if stream_fault is not None or pace_ms >= 0:
+        try:
+            await run_in_threadpool(state.stream_chaos, model, stream_fault, pace_ms)
+        except ValueError as exc:
+            return JSONResponse({"error": "bad_request", "message": str(exc)}, 400)
     return JSONResponse(await run_in_threadpool(state.state))
 
 
@@ -274,7 +334,7 @@ async def publish(request: Request) -> Response:
 
 
 def build_app(state: RegionState) -> Starlette:
-    routes = [Route(path, api, methods=[method]) for method, path in api_routes()]
+    routes = [Route(path, stream if path == STREAM_PATH else api, methods=[method]) for method, path in api_routes()]
     routes += [
         Route(AGENT_PATH, agent, methods=["GET"]),
         Route("/admin/strategy", publish, methods=["POST"]),

@@ -31,13 +31,13 @@ from typing import Any
 
 import requests
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from local.failover import FailoverFront, HealthCheckSettings, Region
-from local.region import api_routes
+from local.region import STREAM_PATH, api_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = Path(__file__).resolve().parent / "web"
@@ -112,6 +112,12 @@ class RegionProcess:
         response = self.session.request(method, f"{self.url}{path}", data=body, headers=headers, timeout=60)
         passed = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
         return response.status_code, response.content, passed
+
+    def open_stream(self, body: bytes, content_type: str | None) -> requests.Response:
+        if self.down:
+            raise ConnectionError(f"region {self.name} is down")
+        headers = {"Content-Type": content_type} if content_type else {}
+        return requests.post(f"{self.url}{STREAM_PATH}", data=body, headers=headers, stream=True, timeout=(2, 90))
 
     def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self.session.request(method, f"{self.url}{path}", json=body, timeout=10)
@@ -206,6 +212,8 @@ async def api(request: Request) -> Response:
         platform.rejected += 1  # API Gateway answers; no region, Lambda or audit record sees it
         return Response(FORBIDDEN.format(id=uuid.uuid4()), 403, media_type="application/json")
     region = platform.active()
+    if path == STREAM_PATH:
+        return await stream(platform, region, body, request.headers.get("content-type"))
     try:
         status, content, passed = await run_in_threadpool(
             region.forward, request.method, path, body, request.headers.get("content-type")
@@ -216,6 +224,22 @@ async def api(request: Request) -> Response:
     platform.requests_by_region[region.name] += 1
     headers = {**passed, "x-finai-region": region.name}
     return Response(content, status, media_type="application/json", headers=headers)
+
+
+async def stream(platform: Platform, region: RegionProcess, body: bytes, content_type: str | None) -> Response:
+    """The stream route through the active region, passed on chunk by chunk as API Gateway streams it."""
+    try:
+        upstream = await run_in_threadpool(region.open_stream, body, content_type)
+    except (requests.RequestException, ConnectionError) as exc:
+        message = {"error": "region_unavailable", "message": f"{region.name}: {exc}"}
+        return JSONResponse(message, 503, headers={"x-finai-region": region.name})
+    platform.requests_by_region[region.name] += 1
+    return StreamingResponse(
+        iterate_in_threadpool(upstream.iter_content(chunk_size=None)),
+        status_code=upstream.status_code,
+        media_type=upstream.headers.get("content-type"),
+        headers={"x-finai-region": region.name, "cache-control": "no-cache"},
+    )
 
 
 async def status(request: Request) -> Response:

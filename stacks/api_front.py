@@ -9,6 +9,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -29,7 +30,12 @@ INTEGRATION_TIMEOUT_S = 29
 FRONT_TIMEOUT_S = 26
 # How long the front waits for StartSyncExecution: longer than the state machine's TimeoutSeconds.
 EXECUTION_READ_TIMEOUT_S = 22.5
-ROUTES = (("POST", "/v1/generate"), ("GET", "/v1/budget"), ("GET", "/v1/health"))
+ROUTES = (
+    ("POST", "/v1/generate"),
+    ("POST", "/v1/generate/stream"),
+    ("GET", "/v1/budget"),
+    ("GET", "/v1/health"),
+)
 # Variables a gateway response template may substitute: AWS-generated, of a fixed format, so they
 # can never carry a quote or a client's text into the JSON.
 SAFE_TEMPLATE_VARIABLES = ("$context.requestId",)
@@ -188,8 +194,11 @@ class ApiFront(Construct):
             limits=waf_limits(usage_plan, len(clients)),
         )
         integration = apigw.LambdaIntegration(self.function, timeout=Duration.seconds(INTEGRATION_TIMEOUT_S))
-        v1 = self.api.root.add_resource("v1")
-        self.generate_method = v1.add_resource("generate").add_method(
+        self.auth = auth
+        self.request_model = request_model
+        self.v1 = v1 = self.api.root.add_resource("v1")
+        self.generate_resource = v1.add_resource("generate")
+        self.generate_method = self.generate_resource.add_method(
             "POST",
             integration,
             request_validator=self.validator,
@@ -236,13 +245,8 @@ class ApiFront(Construct):
                 description="API Gateway key id to client name, for budgets and the audit trail",
                 string_value=stack.to_json_string(key_ids),
             )
-            self.function.add_environment("API_CLIENT_KEYS_PARAMETER", parameter_name)
-            self.function.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=["ssm:GetParameter"],
-                    resources=[stack.format_arn(service="ssm", resource="parameter", resource_name=parameter_name[1:])],
-                )
-            )
+            self.client_keys_parameter = parameter_name
+            self.grant_client_keys(self.function)
         acknowledge(
             self.api,
             [
@@ -284,6 +288,33 @@ class ApiFront(Construct):
                     ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
                 ),
             ],
+        )
+
+    client_keys_parameter: str | None = None
+
+    def grant_client_keys(self, function: lambda_.Function) -> None:
+        """Name the key-id-to-client parameter to a function that charges budgets, and let it read it."""
+        name = self.client_keys_parameter
+        if name is None:
+            return
+        function.add_environment("API_CLIENT_KEYS_PARAMETER", name)
+        stack = Stack.of(self)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"],
+                resources=[stack.format_arn(service="ssm", resource="parameter", resource_name=name[1:])],
+            )
+        )
+
+    def add_method(self, resource: apigw.Resource, integration: apigw.Integration) -> apigw.Method:
+        """A POST method with the API's request validation, model and authorisation."""
+        return resource.add_method(
+            "POST",
+            integration,
+            request_validator=self.validator,
+            request_models={"application/json": self.request_model},
+            api_key_required=self.auth == "api_key",
+            authorization_type=apigw.AuthorizationType.IAM if self.auth == "iam" else apigw.AuthorizationType.NONE,
         )
 
     @property

@@ -109,6 +109,12 @@ class CircuitBreaker(Construct):
         self.table.grant(grantee, "dynamodb:Scan", "dynamodb:GetItem")
         self._key.grant_decrypt(grantee)
 
+    def grant_stream_transitions(self, grantee: iam.IGrantable) -> None:
+        """The stream path's breaker (lambdas/shared/breaker.py): the state machine's own reads and
+        conditional writes on the circuit items, nothing else on the table."""
+        self.table.grant(grantee, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self._key.grant(grantee, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
+
     def grant_request_probes(self, grantee: iam.IGrantable) -> None:
         """The health route asks for a probe of a cooled-down circuit (a conditional write on its
         probe_requested_at) and starts the probe execution asynchronously."""

@@ -165,6 +165,8 @@ class PythonFunction(Construct):
         timeout: Duration = DEFAULT_TIMEOUT,
         memory_size: int = 512,
         no_dlq_reason: str = SYNC_NO_DLQ,
+        handler: str | None = None,
+        extra_layers: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -181,9 +183,15 @@ class PythonFunction(Construct):
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             code=lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=ASSET_EXCLUDES),
-            handler=f"{component}.handler.lambda_handler",
+            handler=handler or f"{component}.handler.lambda_handler",
             role=self.role,
-            layers=[layer],
+            layers=[
+                layer,
+                *(
+                    lambda_.LayerVersion.from_layer_version_arn(self, f"Layer{i}", arn)
+                    for i, arn in enumerate(extra_layers)
+                ),
+            ],
             timeout=timeout,
             memory_size=memory_size,
             tracing=lambda_.Tracing.ACTIVE,

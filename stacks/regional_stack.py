@@ -10,6 +10,7 @@ from constructs import Construct
 from cdk_app.compliance import acknowledge
 from cdk_app.config import PlatformConfig
 from stacks.api_front import STAGE, ApiFront
+from stacks.api_stream import ApiStream
 from stacks.benchmark import Benchmark
 from stacks.budgets import Budgets
 from stacks.circuit_breaker import CircuitBreaker
@@ -109,6 +110,24 @@ class RegionalStack(Stack):
             fallback_model_id=models.fallback,
             appconfig_agent_layer=config.appconfig_agent_layers.get(region),
         )
+        self.api_stream = ApiStream(
+            self,
+            "ApiStream",
+            key=key,
+            powertools_layer_version=layer,
+            settings=config.streaming,
+            front=self.api_front,
+            breaker=self.breaker,
+            budgets=self.budgets,
+            ledger=self.ledger,
+            model_config=model_config,
+            serving=serving,
+            guardrail=guardrail,
+            bedrock_model_ids=models.primary,
+            fallback_model_id=models.fallback,
+            max_prompt_chars=config.max_prompt_chars,
+            appconfig_agent_layer=config.appconfig_agent_layers.get(region),
+        )
         self.benchmark = Benchmark(
             self,
             "Benchmark",
@@ -130,6 +149,7 @@ class RegionalStack(Stack):
             stage=STAGE,
             functions={
                 "ApiFront": self.api_front.function,
+                "ApiStream": self.api_stream.function,
                 "Router": router.function,
                 "Fallback": fallback.function,
                 "Degradation": degradation.function,

@@ -98,6 +98,7 @@ class StreamSettings(BaseModel):
             timeouts=StreamTimeouts(
                 first_token_s=float(env.get("STREAM_FIRST_TOKEN_TIMEOUT_S", "5")),
                 idle_s=float(env.get("STREAM_IDLE_TIMEOUT_S", "10")),
+                total_s=float(env.get("STREAM_MAX_S", "60")),
             ),
         )
 

@@ -65,6 +65,9 @@ class StreamTimeouts(BaseModel):
     first_token_s: float = Field(default=5.0, gt=0, le=60)
     # Between two pieces of text after the first: past this the stream ends with error "stalled".
     idle_s: float = Field(default=10.0, gt=0, le=120)
+    # The whole stream, every tier: past it the stream ends with error "deadline" (or, before any
+    # text, the static answer). The function's timeout is derived from it (stacks/api_stream.py).
+    total_s: float = Field(default=60.0, gt=0, le=600)
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,16 @@ class Summary:
     failed_tiers: list[str] = field(default_factory=list)
 
 
-def timed(source: Iterator[Piece], model_id: str, timeouts: StreamTimeouts) -> Iterator[Piece]:
-    """``source``'s pieces, but a silence longer than the first-token (then the idle) timeout
-    raises the model's failure. The source runs in its own thread, so a model that never
-    answers cannot hold the request past the timeout."""
+def timed(
+    source: Iterator[Piece],
+    model_id: str,
+    timeouts: StreamTimeouts,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Piece]:
+    """``source``'s pieces, but a silence longer than the first-token (then the idle) timeout, or
+    the stream's deadline (a ``clock()`` value), raises the model's failure. The source runs in
+    its own thread, so a model that never answers cannot hold the request past either."""
     pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def pump() -> None:
@@ -131,21 +140,27 @@ def timed(source: Iterator[Piece], model_id: str, timeouts: StreamTimeouts) -> I
     threading.Thread(target=pump, daemon=True, name=f"stream-{model_id}").start()
     started = False
     while True:
+        limit = timeouts.idle_s if started else timeouts.first_token_s
+        left = deadline - clock()
         try:
-            kind, value = pieces.get(timeout=timeouts.idle_s if started else timeouts.first_token_s)
+            kind, value = pieces.get(timeout=max(0.0, min(limit, left)))
         except queue.Empty:
+            if left <= limit:
+                raise failure(model_id, "StreamDeadline", f"the stream passed its {timeouts.total_s:g} s") from None
             code = "StreamStalled" if started else "FirstTokenTimeout"
-            limit = timeouts.idle_s if started else timeouts.first_token_s
             raise failure(model_id, code, f"no text for {limit:g} s") from None
         if kind == "end":
             return
         if kind == "error":
-            if isinstance(value, ModelCallError):
-                raise value
-            raise failure(model_id, type(value).__name__, str(value)[:300]) from value
+            raise _classified(model_id, value)
         if isinstance(value, str):
             started = True
         yield value
+
+
+def _classified(model_id: str, exc: Exception) -> ModelCallError:
+    """A source's exception as the model's classified failure (a botocore timeout, a bug in a tier)."""
+    return exc if isinstance(exc, ModelCallError) else failure(model_id, type(exc).__name__, str(exc)[:300])
 
 
 def _end_of(piece: End | StreamEnd, guardrail: str) -> End:
@@ -172,11 +187,12 @@ def stream_answer(
     model tier's outcome (the breaker listens for the primary's); ``finish`` settles the budget
     and returns what the terminal event adds (``usage``)."""
     started = clock()
+    deadline = started + timeouts.total_s
     for tier in [*tiers, degraded]:
         sent = 0
         end: End | None = None
         try:
-            source = tier.open() if tier is degraded else timed(tier.open(), tier.model_id, timeouts)
+            source = tier.open() if tier is degraded else timed(tier.open(), tier.model_id, timeouts, deadline, clock)
             for piece in source:
                 if isinstance(piece, str):
                     if not sent:
@@ -256,7 +272,9 @@ def stream_answer(
 
 def _error_code(code: str) -> str:
     """The error event's code: what a client can branch on."""
-    return {"StreamStalled": "stalled", "TruncatedStream": "truncated"}.get(code, "model_error")
+    return {"StreamStalled": "stalled", "TruncatedStream": "truncated", "StreamDeadline": "deadline"}.get(
+        code, "model_error"
+    )
 
 
 def static_tier(text: str, reason: str, summary: Summary) -> Tier:

@@ -52,6 +52,7 @@ CLASSIFICATION: dict[str, tuple[FailureClass, str]] = {
     "TruncatedStream": (FailureClass.MODEL, "the stream ended without its end marker (messageStop, metadata)"),
     "FirstTokenTimeout": (FailureClass.MODEL, "no text within the stream's first-token timeout"),
     "StreamStalled": (FailureClass.MODEL, "the stream sent nothing within its idle timeout"),
+    "StreamDeadline": (FailureClass.MODEL, "the answer did not finish within the stream's overall bound"),
     "BadResponse": (FailureClass.MODEL, "a serving function answered outside its contract"),
     "FunctionError": (FailureClass.MODEL, "a serving function raised"),
     "UnknownTarget": (FailureClass.MODEL, "the strategy names a serving function we do not have"),

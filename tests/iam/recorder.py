@@ -22,6 +22,10 @@ LIBRARY_PACKAGES = frozenset({"shared", "serving"})
 # moto on the stack before any function means AWS itself is acting (the ASL interpreter's own
 # DynamoDB tasks); the state machine's role is judged from its definition instead.
 AWS_SIDE = ("/moto/",)
+# The functions that start a function's work: a Lambda handler, or, for the stream function (a web
+# server behind the Lambda Web Adapter), the request handler and the stream it returns.
+DEFAULT_ENTRY = frozenset({"lambda_handler"})
+ENTRY_POINTS = {"api_stream": frozenset({"handle", "_run"})}
 # The parameters that name what a call touches; anything else (a prompt, an item) is not kept.
 KEPT_PARAMS = frozenset(
     {
@@ -88,30 +92,34 @@ class Recorder:
     def principal(self) -> tuple[str, str] | None:
         """The function whose handler is making this call, or None (test code, AWS itself).
 
-        The innermost package under lambdas/ names the function, but only when that package's
-        ``lambda_handler`` is also on the stack: only then does the call run with the function's
-        environment, which names its resources. A test that uses a function's classes directly
-        (the local platform polls executions with the front's executor; a unit test passes a
-        bucket name as an argument) is not the function calling AWS.
+        The innermost entry point on the stack names the function (a package's
+        ``handler.lambda_handler``, or the stream function's ``handle`` and the stream it returns,
+        ``_run``): only then does the call run with the function's environment, which names its
+        resources. The site is the innermost function's frame in a package of ``lambdas/``: the
+        stream function runs the router's and the fallback's code in its own process, under its
+        own role. A test that uses a function's classes directly (the local platform polls
+        executions with the front's executor; a unit test passes a bucket name as an argument) is
+        not the function calling AWS.
         """
         frame = sys._getframe(2)
-        package: str | None = None
         site = ""
+        seen_lambdas = False
         while frame is not None:
             filename = frame.f_code.co_filename
-            if package is None and any(marker in filename for marker in AWS_SIDE):
+            if not seen_lambdas and any(marker in filename for marker in AWS_SIDE):
                 return None
             path = Path(filename)
             if path.is_relative_to(LAMBDAS):
                 parts = path.relative_to(LAMBDAS).parts
-                if package is None and parts[0] not in LIBRARY_PACKAGES and len(parts) > 1:
-                    package, site = parts[0], frame.f_code.co_qualname
+                seen_lambdas = True
+                if not site and parts[0] not in LIBRARY_PACKAGES and len(parts) > 1:
+                    site = frame.f_code.co_qualname
                 if (
-                    package is not None
-                    and parts == (package, "handler.py")
-                    and frame.f_code.co_name == "lambda_handler"
+                    len(parts) == 2
+                    and parts[1] == "handler.py"
+                    and frame.f_code.co_name in ENTRY_POINTS.get(parts[0], DEFAULT_ENTRY)
                 ):
-                    return package, site
+                    return parts[0], site
             frame = frame.f_back  # type: ignore[assignment]
         return None
 
@@ -156,6 +164,16 @@ class Recorder:
                 return converse(stub, **request)
 
             self._patches.append(mock.patch.object(OfflineBedrock, "converse", recording_converse))
+            converse_stream = OfflineBedrock.converse_stream
+
+            def recording_converse_stream(stub: Any, **request: Any) -> Any:
+                principal = recorder.principal()
+                if principal is not None:
+                    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+                    recorder.record(principal, "bedrock-runtime", "ConverseStream", region, request)
+                return converse_stream(stub, **request)
+
+            self._patches.append(mock.patch.object(OfflineBedrock, "converse_stream", recording_converse_stream))
         for patch in self._patches:
             patch.start()
 

@@ -136,7 +136,7 @@ def test_waf_logs_are_on_and_never_hold_api_keys(synthesized, region):
 
 
 @pytest.mark.parametrize("region", REGIONS)
-def test_guardrail_anonymises_pii_denies_topics_and_is_applied_by_both_model_callers(synthesized, region):
+def test_guardrail_anonymises_pii_denies_topics_and_is_applied_by_every_model_caller(synthesized, region):
     template = synthesized.regional(region)
     guardrail_id, guardrail = next(iter(template.find_resources("AWS::Bedrock::Guardrail").items()))
     props = guardrail["Properties"]
@@ -159,6 +159,7 @@ def test_guardrail_anonymises_pii_denies_topics_and_is_applied_by_both_model_cal
     functions = template.find_resources("AWS::Lambda::Function")
     users = [f for f in functions.values() if "GUARDRAIL_ID" in f["Properties"]["Environment"]["Variables"]]
     assert sorted(f["Properties"]["Handler"] for f in users) == [
+        "api_stream/run.sh",
         "fallback.handler.lambda_handler",
         "router.handler.lambda_handler",
     ]

@@ -88,7 +88,7 @@ def test_the_front_may_only_send_to_the_queue_and_the_ledger_only_consume_it(syn
     front = [a for p, a in grants.items() if p.startswith("ApiFront")]
     assert front and all("sqs:Receive" not in json.dumps(a) for a in front)
     assert "sqs:SendMessage" in json.dumps(front)
-    assert {p.split("Role")[0] for p in grants} == {"ApiFront", "LedgerChainer"}
+    assert {p.split("Role")[0] for p in grants} == {"ApiFront", "ApiStream", "LedgerChainer"}
 
 
 @pytest.mark.parametrize("region", REGIONS)

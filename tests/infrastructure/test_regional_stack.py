@@ -81,9 +81,13 @@ def test_api_is_regional_rest_with_body_validation_on_generate(synthesized, regi
     assert api["EndpointConfiguration"]["Types"] == ["REGIONAL"]
     validator = only(template, "AWS::ApiGateway::RequestValidator")["Properties"]
     assert validator["ValidateRequestBody"] is True
-    post = only(template, "AWS::ApiGateway::Method", {"HttpMethod": "POST"})["Properties"]
-    assert "RequestValidatorId" in post
-    assert post["Integration"]["Type"] == "AWS_PROXY"
+    posts = template.find_resources("AWS::ApiGateway::Method", {"Properties": {"HttpMethod": "POST"}})
+    assert len(posts) == 2  # /v1/generate and /v1/generate/stream: the same validation and model
+    for post in posts.values():
+        assert "RequestValidatorId" in post["Properties"] and "RequestModels" in post["Properties"]
+        assert post["Properties"]["Integration"]["Type"] == "AWS_PROXY"
+    modes = sorted(p["Properties"]["Integration"].get("ResponseTransferMode", "BUFFERED") for p in posts.values())
+    assert modes == ["BUFFERED", "STREAM"]
     model = only(template, "AWS::ApiGateway::Model")["Properties"]["Schema"]
     assert model["required"] == ["prompt", "use_case"]
     assert model["additionalProperties"] is False
@@ -138,6 +142,7 @@ def test_functions_trace_and_log_to_their_own_encrypted_groups(synthesized, regi
         "circuit_monitor.handler.lambda_handler",
         "budgets.handler.lambda_handler",
         "ledger.handler.lambda_handler",
+        "api_stream/run.sh",  # the Lambda Web Adapter starts the stream server (lambdas/api_stream/server.py)
     }
     for function in functions.values():
         props = function["Properties"]
@@ -161,7 +166,7 @@ def test_no_function_role_uses_a_managed_policy(synthesized, region):
     roles = template.find_resources("AWS::IAM::Role")
     functions = template.find_resources("AWS::Lambda::Function")
     role_ids = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()}
-    assert len(role_ids) == len(functions) == 10, "each function has its own role"
+    assert len(role_ids) == len(functions) == 11, "each function has its own role"
     for role_id in role_ids:
         assert "ManagedPolicyArns" not in roles[role_id]["Properties"], role_id
 
@@ -207,16 +212,23 @@ def test_bedrock_access_is_scoped_to_the_profiles_and_their_geography(synthesize
     assert fallback[0]["Resource"] == profile % models.fallback
     # The benchmark calls the same primary models, no others; nobody else may call Bedrock.
     assert bedrock_grants(template, "BenchmarkRole") == router
+    # The stream calls the primary models and the fallback, by ConverseStream and Converse, scoped the same way.
+    stream = bedrock_grants(template, "ApiStreamRole")
+    assert all(
+        sorted(actions_of(s)) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"] for s in stream
+    )
+    assert sorted(stream[0]["Resource"]) == sorted(profile % m for m in (*models.primary, models.fallback))
+    assert stream[1]["Condition"] == {"ArnLike": {"bedrock:InferenceProfileArn": sorted(stream[0]["Resource"])}}
     for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
-        if not logical_id.startswith(("RouterRole", "FallbackRole", "BenchmarkRole")):
+        if not logical_id.startswith(("RouterRole", "FallbackRole", "BenchmarkRole", "ApiStreamRole")):
             assert "bedrock:Invoke" not in json.dumps(policy), logical_id
 
 
 @pytest.mark.parametrize("region", REGIONS)
 def test_the_strategy_is_read_only_through_grant_read_config_by_the_functions_that_need_it(synthesized, region):
-    """The router (models), the front (budgets) and the budget sweeper (alert share) read it."""
+    """The router (models), the fronts (budgets; the stream, models too) and the budget sweeper read it."""
     template = synthesized.regional(region)
-    readers = ("RouterRole", "ApiFrontRole", "BudgetsSweeperRole")
+    readers = ("RouterRole", "ApiFrontRole", "ApiStreamRole", "BudgetsSweeperRole")
     for reader in readers:
         reads = [s for s in statements_of(template, reader) if "appconfig:GetLatestConfiguration" in actions_of(s)]
         assert len(reads) == 1, reader

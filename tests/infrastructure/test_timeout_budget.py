@@ -102,7 +102,12 @@ def budget(template: dict[str, Any], region: str, outdir: Path) -> Budget:
     budget_calls = RESERVE_ATTEMPTS + SETTLE_ATTEMPTS  # a settle's second call is a retry or the late ADD
     calls_s = budget_calls * worst_call_s(BUDGET_CLIENT_CONFIG) + worst_call_s(AUDIT_CLIENT_CONFIG)
     methods = [v["Properties"] for v in resources.values() if v["Type"] == "AWS::ApiGateway::Method"]
-    integration = {m["Integration"].get("TimeoutInMillis", 29_000) for m in methods if m["HttpMethod"] == "POST"}
+    # The buffered routes (the stream route has its own budget, below).
+    integration = {
+        m["Integration"].get("TimeoutInMillis", 29_000)
+        for m in methods
+        if m["HttpMethod"] == "POST" and m["Integration"].get("ResponseTransferMode") != "STREAM"
+    }
     assert len(integration) == 1
     return Budget(
         worst_path_s=worst_s,
@@ -207,3 +212,65 @@ def _edit_asl(template: dict[str, Any], state: str | None, only_if_function: str
 
 
 OUTDIR: list[Path] = []
+
+
+def stream_budget(template: dict[str, Any]) -> tuple[float, float, float]:
+    """(what the stream function may need, its timeout, its integration's timeout), in seconds.
+
+    Before the stream's own bound (STREAM_MAX_S): the reserve (RESERVE_ATTEMPTS bounded calls), the
+    circuit read and probe claim. After it: the circuit writes of the outcome (at most two), the
+    settle (SETTLE_ATTEMPTS) and the audit send. Plus a cold start of the adapter and server.
+    """
+    from api_front.audit import AUDIT_CLIENT_CONFIG
+    from api_front.dal import worst_call_s
+    from api_stream.handler import CIRCUIT_CONFIG, STORE_CONFIG
+    from shared.budgets import RESERVE_ATTEMPTS, SETTLE_ATTEMPTS
+
+    resources = template["Resources"]
+    function = next(
+        v
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::Function" and v["Properties"].get("Handler") == "api_stream/run.sh"
+    )
+    env = function["Properties"]["Environment"]["Variables"]
+    method = next(
+        v["Properties"]
+        for v in resources.values()
+        if v["Type"] == "AWS::ApiGateway::Method"
+        and v["Properties"]["Integration"].get("ResponseTransferMode") == "STREAM"
+    )
+    store, circuit = worst_call_s(STORE_CONFIG), worst_call_s(CIRCUIT_CONFIG)
+    work = (
+        FRONT_COLD_START_S
+        + RESERVE_ATTEMPTS * store
+        + 2 * circuit
+        + float(env["STREAM_MAX_S"])
+        + 2 * circuit
+        + SETTLE_ATTEMPTS * store
+        + worst_call_s(AUDIT_CLIENT_CONFIG)
+    )
+    return work, float(function["Properties"]["Timeout"]), method["Integration"]["TimeoutInMillis"] / 1000
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_the_stream_function_outlives_its_longest_stream_and_the_integration_outlives_the_function(synthesized, region):
+    template = template_of(synthesized, region)
+    work, function_timeout, integration_timeout = stream_budget(template)
+    assert work <= function_timeout, f"the stream may need {work:.1f} s; the function has {function_timeout:.0f} s"
+    assert function_timeout <= integration_timeout <= 900  # API Gateway streams for 15 minutes at most
+    env = next(
+        v["Properties"]["Environment"]["Variables"]
+        for v in template["Resources"].values()
+        if v["Type"] == "AWS::Lambda::Function" and v["Properties"].get("Handler") == "api_stream/run.sh"
+    )
+    # Both models' first-token waits fit in the stream's bound, so the static answer always can.
+    assert 2 * float(env["STREAM_FIRST_TOKEN_TIMEOUT_S"]) < float(env["STREAM_MAX_S"])
+
+
+def test_a_longer_stream_bound_without_a_longer_function_breaks_the_stream_budget(synthesized):
+    template = copy.deepcopy(template_of(synthesized, "us-east-1"))
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Lambda::Function" and resource["Properties"].get("Handler") == "api_stream/run.sh":
+            resource["Properties"]["Environment"]["Variables"]["STREAM_MAX_S"] = "120"
+    work, function_timeout, _ = stream_budget(template)
+    assert work > function_timeout

@@ -95,6 +95,6 @@ def test_the_scenario_exercises_every_transition(sync_run):
 
 def test_stream_path_leaves_identical_circuits_after_every_step(sync_run):
     stream_run = run("stream")
-    for step, ((sync_tier, sync_item), (stream_tier, stream_item)) in enumerate(zip(sync_run, stream_run)):
+    for step, ((sync_tier, sync_item), (stream_tier, stream_item)) in enumerate(zip(sync_run, stream_run, strict=True)):
         assert stream_item == sync_item, f"step {step} {SCENARIO[step]}: sync {sync_item} != stream {stream_item}"
         assert stream_tier == sync_tier, f"step {step} {SCENARIO[step]}: sync {sync_tier} != stream {stream_tier}"
