@@ -80,6 +80,7 @@ class Monitoring(Construct):
         model_prices: dict[str, tuple[float, float]],
         variants: Sequence[tuple[str, str]],
         clients: Sequence[str] = (),
+        stream_variants: Sequence[tuple[str, str]] = (),  # (model id, variant) the stream route reports
         audit_queue: sqs.IQueue | None = None,
         audit_dead_letters: sqs.IQueue | None = None,
     ) -> None:
@@ -256,6 +257,34 @@ class Monitoring(Construct):
                     metrics=[
                         platform_metric("VariantLatency", "router", "p50", period, use_case=uc, variant=v)
                         for uc, v in variants
+                    ],
+                ),
+            ],
+        )
+        self.facade.monitor_custom(
+            alarm_friendly_name="Streaming",
+            human_readable_name="Streamed answers (POST /v1/generate/stream)",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title="Time to first token p50 / p95 per model and variant (ms)",
+                    metrics=[
+                        platform_metric("TimeToFirstToken", "api_stream", stat, period, model=model, variant=variant)
+                        for model, variant in stream_variants
+                        for stat in ("p50", "p95")
+                    ],
+                ),
+                mc.CustomMetricGroup(
+                    title="Time to first token p95 per tier (ms)",
+                    metrics=[
+                        platform_metric("TimeToFirstToken", "api_stream", "p95", period, tier=tier)
+                        for tier in ("primary", "fallback", "degraded")
+                    ],
+                ),
+                mc.CustomMetricGroup(
+                    title="Stream outcomes (error: ended after text was sent; disconnected: the client left)",
+                    metrics=[
+                        platform_metric("StreamOutcomes", "api_stream", "Sum", period, outcome=outcome)
+                        for outcome in ("done", "error", "disconnected")
                     ],
                 ),
             ],

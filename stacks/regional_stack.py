@@ -164,6 +164,10 @@ class RegionalStack(Stack):
             model_prices=config.model_prices,
             variants=[(uc, v["name"]) for uc, entry in strategy["use_cases"].items() for v in entry["variants"]],
             clients=config.budget_clients,
+            stream_variants=sorted(
+                {(v["model_id"], v["name"]) for entry in strategy["use_cases"].values() for v in entry["variants"]}
+                | {(models.fallback, "fallback")}
+            ),
             audit_queue=self.ledger.queue,
             audit_dead_letters=self.ledger.dead_letters,
         )
