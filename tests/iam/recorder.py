@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ AWS_SIDE = ("/moto/",)
 # The functions that start a function's work: a Lambda handler, or, for the stream function (a web
 # server behind the Lambda Web Adapter), the request handler and the stream it returns.
 DEFAULT_ENTRY = frozenset({"lambda_handler"})
+INHERITED = "_finai_principal"  # set on threads started inside a function
 ENTRY_POINTS = {"api_stream": frozenset({"handle", "_run"})}
 # The parameters that name what a call touches; anything else (a prompt, an item) is not kept.
 KEPT_PARAMS = frozenset(
@@ -121,7 +123,9 @@ class Recorder:
                 ):
                     return parts[0], site
             frame = frame.f_back  # type: ignore[assignment]
-        return None
+        # A thread a function started (the stream's model reader) acts for that function.
+        inherited: tuple[str, str] | None = getattr(threading.current_thread(), INHERITED, None)
+        return (inherited[0], site or inherited[1]) if inherited else None
 
     def record(
         self, principal: tuple[str, str], service: str, operation: str, region: str, params: dict[str, Any]
@@ -149,6 +153,13 @@ class Recorder:
             return original(client, operation_name, api_params)
 
         self._patches.append(mock.patch.object(botocore.client.BaseClient, "_make_api_call", recording))
+        start = threading.Thread.start
+
+        def starting(thread: threading.Thread) -> None:
+            setattr(thread, INHERITED, recorder.principal())
+            start(thread)
+
+        self._patches.append(mock.patch.object(threading.Thread, "start", starting))
         try:
             from local.bedrock_stub import OfflineBedrock
         except ImportError:  # pragma: no cover - the local platform is part of the repo
