@@ -73,6 +73,7 @@ class OfflineBedrock:
         if model_id is None:
             self.faults.clear()
             self.stream_faults.clear()
+            self.pace_s = 0.0
         else:
             self.faults.pop(model_id, None)
             self.stream_faults.pop(model_id, None)

@@ -120,3 +120,47 @@ def test_the_clients_budget_and_spend_are_on_screen(served, page):
     expect(used).not_to_have_text(f"{before:,}")  # the second answer is charged too
     expect(page.locator('#budget tr[data-counter="month-cost"]')).to_contain_text("USD")
     page.screenshot(path=str(SHOTS / "5-budget.png"), full_page=True)
+
+
+PRIMARY = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+GROWING = (
+    "() => document.getElementById('stream_state').textContent === 'streaming'"
+    " && document.getElementById('answer').textContent.length > 0"
+)
+
+
+def test_a_stream_grows_on_screen_and_a_cut_one_is_shown_as_partial(served, page):
+    from playwright.sync_api import expect
+
+    served.reset()
+    # The stand-in streams a word every 120 ms, so the page can be seen mid-answer.
+    served.admin("/admin/chaos", {"model": PRIMARY, "error_rate": 0, "latency_ms": 0, "pace_ms": 120})
+    page.goto(served.url + "/")
+    page.select_option("#use_case", "general")
+    page.fill("#prompt", "What is compound interest, and how does it differ from simple interest?")
+    page.click("#send_stream")
+    page.wait_for_function(GROWING, timeout=15_000)
+    partway = page.locator("#answer").inner_text()
+    expect(page.locator("#tier")).to_have_text("primary")
+    page.screenshot(path=str(SHOTS / "6-streaming.png"), full_page=True)
+    expect(page.locator("#stream_state")).to_have_text("complete", timeout=20_000)
+    whole = page.locator("#answer").inner_text()
+    assert len(whole) > len(partway) and whole.startswith(partway)  # the same text, grown
+    assert "Offline answer to: What is compound interest" in whole
+    expect(page.locator("#answer")).not_to_have_class("partial")
+    expect(page.locator("#usage")).to_contain_text(re.compile(r"\d+ in, \d+ out"))
+
+    # The same question with the primary's stream cut after four words: shown as partial, not whole.
+    page.select_option("#chaos_model", PRIMARY)
+    page.select_option("#stream_fault", "cut")
+    page.fill("#after_words", "4")
+    page.fill("#pace_ms", "60")
+    with page.expect_response("**/admin/chaos"):
+        page.click("#inject_stream")
+    page.click("#send_stream")
+    expect(page.locator("#stream_state")).to_contain_text("PARTIAL", timeout=20_000)
+    expect(page.locator("#stream_state")).to_contain_text("truncated")
+    expect(page.locator("#answer")).to_have_class("partial")
+    assert len(page.locator("#answer").inner_text().split()) == 4  # exactly what was sent, nothing stitched on
+    page.screenshot(path=str(SHOTS / "7-stream-cut.png"), full_page=True)
+    served.admin("/admin/heal")
