@@ -8,6 +8,7 @@ one once the weights are int8.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,45 @@ class Generator:
     def generate_ids(
         self, ids: list[int], max_new_tokens: int = 64, min_new_tokens: int = 0, repetition_penalty: float = 1.0
     ) -> Generation:
+        generated: list[int] = []
+        probabilities: list[float] = []
+        for token, probability in self.tokens(ids, max_new_tokens, min_new_tokens, repetition_penalty):
+            generated.append(token)
+            probabilities.append(probability)
+        text = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
+        confidence = float(np.mean(probabilities)) if probabilities else 0.0
+        return Generation(text, generated, round(confidence, 4), len(ids))
+
+    def stream(
+        self,
+        text: str,
+        max_new_tokens: int = 64,
+        min_new_tokens: int = 0,
+        truncate: bool = False,
+        repetition_penalty: float = 1.0,
+    ) -> Iterator[str]:
+        """The answer's text as it is generated: each step yields what the new token adds to the
+        decoded text (nothing while a multi-byte character is incomplete). Joined, the pieces are
+        ``generate(...).text``."""
+        ids = self.encode(text, truncate)
+        generated: list[int] = []
+        shown = ""
+        for token, _ in self.tokens(ids, max_new_tokens, min_new_tokens, repetition_penalty):
+            generated.append(token)
+            decoded = self.tokenizer.decode(generated, skip_special_tokens=True).lstrip()
+            if decoded.endswith("\ufffd"):  # a character split across tokens: wait for the rest
+                continue
+            if len(decoded) > len(shown) and decoded.startswith(shown):
+                yield decoded[len(shown) :]
+                shown = decoded
+        final = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
+        if final.startswith(shown) and len(final) > len(shown):
+            yield final[len(shown) :]
+
+    def tokens(
+        self, ids: list[int], max_new_tokens: int, min_new_tokens: int = 0, repetition_penalty: float = 1.0
+    ) -> Iterator[tuple[int, float]]:
+        """Greedy decoding, one (token, probability) per step, until EOS or ``max_new_tokens``."""
         prompt = np.asarray([ids], dtype=np.int64)
         feeds: dict[str, ort.OrtValue] = {}
         if self.encoder is not None:
@@ -119,7 +159,6 @@ class Generator:
         feeds.update(zip(self._past_names, self._empty_past(), strict=True))
         outputs_wanted = ["logits", *self._present_names]
         generated: list[int] = []
-        probabilities: list[float] = []
         for _ in range(max_new_tokens):
             feeds["input_ids"] = ort.OrtValue.ortvalue_from_numpy(step_input)
             # OrtValues in, OrtValues out: the cache stays inside onnxruntime between steps.
@@ -128,11 +167,8 @@ class Generator:
             banned = self.eos if len(generated) < min_new_tokens else None
             token, probability = _softmax_pick(logits, banned)
             if token == self.eos:
-                break
+                return
             generated.append(token)
-            probabilities.append(probability)
+            yield token, probability
             feeds.update(zip(self._past_names, outputs[1:], strict=True))
             step_input = np.asarray([[token]], dtype=np.int64)
-        text = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
-        confidence = float(np.mean(probabilities)) if probabilities else 0.0
-        return Generation(text, generated, round(confidence, 4), len(ids))

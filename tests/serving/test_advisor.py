@@ -86,3 +86,21 @@ def test_wrong_kind_of_artifact_is_refused(monkeypatch, bert_artifacts):
     with pytest.raises(ArtifactError, match="not an advisor"):
         handler.lambda_handler({"query": "hello"}, CTX)
     handler.generator.cache_clear()
+
+
+@pytest.mark.parametrize("artifacts", ["t5_artifacts", "llama_artifacts"])
+def test_the_generator_streams_the_tokens_it_generates_and_they_join_to_the_answer(request, artifacts, advisor_texts):
+    """The seq2seq and the causal advisor both stream: pieces arrive one decoding step at a time,
+    and joined they are exactly the sync answer (the stream route must not change the text)."""
+    from serving.artifacts import verify
+    from serving.generator import Generator
+
+    generator = Generator(verify(request.getfixturevalue(artifacts)["int8"]))
+    for text in [p["prompt"] for p in advisor_texts[:3]]:
+        whole = generator.generate(text, max_new_tokens=24, min_new_tokens=12, repetition_penalty=1.1)
+        steps = generator.tokens(generator.encode(text), 24, 12, 1.1)
+        assert next(steps)[0] == whole.token_ids[0]  # one token per step, before the answer is done
+        pieces = list(generator.stream(text, max_new_tokens=24, min_new_tokens=12, repetition_penalty=1.1))
+        assert "".join(pieces) == whole.text, (pieces, whole.text)
+        # Random adapter weights may spend tokens on text that decodes to nothing; what decodes streams.
+        assert len(pieces) > 1 or len(whole.text.split()) <= 1, (pieces, whole.text)
