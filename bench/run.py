@@ -1,4 +1,4 @@
-"""``make bench``: the advisor's four serving paths and the sentiment classifier, side by side.
+"""``make bench``: the advisor's four serving paths, the sentiment classifier, and time to first token.
 
 Advisor, on the same 96-token prompt with exactly 64 generated tokens and 2 threads:
 (a) PyTorch + PEFT, adapter unmerged (eager) - how the original serverless advisor served;
@@ -9,7 +9,10 @@ Models: google/flan-t5-small's real architecture with random weights (its weight
 available offline; latency depends on the architecture, not on the weight values), and the
 offline causal default (SmolLM2-135M-Instruct, real weights). Both carry a random LoRA adapter.
 
-Writes bench/results.json, bench/results.md and bench/results.png.
+Streaming (bench/stream.py): time to first token p50/p95 of the advisor's int8 stream and of the
+stream route on the offline stand-in path, beside their sync latency.
+
+Writes bench/results.json, bench/results.md, bench/results.png and bench/streaming.png.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.stream import advisor_stream, route_stream
+from bench.stream import markdown as stream_markdown
+from bench.stream import plot as stream_plot
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT_TOKENS, NEW_TOKENS, THREADS = 96, 64, 2
@@ -296,6 +303,7 @@ def markdown(results: dict[str, Any]) -> str:
         "int8 = fp32: greedy outputs identical on that many of 10 advisor prompts (48 new tokens); "
         "tests/serving/test_parity.py checks token agreement wherever fp32 is decisive.",
     ]
+    lines += stream_markdown(results.get("streaming", []))
     lines += ["", "Targets: " + ", ".join(f"{k} {v}" for k, v in results["targets"].items()), "", results["note"]]
     verdicts = results["verdicts"]
     lines += ["", "Verdicts: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in verdicts.items())]
@@ -356,6 +364,22 @@ def main(argv: list[str] | None = None) -> int:
         "advisor": rows,
         "sentiment": sentiment(args.work, args.runs),
     }
+    log("streaming: time to first token, the advisor and the stream route")
+    flan_paths = prepare_model("flan-t5-small", flan_base, args.work)
+    streaming = [
+        advisor_stream(
+            "flan-t5-small", flan_paths["int8"], prompt_ids(flan_paths["merged"], True), NEW_TOKENS, args.runs
+        )
+    ]
+    if not args.skip_causal:
+        causal_paths = prepare_model("smollm2-135m", causal, args.work)
+        streaming.append(
+            advisor_stream(
+                "smollm2-135m", causal_paths["int8"], prompt_ids(causal_paths["merged"], False), NEW_TOKENS, args.runs
+            )
+        )
+    streaming.append(route_stream(max(args.runs, 10)))
+    results["streaming"] = streaming
     flan = {row["path"]: row for row in rows if row["model"] == "flan-t5-small"}
     results["verdicts"] = {
         "advisor p50 <= 300 ms (flan-t5-small, d)": flan["d"]["p50_s"] <= TARGETS["advisor_p50_s"],
@@ -368,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results.md").write_text(markdown(results))
     plot(results, args.out / "results.png")
+    stream_plot(results["streaming"], args.out / "streaming.png")
     log(f"done in {time.perf_counter() - started:.0f} s -> {args.out / 'results.md'}")
     print(markdown(results))
     return 0

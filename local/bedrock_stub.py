@@ -120,6 +120,8 @@ class OfflineBedrock:
 
     def converse(self, **request: Any) -> dict[str, Any]:
         text = self._answer(request, "Converse")
+        if self.pace_s:  # a model takes as long to write the whole answer whether or not it streams it
+            time.sleep(self.pace_s * len(text.split(" ")))
         prompt = request["messages"][0]["content"][0]["text"]
         return {
             "output": {"message": {"role": "assistant", "content": [{"text": text}]}},

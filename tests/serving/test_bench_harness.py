@@ -26,3 +26,18 @@ def test_a_worker_that_cannot_start_says_which_path_and_why(tmp_path):
     with pytest.raises(RuntimeError, match=r"(?s)worker for broken-d exited.*no manifest\.json"):
         Worker({"kind": "onnx", "model": str(tmp_path), "path": "broken-d", "threads": 1, "prompt_ids": [1],
                 "new_tokens": 1})  # fmt: skip
+
+
+def test_the_streaming_bench_times_the_first_token_before_the_whole_answer(t5_artifacts, tmp_path):
+    from bench.stream import advisor_stream, markdown, plot, route_stream
+
+    advisor = advisor_stream("t5", t5_artifacts["int8"], [5, 6, 7, 1], 8, runs=3)
+    route = route_stream(runs=3, pace_s=0.01)
+    for row in (advisor, route):
+        assert 0 < row["ttft"]["p50_ms"] <= row["ttft"]["p95_ms"]
+        assert row["ttft"]["p50_ms"] < row["sync"]["p50_ms"]  # the first token comes before the whole answer
+    assert route["ttft"]["p50_ms"] < route["stream_whole"]["p50_ms"]
+    table = "\n".join(markdown([advisor, route]))
+    assert "time to first token p50" in table and "stream route" in table
+    plot([advisor, route], tmp_path / "streaming.png")
+    assert (tmp_path / "streaming.png").stat().st_size > 1000
