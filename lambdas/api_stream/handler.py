@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal
@@ -164,54 +164,67 @@ def handle(
     context = request_context or {}
     request_id = str(context.get("requestId") or uuid.uuid4())
     started = time.monotonic()
-    request: GenerateRequest | None = None
     client: str | None = None
     try:
-        refused, request, client = _admit(method, headers, body, context, request_id)
-    except Exception:
+        prepared = _prepare(method, headers, body, context, request_id)
+    except Exception:  # a bug, or the strategy unreadable: a JSON 500 before any event, audited
         logger.exception("stream front failed", extra={"request_id": request_id})
         emit("FrontErrors", 1)
-        refused = error(500, "internal_error", "the request could not be processed; it has been logged", request_id)
-    held: Reservation | Outcome | bool = True
-    if refused is None:
-        assert request is not None and client is not None  # noqa: S101 - _admit gives both when it refuses nothing
-        redaction = redact(request.prompt)
-        # Personal data stops here: the models, the audit record and the logs see the redacted prompt.
-        request = request.model_copy(update={"prompt": redaction.text})
+        prepared = error(500, "internal_error", "the request could not be processed; it has been logged", request_id)
+    if isinstance(prepared, Outcome):
+        failure_class = {429: "budget", 500: "internal"}.get(prepared.status_code, "request")
+        client = prepared.trace.get("client")
         record = AuditRecord(
             request_id=request_id,
             route=ROUTE,
-            status=200,
+            status=prepared.status_code,
             region=settings().region,
             client=client,
-            use_case=str(request.use_case),
-            redactions=redaction.counts,
-            prompt_sha256=prompt_digest(redaction.text),
+            breaker="not_reached",
+            failure_class=failure_class,
         )
-        strategy = strategy_source().get()
-        held = _reserve(strategy, request, client, request_id)
-        if isinstance(held, Outcome):
-            refused = held
-    if refused is not None:
-        failure_class = {429: "budget", 500: "internal"}.get(refused.status_code, "request")
-        _audit(
-            AuditRecord(
-                request_id=request_id,
-                route=ROUTE,
-                status=refused.status_code,
-                region=settings().region,
-                client=client,
-                breaker="not_reached",
-                failure_class=failure_class,
-            ),
-            started,
-        )
-        return _json(refused)
-    assert request is not None and not isinstance(held, Outcome)  # noqa: S101 - refused otherwise
+        _audit(record, started)
+        return _json(prepared)
     headers_out = {"Content-Type": MEDIA_TYPE, "Cache-Control": "no-cache", "X-Request-Id": request_id}
     response = StreamResponse(200, headers_out, iter(()))
-    response.body = _run(strategy, request, request_id, held, record, started, response.events)
+    response.body = _run(prepared, request_id, started, response.events)
     return response
+
+
+@dataclass
+class Prepared:
+    """A request that may stream: redacted, its client known, its worst case held."""
+
+    strategy: Strategy
+    request: GenerateRequest
+    held: Reservation | bool
+    record: AuditRecord
+
+
+def _prepare(
+    method: str, headers: dict[str, str], body: bytes, context: dict[str, Any], request_id: str
+) -> Prepared | Outcome:
+    refused, request, client = _admit(method, headers, body, context, request_id)
+    if refused is not None or request is None or client is None:
+        return refused or error(400, "invalid_request", "request body is invalid", request_id)
+    redaction = redact(request.prompt)
+    # Personal data stops here: the models, the audit record and the logs see the redacted prompt.
+    request = request.model_copy(update={"prompt": redaction.text})
+    record = AuditRecord(
+        request_id=request_id,
+        route=ROUTE,
+        status=200,
+        region=settings().region,
+        client=client,
+        use_case=str(request.use_case),
+        redactions=redaction.counts,
+        prompt_sha256=prompt_digest(redaction.text),
+    )
+    strategy = strategy_source().get()
+    held = _reserve(strategy, request, client, request_id)
+    if isinstance(held, Outcome):
+        return replace(held, trace={"client": client})
+    return Prepared(strategy, request, held, record)
 
 
 def _admit(
@@ -263,25 +276,17 @@ def _reserve(
         return False
 
 
-def _run(
-    strategy: Strategy,
-    request: GenerateRequest,
-    request_id: str,
-    held: Reservation | bool,
-    record: AuditRecord,
-    started: float,
-    sent: list[Event],
-) -> Iterator[bytes]:
+def _run(prepared: Prepared, request_id: str, started: float, sent: list[Event]) -> Iterator[bytes]:
     """The stream itself; the audit record is written however it ends (a client that hangs up included)."""
     summary = Summary()
     try:
-        for event in _events(strategy, request, request_id, held, summary):
+        for event in _events(prepared.strategy, prepared.request, request_id, prepared.held, summary):
             sent.append(event)
             yield event.encode()
     finally:
-        _finish_record(record, summary)
-        _audit(record, started)
-        _metrics(request, summary)
+        _finish_record(prepared.record, summary)
+        _audit(prepared.record, started)
+        _metrics(prepared.request, summary)
 
 
 def _events(

@@ -125,9 +125,8 @@ class Breaker:
             logger.warning("circuit unreadable", extra={"model_id": self.model_id, "error": str(exc)[:200]})
             return "open"
         decision = route(self.item, self.clock["cooldown_cutoff"])
-        if decision != "probe":
+        if decision != "probe" or self.item is None:  # route() says "probe" only for an existing item
             return decision
-        assert self.item is not None  # noqa: S101 - route() says "probe" only for an existing item
         claimed = self._write(
             "ClaimProbe",
             {

@@ -160,6 +160,15 @@ class Recorder:
             start(thread)
 
         self._patches.append(mock.patch.object(threading.Thread, "start", starting))
+        self._patch_stand_in()
+        for patch in self._patches:
+            patch.start()
+
+    def _patch_stand_in(self) -> None:
+        """The local platform's Bedrock stand-in is no botocore client: record its two calls too."""
+        from unittest import mock
+
+        recorder = self
         try:
             from local.bedrock_stub import OfflineBedrock
         except ImportError:  # pragma: no cover - the local platform is part of the repo
@@ -185,8 +194,6 @@ class Recorder:
                 return converse_stream(stub, **request)
 
             self._patches.append(mock.patch.object(OfflineBedrock, "converse_stream", recording_converse_stream))
-        for patch in self._patches:
-            patch.start()
 
     def uninstall(self) -> None:
         for patch in reversed(self._patches):

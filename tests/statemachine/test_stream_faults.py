@@ -165,3 +165,40 @@ def test_the_sentiment_use_case_streams_the_label_and_done_carries_it(path):
     _, _, events, _ = path.stream(body)
     done = events[-1].data
     assert events[-1].name == "done" and done["sentiment"]["label"] == "positive"
+
+
+def test_a_budget_that_cannot_cover_the_stream_is_a_429_before_any_event(path, monkeypatch):
+    from shared.budgets import BudgetPolicy
+    from shared.strategy import load_default_strategy
+    from shared.strategy.source import StaticStrategySource
+
+    strategy = load_default_strategy()
+    assert strategy.budgets is not None
+    tight = BudgetPolicy.model_validate(
+        {**strategy.budgets.model_dump(), "default": [{"period": "day", "unit": "tokens", "limit": 2_500}]}
+    )
+    monkeypatch.setattr(
+        stream, "strategy_source", lambda: StaticStrategySource(strategy.model_copy(update={"budgets": tight}))
+    )
+    from local.request_path import stream_request
+
+    response = stream_request(QUESTION)
+    body = json.loads(b"".join(response.body))
+    assert response.status == 429 and int(response.headers["Retry-After"]) > 0
+    assert body["error"] == "budget_exhausted" and body["budget"]["remaining"] == 2_500
+    assert path.bedrock.calls == []
+    record = path.audit_records()[-1]
+    assert (record["status"], record["failure_class"], record["client"]) == (429, "budget", "default")
+
+
+def test_a_strategy_that_cannot_be_read_is_a_json_500_before_any_event(path, monkeypatch):
+    class Broken:
+        def get(self):
+            raise RuntimeError("AppConfig unreachable")
+
+    monkeypatch.setattr(stream, "strategy_source", Broken)
+    from local.request_path import stream_request
+
+    response = stream_request(QUESTION)
+    assert response.status == 500 and json.loads(b"".join(response.body))["error"] == "internal_error"
+    assert path.audit_records()[-1]["status"] == 500
