@@ -20,6 +20,7 @@ import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from local.bedrock_stub import OfflineBedrock  # noqa: E402
 from local.request_path import (  # noqa: E402
     FakeContext,
     RequestPath,
+    Streamer,
     api_event,
     local_request_path,
     response_headers,
@@ -168,16 +170,27 @@ class RegionState:
         """Let chaos reach a serving Lambda: faults and latency set for the model ids that the
         current strategy serves from ``target`` apply to its invocations."""
         handler = self.path.lambdas.handlers[target]
+        streamer = self.path.lambdas.streamers.get(target)
 
-        def invoke(event: Any, context: Any) -> Any:
+        def faults() -> None:
             for model_id in self._models_served_by(target):
                 self._delay(model_id)
                 fault = self.path.bedrock.draw_fault(model_id)
                 if fault is not None:
                     raise InjectedFault(f"injected {fault.error_code} for {model_id}")
+
+        def invoke(event: Any, context: Any) -> Any:
+            faults()
             return handler(event, context)
 
-        self.path.lambdas.register(target, invoke)
+        def streaming(inner: Streamer) -> Streamer:
+            def stream(event: Any, context: Any) -> Iterator[bytes]:
+                faults()  # before the first token, as a failing model's would
+                yield from inner(event, context)
+
+            return stream
+
+        self.path.lambdas.register(target, invoke, streaming(streamer) if streamer is not None else None)
 
     def _models_served_by(self, target: str) -> set[str]:
         if self.appconfig is None:
@@ -403,7 +416,7 @@ def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, adapters:
     )
     targets = {}
     for target, artifact in adapters.items():
-        path.lambdas.register(target, cold_start(target, artifact))
+        path.lambdas.register(target, *cold_start(target, artifact))
         targets[target] = f"arn:aws:lambda:{path.region}:123456789012:function:{target}"
     os.environ["LAMBDA_PROVIDERS"] = json.dumps(targets)
     router._strategy_source.cache_clear()
@@ -411,8 +424,9 @@ def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, adapters:
     front.strategy_source.cache_clear()
 
 
-def cold_start(target: str, artifact: Path) -> Any:
-    """Load a serving function's model now, as its container would, and return its handler.
+def cold_start(target: str, artifact: Path) -> tuple[Any, Any]:
+    """Load a serving function's model now, as its container would, and return its handler
+    (and its streaming handler, where it has one: the advisor streams the tokens it generates).
 
     In AWS each function has its own process and ``MODEL_DIR``; here they share one, so each
     loads at start-up (single-threaded) with its own directory, and its cached model keeps it.
@@ -431,7 +445,7 @@ def cold_start(target: str, artifact: Path) -> Any:
             os.environ.pop("MODEL_DIR", None)
         else:
             os.environ["MODEL_DIR"] = previous
-    return module.lambda_handler
+    return module.lambda_handler, getattr(module, "stream_handler", None)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ def create_table(client: Any, name: str, key_schema: list[dict[str, str]]) -> No
 FUNCTIONS = ("router", "fallback", "degradation", "api_front")
 
 Handler = Callable[[dict[str, Any], Any], Any]
+Streamer = Callable[[dict[str, Any], Any], Iterator[bytes]]
 
 # moto's ASL interpreter logs an ERROR each time a Choice evaluates ``IsPresent`` on a missing
 # path, which is how the breaker reads "no circuit item yet". Those are not errors.
@@ -190,10 +191,14 @@ class InProcessLambdas:
     def __init__(self, region: str) -> None:
         self.region = region
         self.handlers: dict[str, Handler] = {}
+        # Functions whose runtime streams (a handler yielding the response's bytes).
+        self.streamers: dict[str, Streamer] = {}
         self.invocations: list[str] = []
 
-    def register(self, name: str, handler: Handler) -> None:
+    def register(self, name: str, handler: Handler, streamer: Streamer | None = None) -> None:
         self.handlers[name] = handler
+        if streamer is not None:
+            self.streamers[name] = streamer
 
     @staticmethod
     def short_name(function_name: str) -> str:
@@ -213,6 +218,35 @@ class InProcessLambdas:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
         return json.dumps(result).encode()
+
+    def invoke_stream(self, function_name: str, payload: bytes) -> Iterator[dict[str, Any]]:
+        """``InvokeWithResponseStream``'s events: a chunk per write of a streaming function, or
+        one chunk with a buffered function's whole response; then ``InvokeComplete``."""
+        name = self.short_name(function_name)
+        self.invocations.append(name)
+        event = json.loads(payload) if payload else {}
+        context = FakeContext(name, self.region)
+        try:
+            if name in self.streamers:
+                for chunk in self.streamers[name](event, context):
+                    yield {"PayloadChunk": {"Payload": chunk}}
+            else:
+                yield {"PayloadChunk": {"Payload": json.dumps(self.handlers[name](event, context)).encode()}}
+        except Exception as exc:  # Lambda ends the stream with the error in InvokeComplete
+            yield {"InvokeComplete": {"ErrorCode": "Unhandled", "ErrorDetails": f"{type(exc).__name__}: {exc}"}}
+            return
+        yield {"InvokeComplete": {}}
+
+
+class LocalLambdaStreams:
+    """The Lambda client's ``invoke_with_response_stream`` over :class:`InProcessLambdas`
+    (moto does not implement that operation)."""
+
+    def __init__(self, lambdas: InProcessLambdas) -> None:
+        self.lambdas = lambdas
+
+    def invoke_with_response_stream(self, FunctionName: str, Payload: bytes, **_: Any) -> dict[str, Any]:
+        return {"StatusCode": 200, "EventStream": self.lambdas.invoke_stream(FunctionName, Payload)}
 
 
 @contextmanager
@@ -383,6 +417,7 @@ def _reset_handler_caches() -> None:
         stream.circuit_store,
         stream.audit_writer,
         stream.bedrock,
+        stream.serving,
         stream.client_directory,
     ):
         fn.cache_clear()
@@ -457,6 +492,7 @@ def local_request_path(
             mock.patch.object(front, "_now", (lambda: datetime.now(UTC)) if live_clock else (lambda: clock["now"])),
             # The stream route: the same stand-in streams, the same clock stamps its circuits.
             mock.patch.object(stream, "bedrock", lambda: bedrock),
+            mock.patch.object(stream, "serving", lambda: LocalLambdaStreams(lambdas)),
             mock.patch.object(stream, "_now", (lambda: datetime.now(UTC)) if live_clock else (lambda: clock["now"])),
         ]
         if strategy_source is not None:

@@ -6,7 +6,9 @@ router's ``lambda`` provider for the ``budgeting_advice`` use case.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -30,6 +32,8 @@ class AdviceRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     max_new_tokens: int = Field(default=96, ge=1, le=256)
     truncate: bool = False
+    # Asked for by the stream route (InvokeWithResponseStream); see stream_handler.
+    stream: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -68,3 +72,38 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             "usage": {"input_tokens": result.input_tokens, "output_tokens": len(result.token_ids)},
         },
     )
+
+
+def _line(frame: dict[str, Any]) -> bytes:
+    return json.dumps(frame).encode() + b"\n"
+
+
+def stream_handler(event: Any, context: Any) -> Iterator[bytes]:
+    """The advice as JSON lines while it is generated, for a runtime that streams responses.
+
+    ``{"delta": text}`` per decoding step, then ``{"end": {model_version, input_tokens,
+    output_tokens}}``. Bad input is the same 400 response as :func:`lambda_handler`'s, as one line,
+    before any text. The container's default (buffered) runtime calls ``lambda_handler``, whose
+    whole response the stream route reads as one piece.
+    """
+    try:
+        request = parse(event, AdviceRequest)
+        if not request.query.strip():
+            raise BadRequest("query: must contain text, not only whitespace")
+        model = generator()
+        ids = model.encode(request.query, request.truncate)
+    except InputTooLong as exc:
+        yield _line(
+            bad_request(f"query is {exc.tokens} tokens; the limit is {exc.limit} (send truncate=true to cut it)")
+        )
+        return
+    except BadRequest as exc:
+        yield _line(bad_request(str(exc)))
+        return
+    generated = 0
+    for piece, count in model.stream_ids(ids, request.max_new_tokens, repetition_penalty=REPETITION_PENALTY):
+        generated = count
+        if piece:
+            yield _line({"delta": piece})
+    logger.info("advice streamed", extra={"input_tokens": len(ids), "output_tokens": generated, "model": model.version})
+    yield _line({"end": {"model_version": model.version, "input_tokens": len(ids), "output_tokens": generated}})

@@ -1,13 +1,16 @@
 """Where the stream's tiers get their text: Bedrock's ConverseStream, or the sync path's own code.
 
-Free text from a Bedrock model streams token by token. Answers that exist only whole (a sentiment
-label, the rule-based budgeting advice, a serving Lambda's answer on AWS) come from the same code
-the state machine's tiers run (``router.handler.handle_invoke``, ``fallback.handler``), sent as
-one piece: the stream path never answers differently from the sync path, only sooner.
+Free text from a Bedrock model streams token by token, and so does a serving Lambda's generated
+advice (``InvokeWithResponseStream``, see :func:`serving_stream`). Answers that exist only whole (a
+sentiment label, the rule-based budgeting advice, a served answer that a guardrail must read whole)
+come from the same code the state machine's tiers run (``router.handler.handle_invoke``,
+``fallback.handler``), sent as one piece: the stream path never answers differently from the sync
+path, only sooner.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,9 +18,11 @@ from typing import Any
 from api_stream.logic import End, Piece
 from fallback.handler import BASELINE_MODEL, MAX_TOKENS, SYSTEM_PROMPT, TEMPERATURE, FallbackEvent
 from fallback.handler import answer as fallback_answer
+from router.dal import lambda_targets_from_env
 from router.handler import InvokeEvent, handle_invoke
 from shared.bedrock import GuardrailRef, converse_stream
 from shared.budgeting import advise
+from shared.failures import failure
 from shared.pii import redact
 from shared.use_cases import UseCase
 
@@ -39,6 +44,64 @@ def whole(answer: Callable[[], dict[str, Any]]) -> Iterator[Piece]:
     )
 
 
+def _frames(events: Any) -> Iterator[dict[str, Any]]:
+    """JSON lines out of an ``InvokeWithResponseStream`` event stream, whatever its chunking."""
+    pending = b""
+    for event in events:
+        if "PayloadChunk" in event:
+            pending += event["PayloadChunk"].get("Payload") or b""
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+        elif "InvokeComplete" in event:
+            complete = event["InvokeComplete"]
+            if complete.get("ErrorCode"):
+                yield {"error": complete["ErrorCode"], "message": complete.get("ErrorDetails") or ""}
+    if pending.strip():
+        yield json.loads(pending)
+
+
+def serving_stream(lambda_client: Any, target: str, model_id: str, prompt: str) -> Iterator[Piece]:
+    """A serving Lambda's advice as it is generated.
+
+    The function answers ``{"query", "stream": true}`` with JSON lines: ``{"delta": text}`` per
+    step and one ``{"end": {...}}``. A function whose runtime buffers (the container image's
+    default Python runtime) returns its usual whole response instead, and Lambda delivers that in
+    one chunk: it is read as one piece, so either runtime gives the same answer. A stream that
+    stops without its ``end`` line is a truncated answer, never a whole one.
+    """
+    function = lambda_targets_from_env().get(target)
+    if function is None:
+        raise failure(model_id, "UnknownTarget", f"no function configured for target {target!r}")
+    payload = json.dumps({"query": redact(prompt).text, "stream": True}).encode()
+    result = lambda_client.invoke_with_response_stream(FunctionName=function, Payload=payload)
+    sent = False
+    for frame in _frames(result["EventStream"]):
+        if "delta" in frame:
+            sent = sent or bool(frame["delta"])
+            yield str(frame["delta"])
+        elif "end" in frame:
+            if not sent:  # as on the sync path: no advice is the model failing, not an answer
+                raise failure(model_id, "BadResponse", "the serving function generated no text")
+            end = frame["end"]
+            version = str(end.get("model_version") or model_id)
+            yield End(version, int(end.get("input_tokens", 0)), int(end.get("output_tokens", 0)), "end_turn")
+            return
+        elif "error" in frame or "errorMessage" in frame:
+            raise failure(model_id, "FunctionError", str(frame.get("message") or frame.get("errorMessage"))[:300])
+        else:  # the buffered runtime's whole response: {"statusCode", "body"}
+            body = json.loads(frame["body"]) if isinstance(frame.get("body"), str) else frame
+            if int(frame.get("statusCode", 200)) >= 400 or not body.get("response"):
+                raise failure(model_id, "BadResponse", str(body)[:300])
+            yield str(body["response"])
+            usage = body.get("usage") or {}
+            version = str(body.get("model_version") or model_id)
+            yield End(version, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), "end_turn")
+            return
+    raise failure(model_id, "TruncatedStream", "the serving function's stream ended without its end line")
+
+
 def primary_source(
     selection: dict[str, Any],
     request_id: str,
@@ -46,8 +109,10 @@ def primary_source(
     use_case: UseCase,
     client: Any,
     guardrail: GuardrailRef | None,
+    lambda_client: Any = None,
 ) -> Callable[[], Iterator[Piece]]:
-    """The primary tier: ConverseStream for a Bedrock model's free text, else the router's invoke."""
+    """The primary tier: ConverseStream for a Bedrock model's free text, a serving Lambda's
+    stream for its generated advice, else the router's invoke."""
     if selection["provider"] == "bedrock" and use_case is not UseCase.SENTIMENT:
         return lambda: converse_stream(
             client,
@@ -59,6 +124,10 @@ def primary_source(
             top_p=selection.get("top_p"),
             guardrail=guardrail,
         )
+    if selection["provider"] == "lambda" and use_case is not UseCase.SENTIMENT and guardrail is None:
+        # With an output guardrail the served text is checked whole (as on the sync path) before
+        # any of it is sent, so it comes through handle_invoke below as one piece.
+        return lambda: serving_stream(lambda_client, str(selection.get("target") or ""), selection["model_id"], prompt)
     event = InvokeEvent.model_validate(
         {"action": "invoke", "request_id": request_id, "use_case": use_case, "prompt": prompt, "selection": selection}
     )

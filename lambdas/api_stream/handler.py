@@ -134,6 +134,12 @@ def bedrock() -> Any:
 
 
 @cache
+def serving() -> Any:
+    # InvokeWithResponseStream to the serving Lambdas; the same backstop as ConverseStream's.
+    return boto3.client("lambda", config=BEDROCK_STREAM_CONFIG)
+
+
+@cache
 def client_directory() -> ClientDirectory:
     s = settings()
     return ClientDirectory(static=s.client_keys, parameter=s.client_keys_parameter)
@@ -312,7 +318,7 @@ def _events(
             admission = breaker.admit()
             if admission != "open":
                 open_primary = primary_source(
-                    selection, request_id, request.prompt, request.use_case, bedrock(), guardrail
+                    selection, request_id, request.prompt, request.use_case, bedrock(), guardrail, serving()
                 )
                 tiers.append(Tier("primary", 1, selection["model_id"], selection["variant"], open_primary))
             else:

@@ -70,10 +70,9 @@ class StreamRequestHandler(BaseHTTPRequestHandler):
 
 
 def serve(port: int | None = None) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", port or int(os.environ.get("AWS_LWA_PORT", "8080"))), StreamRequestHandler
-    )
-    return server
+    # port=0 asks the OS for a free port (tests); None means the adapter's port.
+    chosen = int(os.environ.get("AWS_LWA_PORT", "8080")) if port is None else port
+    return ThreadingHTTPServer(("127.0.0.1", chosen), StreamRequestHandler)
 
 
 if __name__ == "__main__":

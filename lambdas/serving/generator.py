@@ -125,6 +125,15 @@ class Generator:
         decoded text (nothing while a multi-byte character is incomplete). Joined, the pieces are
         ``generate(...).text``."""
         ids = self.encode(text, truncate)
+        for piece, _ in self.stream_ids(ids, max_new_tokens, min_new_tokens, repetition_penalty):
+            if piece:
+                yield piece
+
+    def stream_ids(
+        self, ids: list[int], max_new_tokens: int = 64, min_new_tokens: int = 0, repetition_penalty: float = 1.0
+    ) -> Iterator[tuple[str, int]]:
+        """:meth:`stream` from token ids, each piece with the number of tokens generated so far;
+        the last piece (possibly empty) carries the final count."""
         generated: list[int] = []
         shown = ""
         for token, _ in self.tokens(ids, max_new_tokens, min_new_tokens, repetition_penalty):
@@ -133,11 +142,11 @@ class Generator:
             if decoded.endswith("\ufffd"):  # a character split across tokens: wait for the rest
                 continue
             if len(decoded) > len(shown) and decoded.startswith(shown):
-                yield decoded[len(shown) :]
+                yield decoded[len(shown) :], len(generated)
                 shown = decoded
         final = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
-        if final.startswith(shown) and len(final) > len(shown):
-            yield final[len(shown) :]
+        rest = final[len(shown) :] if final.startswith(shown) else ""
+        yield rest, len(generated)  # always: the count includes tokens that decoded to nothing
 
     def tokens(
         self, ids: list[int], max_new_tokens: int, min_new_tokens: int = 0, repetition_penalty: float = 1.0

@@ -26,6 +26,7 @@ ACTION_OF = {
     ("bedrock-runtime", "Converse"): "bedrock:InvokeModel",
     ("bedrock-runtime", "ConverseStream"): "bedrock:InvokeModelWithResponseStream",
     ("lambda", "Invoke"): "lambda:InvokeFunction",
+    ("lambda", "InvokeWithResponseStream"): "lambda:InvokeFunction",
     ("s3", "ListObjectsV2"): "s3:ListBucket",
     ("s3", "HeadObject"): "s3:GetObject",
     ("s3", "HeadBucket"): "s3:ListBucket",

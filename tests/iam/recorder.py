@@ -165,7 +165,8 @@ class Recorder:
             patch.start()
 
     def _patch_stand_in(self) -> None:
-        """The local platform's Bedrock stand-in is no botocore client: record its two calls too."""
+        """The local platform's stand-ins (Bedrock, Lambda's response streams) are no botocore
+        clients: record their calls too."""
         from unittest import mock
 
         recorder = self
@@ -194,6 +195,20 @@ class Recorder:
                 return converse_stream(stub, **request)
 
             self._patches.append(mock.patch.object(OfflineBedrock, "converse_stream", recording_converse_stream))
+        from local.request_path import LocalLambdaStreams
+
+        invoke_stream = LocalLambdaStreams.invoke_with_response_stream
+
+        def recording_invoke_stream(stand_in: Any, **request: Any) -> Any:
+            principal = recorder.principal()
+            if principal is not None:
+                region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+                recorder.record(principal, "lambda", "InvokeWithResponseStream", region, request)
+            return invoke_stream(stand_in, **request)
+
+        self._patches.append(
+            mock.patch.object(LocalLambdaStreams, "invoke_with_response_stream", recording_invoke_stream)
+        )
 
     def uninstall(self) -> None:
         for patch in reversed(self._patches):

@@ -274,3 +274,23 @@ def test_regions_get_their_own_stack_and_values(synthesized):
     for region in REGIONS:
         stack = synthesized.stacks[f"FinAi-{region}"]
         assert stack.region == region
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_the_stream_function_runs_behind_the_web_adapter_with_an_executable_handler(synthesized, region):
+    """Python has no native streaming runtime: the adapter layer runs run.sh, which must be executable
+    in the asset CDK zips, and starts the server on the port the adapter is told."""
+    import os
+
+    template = synthesized.regional(region)
+    function = only(template, "AWS::Lambda::Function", {"Handler": "api_stream/run.sh"})["Properties"]
+    env = function["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap" and env["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/healthz"
+    layers = json.dumps(function["Layers"])
+    assert f"arn:aws:lambda:{region}:753240598075:layer:LambdaAdapterLayerX86:" in layers
+    asset = synthesized.outdir / f"asset.{function['Code']['S3Key'].removesuffix('.zip')}"
+    assert os.access(asset / "api_stream" / "run.sh", os.X_OK)
+    method = only(template, "AWS::ApiGateway::Method", {"Integration": {"ResponseTransferMode": "STREAM"}})
+    uri = json.dumps(method["Properties"]["Integration"]["Uri"])
+    assert "2021-11-15/functions/" in uri and "/response-streaming-invocations" in uri

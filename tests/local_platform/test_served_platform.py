@@ -9,6 +9,8 @@ import time
 import pytest
 import requests
 
+from tests.local_platform.conftest import KEY
+
 PRIMARY = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 PHASE_REQUESTS = int(os.environ.get("FINAI_CHAOS_REQUESTS", "16"))  # make chaos runs 200
 
@@ -178,3 +180,25 @@ def test_a_body_that_is_not_json_gets_415_in_the_error_shape(served):
     assert response.status_code == 415
     assert set(response.json()) == {"error", "message", "request_id"}
     assert response.json()["error"] == "unsupported_media_type"
+
+
+def test_the_advisor_streams_the_tokens_it_generates_and_they_are_the_sync_answer(served):
+    """The strategy sends budgeting advice to the (tiny, really trained) advisor: the stream route
+    gets its pieces through InvokeWithResponseStream as they are decoded, and joined they are the
+    answer the sync route gives (greedy decoding: the same text)."""
+    from api_stream.logic import parse_events
+
+    served.reset()
+    prompt = "Groceries 410, dining 260, transport 95. How can I save?"
+    body = {"use_case": "budgeting_advice", "prompt": prompt}
+    sync = served.generate(prompt, use_case="budgeting_advice")
+    assert sync.status_code == 200 and sync.json()["tier"] == "primary", sync.text
+    response = requests.post(f"{served.url}/v1/generate/stream", json=body, headers={"x-api-key": KEY}, timeout=60)
+    events = parse_events(response.text)
+    assert events[0].name == "meta" and events[0].data["model"] == "advisor-lora", events
+    assert events[-1].name == "done" and events[-1].data["tier"] == "primary", events
+    streamed = "".join(e.data["text"] for e in events if e.name == "delta")
+    assert streamed == sync.json()["response"]
+    deltas = [e for e in events if e.name == "delta"]
+    assert len(deltas) > 1 or len(streamed.split()) <= 1, deltas  # piece by piece, not one block
+    assert events[-1].data["output_tokens"] >= len(deltas)

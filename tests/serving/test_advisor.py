@@ -104,3 +104,32 @@ def test_the_generator_streams_the_tokens_it_generates_and_they_join_to_the_answ
         assert "".join(pieces) == whole.text, (pieces, whole.text)
         # Random adapter weights may spend tokens on text that decodes to nothing; what decodes streams.
         assert len(pieces) > 1 or len(whole.text.split()) <= 1, (pieces, whole.text)
+
+
+@pytest.mark.parametrize("artifacts", ["t5_artifacts", "llama_artifacts"])
+def test_the_streaming_handler_writes_the_same_advice_as_json_lines(monkeypatch, request, artifacts, advisor_texts):
+    """What a streaming runtime sends the stream route: a line per decoded piece, then the end
+    line with the token counts; joined, exactly the buffered handler's answer."""
+    monkeypatch.setenv("MODEL_DIR", str(request.getfixturevalue(artifacts)["int8"]))
+    handler.generator.cache_clear()
+    try:
+        event = {"query": advisor_texts[1]["prompt"][:300], "max_new_tokens": 16, "stream": True}
+        frames = [json.loads(line) for line in handler.stream_handler(event, CTX)]
+        status, whole = call(event)
+    finally:
+        handler.generator.cache_clear()
+    assert status == 200
+    deltas, end = frames[:-1], frames[-1]["end"]
+    assert all(set(f) == {"delta"} for f in deltas)
+    assert "".join(f["delta"] for f in deltas) == whole["response"]
+    assert end["model_version"] == whole["model_version"]
+    assert (end["input_tokens"], end["output_tokens"]) == (
+        whole["usage"]["input_tokens"],
+        whole["usage"]["output_tokens"],
+    )
+
+
+def test_the_streaming_handler_refuses_bad_input_with_the_same_400_line(advisor):
+    frames = [json.loads(line) for line in handler.stream_handler({"query": "   ", "stream": True}, CTX)]
+    assert len(frames) == 1 and frames[0]["statusCode"] == 400
+    assert "only whitespace" in json.loads(frames[0]["body"])["message"]
