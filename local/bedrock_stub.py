@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from shared.budgeting import advise
 from shared.sentiment import LABEL_INSTRUCTION
 
 # A few unambiguous words of financial news; the stand-in needs a plausible label, not accuracy.
@@ -60,6 +61,8 @@ class OfflineBedrock:
     calls: list[str] = field(default_factory=list)
     # Called with the model id before answering; tests use it to hold one execution mid-call.
     before_call: Callable[[str], None] | None = None
+    # A fixed answer per model (tests: an answer the grounding guard must reject).
+    replies: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Seeded, reproducible fault injection; nothing security-related.
@@ -74,6 +77,7 @@ class OfflineBedrock:
             self.faults.clear()
             self.stream_faults.clear()
             self.pace_s = 0.0
+            self.replies.clear()
         else:
             self.faults.pop(model_id, None)
             self.stream_faults.pop(model_id, None)
@@ -116,7 +120,15 @@ class OfflineBedrock:
         if LABEL_INSTRUCTION in system:
             # Asked for a sentiment label, a real model answers with a word; so does the stand-in.
             return f"Sentiment: {stand_in_label(prompt)}."
-        return f"[{model_id}] Offline answer to: {prompt[:120]}"
+        if model_id in self.replies:
+            return self.replies[model_id]
+        advice = advise(prompt)
+        if advice is not None:
+            # A spending profile gets costed steps, as a real model's would be: the rules' own.
+            return f"[{model_id}] {advice}"
+        echo = prompt[:120].rstrip()
+        # A whole sentence, as a model's answer ends (a cut one is what the grounding guard rejects).
+        return f"[{model_id}] Offline answer to: {echo}{'' if echo.endswith(('.', '?', '!')) else '.'}"
 
     def converse(self, **request: Any) -> dict[str, Any]:
         text = self._answer(request, "Converse")

@@ -293,7 +293,18 @@ def _settle(strategy: Strategy, reservation: Reservation | bool | None, outcome:
     model = str(outcome.body.get("model_used") or "none")
     policy = strategy.budgets
     tokens_in, tokens_out = outcome.tokens
-    usage = policy.usage(model, tokens_in, tokens_out) if policy else Usage(tokens_in, tokens_out, 0)
+    answered = policy.usage(model, tokens_in, tokens_out) if policy else Usage(tokens_in, tokens_out, 0)
+    usage = answered
+    # A primary answer the platform rejected (shared.grounding) was billed all the same: charge it,
+    # at its own model's price. The reservation's worst case already covered every tier's tokens.
+    failed = outcome.body.get("primary_failure") or {}
+    rejected = (int(failed.get("input_tokens") or 0), int(failed.get("output_tokens") or 0))
+    if any(rejected):
+        rejected_model = str(failed.get("model") or "unknown")
+        extra = policy.usage(rejected_model, *rejected) if policy else Usage(*rejected, 0)
+        usage = usage + extra
+        emit("ModelCost", extra.cost, MetricUnit.NoUnit, model=rejected_model)
+        emit("RejectedAnswerTokens", sum(rejected), model=rejected_model)
     if policy is not None and usage.input_tokens + usage.output_tokens and not policy.priced(model):
         logger.warning("model missing from the price table; charged at the dearest price", extra={"model": model})
         emit("UnpricedModelCalls", 1, model=model)
@@ -308,7 +319,7 @@ def _settle(strategy: Strategy, reservation: Reservation | bool | None, outcome:
     emit("ClientTokens", usage.input_tokens + usage.output_tokens, client=client)
     # In the price table's currency: CloudWatch has no currency unit.
     emit("ClientCost", usage.cost, MetricUnit.NoUnit, client=client)
-    emit("ModelCost", usage.cost, MetricUnit.NoUnit, model=model)
+    emit("ModelCost", answered.cost, MetricUnit.NoUnit, model=model)
     _AUDIT.update(cost_micros=usage.cost_micros, currency=policy.currency if policy else None)
     return usage
 

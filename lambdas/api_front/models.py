@@ -46,6 +46,21 @@ class UsageReport(BaseModel):
     currency: str = Field(description="ISO 4217 code of the price table.")
 
 
+class TierFailure(BaseModel):
+    """Why the primary tier did not answer, when another tier did."""
+
+    tier: Literal["primary"] = "primary"
+    model: str | None = Field(default=None, description="The model that failed (null when it was never called).")
+    code: str = Field(description="The failure code, e.g. UngroundedAmount, ThrottlingException, States.Timeout.")
+    failure_class: Literal["model", "request", "task"] = Field(
+        description="model: counted against the model's circuit; request: the input's fault; task: the model "
+        "answered, but not an answer the platform stands behind (for advice: which grounding check failed)."
+    )
+    detail: str | None = Field(default=None, description="For task failures: which check failed, and on what.")
+    input_tokens: int = Field(default=0, ge=0, description="What the rejected answer was billed (charged too).")
+    output_tokens: int = Field(default=0, ge=0)
+
+
 class GenerateResponse(BaseModel):
     response: str
     model_used: str
@@ -66,6 +81,11 @@ class GenerateResponse(BaseModel):
     usage: UsageReport | None = Field(
         default=None,
         description="What this request used and cost, as charged to the client's budget (zero for static answers).",
+    )
+    primary_failure: TierFailure | None = Field(
+        default=None,
+        description="Set when the fallback answered after the primary failed: what it failed with. A rejected "
+        "answer's tokens are included in usage.",
     )
 
 

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from shared.bedrock import ModelCallError, converse, failure, guardrail_from_env, guardrail_verdict
 from shared.budgeting import advise
 from shared.budgets import FALLBACK_MAX_TOKENS, FALLBACK_SENTIMENT_MAX_TOKENS
+from shared.failures import describe_error
+from shared.grounding import guard
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
 from shared.request import PathRequest
@@ -39,7 +41,10 @@ SYSTEM_PROMPT = (
 
 
 class FallbackEvent(PathRequest):
-    """The fallback reads the same request the front validated (shared.request)."""
+    """The fallback reads the same request the front validated (shared.request), and what the
+    primary tier failed with (the state machine's ``$.error``; empty when it was not called)."""
+
+    primary_error: dict[str, Any] | None = None
 
 
 @cache
@@ -63,6 +68,8 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
         # A spending profile gets the deterministic rule-based advice: no model, no cost, no outage.
         advice = advise(prompt)
         if advice is not None:
+            # The rules' advice passes by construction; every tier is checked all the same.
+            guard(event.use_case, prompt, advice, BASELINE_MODEL, "fallback")
             logger.warning(
                 "FALLBACK answer served",
                 extra={
@@ -102,6 +109,8 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
             raise failure(completion.model_id, "UnreadableLabel", f"answered {completion.text[:80]!r}")
         result = SentimentResult(label=label)
         text = describe(result)
+    tokens = (completion.input_tokens, completion.output_tokens)
+    guard(event.use_case, prompt, text, completion.model_id, "fallback", tokens)
     logger.warning(
         "FALLBACK answer served",
         extra={"tier": "fallback", "marker": "FALLBACK", "model_id": completion.model_id, "use_case": event.use_case},
@@ -114,6 +123,7 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
         "output_tokens": completion.output_tokens,
         "sentiment": result.model_dump() if result else None,
         "guardrail": guardrail_verdict(completion, guardrail_from_env()),
+        "primary_failure": describe_error(event.primary_error),
     }
 
 

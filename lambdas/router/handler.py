@@ -30,6 +30,7 @@ from router.dal import (
 from router.logic import select, select_probe
 from shared.bedrock import CLASSIFIED, Completion, ModelCallError, failure, guardrail_from_env, guardrail_verdict
 from shared.failures import FailureClass, RequestRejected
+from shared.grounding import guard
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
 from shared.request import PathRequest, RequestId, UserId
@@ -128,6 +129,12 @@ def handle_invoke(event: InvokeEvent, deadline: float) -> dict[str, Any]:
     emit("ModelLatency", latency_ms, MetricUnit.Milliseconds, model=selection.model_id)
     emit("InputTokens", completion.input_tokens, model=selection.model_id)
     emit("OutputTokens", completion.output_tokens, model=selection.model_id)
+    try:
+        # Advice a bank would not stand behind is a task failure: the fallback answers instead.
+        tokens = (completion.input_tokens, completion.output_tokens)
+        guard(event.use_case, request.prompt, completion.text, selection.model_id, "primary", tokens)
+    except ModelCallError as exc:
+        raise _counted(exc, selection.model_id) from None
     return {
         "response": completion.text,
         "model_used": completion.model_id,

@@ -215,6 +215,11 @@ def _generic(p: SpendingProfile) -> list[Suggestion]:
     return steps
 
 
+def candidates(p: SpendingProfile) -> list[Suggestion]:
+    """Every step the rules could propose for this profile, the generic ones included."""
+    return [*_trends(p), *_subscriptions(p), *_pay_yourself_first(p), *_discretionary(p), *_generic(p)]
+
+
 def suggest(p: SpendingProfile) -> list[Suggestion]:
     """Two or three actions, largest estimated saving first; one per rule while variety allows."""
     if p.monthly_income <= 0 and p.monthly_spend <= 0:

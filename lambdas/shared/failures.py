@@ -22,6 +22,7 @@ the model's until someone reads it and says otherwise.
 
 from __future__ import annotations
 
+import json
 import re
 from enum import StrEnum
 
@@ -60,6 +61,16 @@ CLASSIFICATION: dict[str, tuple[FailureClass, str]] = {
     "ValidationException": (FailureClass.REQUEST, "Bedrock refused this input (too long, malformed content)"),
     "InvalidRequest": (FailureClass.REQUEST, "the event failed the shared request model"),
     "UnreadableLabel": (FailureClass.TASK, "the answer names no single sentiment label"),
+    # shared.grounding: budgeting advice a bank would not stand behind.
+    "UngroundedAmount": (FailureClass.TASK, "an amount in the advice cannot be traced to the person's figures"),
+    "UngroundedPercent": (FailureClass.TASK, "a percentage in the advice is not among the person's figures"),
+    "UngroundedPeriod": (FailureClass.TASK, "a period in the advice is not one the figures speak of"),
+    "RepeatedPhrase": (FailureClass.TASK, "the advice loops on a phrase"),
+    "CutOffAnswer": (FailureClass.TASK, "the advice stops mid-sentence"),
+    "MalformedPlan": (FailureClass.TASK, "the advisor's plan names a step the profile does not support"),
+    # A serving function refused the input (its 400): the input, not the model, decides that.
+    "InputRejected": (FailureClass.REQUEST, "the serving function refused this input"),
+    "PromptTooLong": (FailureClass.REQUEST, "the prompt does not fit the model's window, even compacted"),
 }
 
 # A ValidationException that is about the model id or our configuration says nothing about the
@@ -111,6 +122,44 @@ ERROR_TYPES: dict[FailureClass, type[ModelCallError]] = {
     FailureClass.REQUEST: RequestRejected,
     FailureClass.TASK: TaskFailure,
 }
+BILLED = re.compile(r"\[billed (\d+)\+(\d+) tokens\]")
+
+
+def billed(message: str, input_tokens: int, output_tokens: int) -> str:
+    """A failure message that carries what the rejected answer was billed, for the budget to charge."""
+    return f"{message} [billed {input_tokens}+{output_tokens} tokens]"
+
+
+def describe_error(error: dict[str, object] | None, tier: str = "primary") -> dict[str, object] | None:
+    """What the client is told about a tier that failed, from the state machine's ``$.error``
+    (``{"Error", "Cause"}``): code, class, a short detail, and the tokens its answer was billed."""
+    if not error or not error.get("Error"):
+        return None
+    name, cause = str(error["Error"]), str(error.get("Cause") or "")
+    message = cause
+    if cause.startswith("{"):
+        try:
+            message = str(json.loads(cause).get("errorMessage") or "")
+        except (ValueError, AttributeError):
+            message = cause
+    parts = message.split(": ", 2)  # ModelCallError: "<model_id>: <code>: <detail>"
+    known = name in {t.__name__ for t in ERROR_TYPES.values()} and len(parts) == 3
+    model, code, detail = (parts[0], parts[1], parts[2]) if known else (None, name, "")
+    tokens = BILLED.search(detail)
+    detail = BILLED.sub("", detail).strip()
+    failure_class = classify(code, detail) if known else FailureClass.MODEL
+    return {
+        "tier": tier,
+        "model": model,
+        "code": code,
+        "failure_class": str(failure_class),
+        # Only a task failure's detail (which check failed) is the client's business.
+        "detail": detail[:200] if failure_class is FailureClass.TASK else None,
+        "input_tokens": int(tokens.group(1)) if tokens else 0,
+        "output_tokens": int(tokens.group(2)) if tokens else 0,
+    }
+
+
 # The Step Functions error names the breaker does not count (statemachines/circuit_breaker.asl.json).
 NOT_COUNTED = tuple(ERROR_TYPES[c].__name__ for c in (FailureClass.REQUEST, FailureClass.TASK))
 
