@@ -31,6 +31,8 @@ MONITOR_SERVICE = "circuit_monitor"
 
 
 FAILURE_CLASSES = ("model", "request", "task")
+# shared.grounding.Check's values (stacks do not import Lambda code; a test keeps the two equal).
+GROUNDING_CHECKS = ("ungrounded_amount", "ungrounded_percent", "ungrounded_period", "repeated_phrase", "cut_off")
 
 
 def _alarmed(
@@ -221,6 +223,27 @@ class Monitoring(Construct):
                         for model in model_ids
                     ],
                 ),
+            ],
+        )
+        # shared/grounding.py: budgeting advice the platform would not stand behind is a task
+        # failure (alarmed above, by model); here, which check caught it and on which tier.
+        self.facade.monitor_custom(
+            alarm_friendly_name="Grounding",
+            human_readable_name="Budgeting advice rejected by the grounding guard (the next tier answered)",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title=f"{title}: rejections by check",
+                    metrics=[
+                        platform_metric("GroundingRejections", service, "Sum", period, check=check, tier=tier)
+                        for check in GROUNDING_CHECKS
+                    ],
+                )
+                for title, service, tier in (
+                    ("Primary (sync)", "router", "primary"),
+                    ("Fallback (sync)", "fallback", "fallback"),
+                    ("Primary (stream)", "api_stream", "primary"),
+                    ("Fallback (stream)", "api_stream", "fallback"),
+                )
             ],
         )
         self.facade.monitor_custom(

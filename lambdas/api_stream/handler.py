@@ -16,7 +16,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -44,7 +44,17 @@ from api_front.logic import (
 )
 from api_front.models import GenerateRequest
 from api_stream.dal import fallback_source, primary_source
-from api_stream.logic import MEDIA_TYPE, Event, StreamTimeouts, Summary, Tier, static_tier, stream_answer
+from api_stream.logic import (
+    MEDIA_TYPE,
+    Event,
+    Piece,
+    StreamTimeouts,
+    Summary,
+    Tier,
+    static_tier,
+    stream_answer,
+    verified,
+)
 from router.logic import select
 from shared.bedrock import guardrail_from_env
 from shared.breaker import Breaker, CircuitStore
@@ -55,6 +65,7 @@ from shared.pii import redact
 from shared.static_answers import contact_from_env, static_answer
 from shared.strategy import Strategy
 from shared.strategy.source import StrategySource, strategy_source_from_env
+from shared.use_cases import UseCase
 
 ROUTE = "/v1/generate/stream"
 # Budget, circuit and audit calls: one bounded attempt each, as on the sync path.
@@ -317,8 +328,13 @@ def _events(
             breaker = Breaker(circuit_store(), selection)
             admission = breaker.admit()
             if admission != "open":
-                open_primary = primary_source(
-                    selection, request_id, request.prompt, request.use_case, bedrock(), guardrail, serving()
+                open_primary = checked(
+                    request,
+                    selection["model_id"],
+                    "primary",
+                    primary_source(
+                        selection, request_id, request.prompt, request.use_case, bedrock(), guardrail, serving()
+                    ),
                 )
                 tiers.append(Tier("primary", 1, selection["model_id"], selection["variant"], open_primary))
             else:
@@ -326,6 +342,7 @@ def _events(
         model_id, open_fallback = fallback_source(
             request_id, request.prompt, request.use_case, bedrock(), s.fallback_model_id, guardrail
         )
+        open_fallback = checked(request, model_id, "fallback", open_fallback)
         tiers.append(Tier("fallback", 2, model_id, "fallback", open_fallback))
 
     def on_result(tier: str, failure_class: FailureClass | None) -> None:
@@ -353,6 +370,15 @@ def _events(
     )
 
 
+def checked(
+    request: GenerateRequest, model_id: str, tier: str, open_tier: Callable[[], Iterator[Piece]]
+) -> Callable[[], Iterator[Piece]]:
+    """Budgeting advice goes through the grounding guard as it streams (logic.verified)."""
+    if request.use_case is not UseCase.BUDGETING_ADVICE:
+        return open_tier
+    return lambda: verified(open_tier(), request.prompt, model_id, tier)
+
+
 def _settle(strategy: Strategy, request: GenerateRequest, held: Reservation | bool, summary: Summary) -> Usage:
     """Charge what the answering tier used. A cut stream reports no usage: its tier's whole bound
     (input and output limit, at the dearest price) is charged, never less than it may have cost."""
@@ -360,12 +386,21 @@ def _settle(strategy: Strategy, request: GenerateRequest, held: Reservation | bo
     model = summary.model_used or "none"
     if policy is None:
         return Usage(summary.input_tokens, summary.output_tokens, 0)
+    bounds = tier_bounds(strategy, request.use_case, settings().fallback_model_id)
     if summary.usage_known:
         usage = policy.usage(model, summary.input_tokens, summary.output_tokens)
     else:
-        bounds = tier_bounds(strategy, request.use_case, settings().fallback_model_id)
         bound = bounds[0] if summary.tier == "primary" else bounds[-1]
         usage = policy.worst_case(request.prompt, (bound,))
+    # Rejected answers were billed too: their reported tokens, or their tier's bound when the
+    # stream was stopped before Bedrock reported any.
+    for tier, rejected_model, tokens in summary.rejected:
+        if tier == summary.tier and summary.outcome == "error":
+            continue  # the answering tier's own rejection mid-stream: charged above, by its bound
+        if tokens is not None:
+            usage = usage + policy.usage(rejected_model, *tokens)
+        else:
+            usage = usage + policy.worst_case(request.prompt, (bounds[0] if tier == "primary" else bounds[-1],))
     summary.cost_micros, summary.currency = usage.cost_micros, policy.currency
     if isinstance(held, Reservation):
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +29,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.bedrock import StreamEnd
-from shared.failures import FailureClass, ModelCallError, failure
+from shared.failures import BILLED, FailureClass, ModelCallError, describe_error, failure
+from shared.grounding import CODES, check, check_so_far, figures_for, rejection
 from shared.observability import emit, logger
 from shared.static_answers import STATIC_MODEL
 
@@ -115,6 +117,10 @@ class Summary:
     guardrail: str | None = None
     degraded_reason: str | None = None
     failed_tiers: list[str] = field(default_factory=list)
+    # Tiers whose answer the platform rejected (shared.grounding): (tier, model, tokens billed, or
+    # None when the stream was stopped before its usage was reported). Charged too.
+    rejected: list[tuple[str, str, tuple[int, int] | None]] = field(default_factory=list)
+    primary_failure: dict[str, Any] | None = None
 
 
 def timed(
@@ -161,6 +167,42 @@ def timed(
 def _classified(model_id: str, exc: Exception) -> ModelCallError:
     """A source's exception as the model's classified failure (a botocore timeout, a bug in a tier)."""
     return exc if isinstance(exc, ModelCallError) else failure(model_id, type(exc).__name__, str(exc)[:300])
+
+
+REJECTION_CODES = frozenset(CODES.values())
+_SENTENCE_END = re.compile(r"(?:[.!?][\"')\]]*\s+|\n)")
+
+
+def verified(source: Iterator[Piece], prompt: str, model_id: str, tier: str) -> Iterator[Piece]:
+    """Budgeting advice released a sentence at a time, each checked by the grounding guard before
+    it leaves (the way a guardrail's synchronous mode releases chunks): an invented figure or a
+    loop found before any text was sent hands over to the next tier; found later, it ends the
+    stream with an error. The end checks the whole answer, the cut-off check included."""
+    figures = figures_for(prompt)
+    shown, held = "", ""
+    for piece in source:
+        if isinstance(piece, str):
+            start = max(0, len(held) - 4)  # only the new text (and a closing quote before it) can end a sentence
+            held += piece
+            cut = max((m.end() for m in _SENTENCE_END.finditer(held, start)), default=0)
+            if not cut:
+                continue
+            ready, held = held[:cut], held[cut:]
+            verdict = check_so_far(shown + ready, figures)
+            if not verdict.ok:
+                raise rejection(verdict, model_id, tier)
+            shown += ready
+            yield ready
+            continue
+        tokens = (piece.input_tokens, piece.output_tokens)
+        verdict = check(shown + held, prompt, figures)
+        if not verdict.ok:
+            raise rejection(verdict, model_id, tier, tokens)
+        if held:
+            yield held
+        yield piece
+    # A source that stops without its end: the held text is not released (timed() or the caller
+    # reports the cut).
 
 
 def _end_of(piece: End | StreamEnd, guardrail: str) -> End:
@@ -219,6 +261,13 @@ def stream_answer(
         except ModelCallError as exc:
             on_result(tier.name, exc.failure_class)
             summary.failed_tiers.append(tier.name)
+            if exc.code in REJECTION_CODES:
+                billed = BILLED.search(exc.detail)
+                tokens = (int(billed.group(1)), int(billed.group(2))) if billed else None
+                summary.rejected.append((tier.name, tier.model_id, tokens if tokens != (0, 0) else None))
+            if tier.name == "primary" and not sent:
+                cause = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+                summary.primary_failure = describe_error({"Error": type(exc).__name__, "Cause": json.dumps(cause)})
             emit("PathFailures", 1, failure_class=str(exc.failure_class), tier=tier.name)
             logger.warning(
                 "stream tier failed",
@@ -233,7 +282,12 @@ def stream_answer(
                 "error",
                 {
                     "code": _error_code(exc.code),
-                    "message": "the answer was interrupted; the text sent so far is incomplete",
+                    "message": (
+                        f"the answer failed a check ({exc.detail.split(' [billed')[0]}); the text sent so far is "
+                        "not advice we stand behind"
+                        if exc.code in REJECTION_CODES
+                        else "the answer was interrupted; the text sent so far is incomplete"
+                    ),
                     "failure_class": str(exc.failure_class),
                     "tier": tier.name,
                     "model": tier.model_id,
@@ -263,6 +317,7 @@ def stream_answer(
                 "sentiment": end.sentiment,
                 "guardrail": end.guardrail,
                 "degraded_reason": summary.degraded_reason if tier is degraded else None,
+                "primary_failure": summary.primary_failure,
                 **extra,
             },
         )
@@ -272,6 +327,8 @@ def stream_answer(
 
 def _error_code(code: str) -> str:
     """The error event's code: what a client can branch on."""
+    if code in REJECTION_CODES:
+        return "rejected"  # the text sent so far is not advice the platform stands behind
     return {"StreamStalled": "stalled", "TruncatedStream": "truncated", "StreamDeadline": "deadline"}.get(
         code, "model_error"
     )

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from api_front.models import UsageReport
+from api_front.models import TierFailure, UsageReport
 from shared.sentiment import SentimentResult
 
 
@@ -44,13 +44,19 @@ class DoneEvent(BaseModel):
     degraded_reason: str | None = Field(
         default=None, description="For the static answer: models_unavailable or budget_unavailable."
     )
+    primary_failure: TierFailure | None = Field(
+        default=None, description="As in the sync answer: why the primary did not answer, when another tier did."
+    )
     usage: UsageReport
 
 
 class ErrorEvent(BaseModel):
     """event: error. The answer stopped after text was sent: that text is incomplete. Nothing follows."""
 
-    code: Literal["truncated", "stalled", "deadline", "model_error"]
+    code: Literal["truncated", "stalled", "deadline", "model_error", "rejected"] = Field(
+        description="rejected: budgeting advice failed the grounding guard after some of it was sent "
+        "(the message says which check); the other codes say how the model's stream broke."
+    )
     message: str
     failure_class: Literal["model", "request", "task"]
     tier: Literal["primary", "fallback"]

@@ -87,6 +87,7 @@ def answer(event: FallbackEvent, deadline: float, client: Any | None = None) -> 
                 "output_tokens": 0,
                 "sentiment": None,
                 "guardrail": "not_applicable",  # rule-based text from our own templates
+                "primary_failure": describe_error(event.primary_error),
             }
     sentiment = event.use_case is UseCase.SENTIMENT
     completion = converse(

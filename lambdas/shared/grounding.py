@@ -42,7 +42,7 @@ from shared.budgeting import (
     candidates,
     parse_prompt,
 )
-from shared.failures import billed, failure
+from shared.failures import ModelCallError, billed, failure
 from shared.observability import emit, logger
 from shared.use_cases import UseCase
 
@@ -317,6 +317,26 @@ def _follows(value: float, said: list[float]) -> bool:
     return any(abs(value - d) <= tolerance for d in derived)
 
 
+def check_so_far(text: str, figures: Figures) -> Verdict:
+    """The checks that hold for the start of an answer (its figures, no loop); the cut-off check
+    waits for the end."""
+    loop = repeated_phrase(text)
+    if loop is not None:
+        return Verdict(Check.REPEATED_PHRASE, f"{loop!r} repeated {LOOP_REPEATS} or more times in a row")
+    return check_numbers(text, figures)
+
+
+def rejection(verdict: Verdict, model_id: str, tier: str, tokens: tuple[int, int] = (0, 0)) -> ModelCallError:
+    """The task failure for a verdict that failed, counted in the metrics."""
+    emit("GroundingRejections", 1, check=str(verdict.check), tier=tier)
+    emit("GroundingRejections", 1, check=str(verdict.check), model=model_id)
+    logger.warning(
+        "advice rejected by the grounding guard",
+        extra={"tier": tier, "model_id": model_id, "check": str(verdict.check), "detail": verdict.detail},
+    )
+    return failure(model_id, verdict.code, billed(f"{verdict.check}: {verdict.detail}", *tokens))
+
+
 def grounded_in(answers: Iterable[str], prompt: str) -> list[Verdict]:
     """Verdicts for several answers to one prompt, computing its figures once."""
     figures = figures_for(prompt)
@@ -331,12 +351,5 @@ def guard(
     if use_case is not UseCase.BUDGETING_ADVICE:
         return
     verdict = check(text, prompt)
-    if verdict.ok or verdict.check is None:
-        return
-    emit("GroundingRejections", 1, check=str(verdict.check), tier=tier)
-    emit("GroundingRejections", 1, check=str(verdict.check), model=model_id)
-    logger.warning(
-        "advice rejected by the grounding guard",
-        extra={"tier": tier, "model_id": model_id, "check": str(verdict.check), "detail": verdict.detail},
-    )
-    raise failure(model_id, verdict.code, billed(f"{verdict.check}: {verdict.detail}", *tokens))
+    if not verdict.ok:
+        raise rejection(verdict, model_id, tier, tokens)

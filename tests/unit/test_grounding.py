@@ -147,3 +147,12 @@ def test_figures_come_from_the_profile_in_the_prompt():
     figures = figures_for(PROMPT)
     assert figures.currency == "HKD" and figures.has_amount(8_070) and figures.has_amount(154 * 0.85)
     assert figures.has_percent(349) and not figures.has_percent(64)
+
+
+def test_the_dashboard_shows_every_check_and_every_check_is_a_task_failure():
+    from shared.failures import FailureClass, classify
+    from shared.grounding import CODES
+    from stacks.monitoring import GROUNDING_CHECKS
+
+    assert set(GROUNDING_CHECKS) == {c.value for c in Check}
+    assert all(classify(code) is FailureClass.TASK for code in CODES.values())
