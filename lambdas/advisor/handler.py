@@ -19,9 +19,11 @@ from serving.artifacts import locate
 from serving.generator import Generator
 from serving.http import BadRequest, bad_request, parse, response
 from serving.runtime import InputTooLong
+from shared.budgeting import fit_prompt
 
 logger = Logger(service="advisor")
 MAX_QUERY_CHARS = 8000
+PROMPT_TOO_LONG = "prompt_too_long"  # the router's cue that the input, not the model, failed
 # Greedy decoding with a mild repetition penalty: without it, small adapters loop on a phrase.
 REPETITION_PENALTY = float(os.environ.get("REPETITION_PENALTY", "1.1"))
 
@@ -42,23 +44,35 @@ def generator() -> Generator:
     return Generator(locate())
 
 
+def _prepare(event: Any) -> tuple[AdviceRequest, Generator, list[int], bool]:
+    """The request, the model and the prompt's ids, the profile compacted to fit the window when
+    it must be (``shared.budgeting.fit_prompt``): the model never sees an over-long prompt."""
+    request = parse(event, AdviceRequest)
+    if not request.query.strip():
+        raise BadRequest("query: must contain text, not only whitespace")
+    model = generator()
+    query = request.query if request.truncate else fit_prompt(request.query, model.fits)
+    if query is None:
+        model.encode(request.query)  # raises InputTooLong with the prompt's token count
+    fitted = query or request.query
+    return request, model, model.encode(fitted, request.truncate), fitted != request.query
+
+
+def too_long(exc: InputTooLong) -> dict[str, Any]:
+    """The 400 for a prompt over the window even compacted: the input's fault, never the model's."""
+    message = f"query is {exc.tokens} tokens; the limit is {exc.limit} (send truncate=true to cut it)"
+    return response(400, {"error": PROMPT_TOO_LONG, "message": message})
+
+
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     try:
-        request = parse(event, AdviceRequest)
-        if not request.query.strip():
-            raise BadRequest("query: must contain text, not only whitespace")
-        model = generator()
-        result = model.generate(
-            request.query,
-            max_new_tokens=request.max_new_tokens,
-            truncate=request.truncate,
-            repetition_penalty=REPETITION_PENALTY,
-        )
+        request, model, ids, compacted = _prepare(event)
     except InputTooLong as exc:
-        return bad_request(f"query is {exc.tokens} tokens; the limit is {exc.limit} (send truncate=true to cut it)")
+        return too_long(exc)
     except BadRequest as exc:
         return bad_request(str(exc))
+    result = model.generate_ids(ids, max_new_tokens=request.max_new_tokens, repetition_penalty=REPETITION_PENALTY)
     logger.info(
         "advice generated",
         extra={"input_tokens": result.input_tokens, "output_tokens": len(result.token_ids), "model": model.version},
@@ -70,6 +84,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             "confidence": result.confidence,
             "model_version": model.version,
             "usage": {"input_tokens": result.input_tokens, "output_tokens": len(result.token_ids)},
+            "compacted": compacted,
         },
     )
 
@@ -87,15 +102,9 @@ def stream_handler(event: Any, context: Any) -> Iterator[bytes]:
     whole response the stream route reads as one piece.
     """
     try:
-        request = parse(event, AdviceRequest)
-        if not request.query.strip():
-            raise BadRequest("query: must contain text, not only whitespace")
-        model = generator()
-        ids = model.encode(request.query, request.truncate)
+        request, model, ids, _ = _prepare(event)
     except InputTooLong as exc:
-        yield _line(
-            bad_request(f"query is {exc.tokens} tokens; the limit is {exc.limit} (send truncate=true to cut it)")
-        )
+        yield _line(too_long(exc))
         return
     except BadRequest as exc:
         yield _line(bad_request(str(exc)))

@@ -18,7 +18,7 @@ from typing import Any
 from api_stream.logic import End, Piece
 from fallback.handler import BASELINE_MODEL, MAX_TOKENS, SYSTEM_PROMPT, TEMPERATURE, FallbackEvent
 from fallback.handler import answer as fallback_answer
-from router.dal import lambda_targets_from_env
+from router.dal import lambda_targets_from_env, refused
 from router.handler import InvokeEvent, handle_invoke
 from shared.bedrock import GuardrailRef, converse_stream
 from shared.budgeting import advise
@@ -92,7 +92,9 @@ def serving_stream(lambda_client: Any, target: str, model_id: str, prompt: str) 
             raise failure(model_id, "FunctionError", str(frame.get("message") or frame.get("errorMessage"))[:300])
         else:  # the buffered runtime's whole response: {"statusCode", "body"}
             body = json.loads(frame["body"]) if isinstance(frame.get("body"), str) else frame
-            if int(frame.get("statusCode", 200)) >= 400 or not body.get("response"):
+            if int(frame.get("statusCode", 200)) >= 400:
+                raise refused(model_id, int(frame["statusCode"]), body)
+            if not body.get("response"):
                 raise failure(model_id, "BadResponse", str(body)[:300])
             yield str(body["response"])
             usage = body.get("usage") or {}

@@ -14,6 +14,7 @@ import boto3
 from botocore.config import Config
 
 from shared.bedrock import GUARDRAIL_INTERVENED, Completion, GuardrailRef, apply_output_guardrail, converse, failure
+from shared.failures import ModelCallError
 from shared.sentiment import SentimentResult, from_classifier
 from shared.strategy.source import (  # noqa: F401  # re-exported: the router's tests and handler import them here
     DEFAULT_CACHE_SECONDS,
@@ -129,8 +130,18 @@ class LambdaProvider:
             raise failure(model_id, "FunctionError", str(response.get("errorMessage", response)))
         body = json.loads(response["body"]) if isinstance(response.get("body"), str) else response
         if int(response.get("statusCode", 200)) >= 400 or not isinstance(body, dict):
-            raise failure(model_id, "BadResponse", str(body)[:300])
+            raise refused(model_id, int(response.get("statusCode", 200)), body)
         return body
+
+
+def refused(model_id: str, status: int, body: Any) -> ModelCallError:
+    """A serving function's error answer as a classified failure. A 4xx is the function refusing
+    this input (a prompt over its window even compacted, among others): the request's fault,
+    never counted against the model's circuit. Anything else breaks the function's contract."""
+    if 400 <= status < 500 and isinstance(body, dict):
+        code = "PromptTooLong" if body.get("error") == "prompt_too_long" else "InputRejected"
+        return failure(model_id, code, str(body.get("message") or body)[:300])
+    return failure(model_id, "BadResponse", str(body)[:300])
 
 
 def lambda_targets_from_env(env: dict[str, str] | None = None) -> dict[str, str]:

@@ -73,12 +73,18 @@ class Generator:
     def version(self) -> str:
         return self.artifact.version
 
+    def _ids(self, text: str) -> list[int]:
+        if self.kind == "seq2seq":
+            return list(self.tokenizer.encode(text).ids)
+        return list(self.tokenizer.encode(self.prefix + text + self.suffix, add_special_tokens=False).ids)
+
+    def fits(self, text: str) -> bool:
+        """Whether ``text`` (with the chat template, for a causal model) fits the input window."""
+        return len(self._ids(text)) <= self.limit
+
     def encode(self, text: str, truncate: bool = False) -> list[int]:
         """Prompt ids as the model was trained on them; over the limit is an error unless truncating."""
-        if self.kind == "seq2seq":
-            ids = list(self.tokenizer.encode(text).ids)
-        else:
-            ids = list(self.tokenizer.encode(self.prefix + text + self.suffix, add_special_tokens=False).ids)
+        ids = self._ids(text)
         if len(ids) > self.limit:
             if not truncate:
                 raise InputTooLong(0, len(ids), self.limit)

@@ -9,6 +9,7 @@ it back exactly, so a target is always a function of its prompt alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 DISCRETIONARY = ("Dining", "Shopping", "Entertainment")
@@ -261,3 +262,42 @@ def advise(prompt: str) -> str | None:
     if profile is None or (profile.monthly_income <= 0 and profile.monthly_spend <= 0):
         return None
     return render(profile, suggest(profile))
+
+
+# How a profile is made smaller to fit a model's window, least loss first: the fewest recurring
+# payments, then the smallest categories (and their trends) go. The period and totals stay: the
+# profile always describes the most recent period, and the income and spending it summarises.
+COMPACTION = ((5, 5), (5, 3), (4, 2), (3, 1), (3, 0), (2, 0))
+
+
+def compact(p: SpendingProfile, categories: int, recurring: int) -> SpendingProfile:
+    """The profile with its ``categories`` largest categories and ``recurring`` largest payments."""
+    top = tuple(sorted(p.top_categories, key=lambda c: (-c[1], c[0]))[:categories])
+    kept = {c for c, _ in top}
+    payments = tuple(sorted(p.recurring, key=lambda r: (-r.monthly_amount, r.merchant))[:recurring])
+    return SpendingProfile(
+        currency=p.currency,
+        period=p.period,
+        period_days=p.period_days,
+        as_of=p.as_of,
+        monthly_income=p.monthly_income,
+        monthly_spend=p.monthly_spend,
+        top_categories=top,
+        recurring=tuple(sorted(payments, key=lambda r: r.merchant)),
+        trends=tuple((c, v) for c, v in p.trends if c in kept),
+    )
+
+
+def fit_prompt(prompt: str, fits: Callable[[str], bool]) -> str | None:
+    """``prompt`` itself if it fits; a profile prompt compacted (``COMPACTION``) until it does;
+    None when nothing fits (free text over the window, or a profile too large even compacted)."""
+    if fits(prompt):
+        return prompt
+    profile = parse_prompt(prompt)
+    if profile is None or format_prompt(profile) != prompt.strip():
+        return None  # not exactly a profile: compacting would drop what else it says
+    for categories, recurring in COMPACTION:
+        smaller = format_prompt(compact(profile, categories, recurring))
+        if fits(smaller):
+            return smaller
+    return None

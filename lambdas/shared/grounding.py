@@ -197,6 +197,8 @@ def profile_figures(p: SpendingProfile) -> Figures:
     steps = sorted(s.monthly_savings for s in candidates(p) if s.monthly_savings > 0)
     entertainment = sorted(r.monthly_amount for r in p.recurring if r.category == "Entertainment")
     subscriptions = {float(sum(entertainment[:n])) for n in range(2, len(entertainment) + 1)}
+    # Any two: a profile compacted to fit a model's window keeps the largest payments only.
+    subscriptions |= {float(a + b) for a, b in combinations(entertainment, 2)}
     monthly = set(base) | cuts | after_cut | trend_levels | set(steps) | subscriptions
     # Over an emergency fund's months: the spending. Totals and yearly figures of what the answer
     # itself says are checked against its own amounts (check_numbers).

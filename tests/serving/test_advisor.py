@@ -133,3 +133,52 @@ def test_the_streaming_handler_refuses_bad_input_with_the_same_400_line(advisor)
     frames = [json.loads(line) for line in handler.stream_handler({"query": "   ", "stream": True}, CTX)]
     assert len(frames) == 1 and frames[0]["statusCode"] == 400
     assert "only whitespace" in json.loads(frames[0]["body"])["message"]
+
+
+def test_a_profile_over_the_window_is_compacted_to_fit_not_refused(monkeypatch, request, advisor_texts):
+    """The platform builds the advisor's prompt, so it makes it fit: the largest categories and
+    payments stay, the period and totals stay, and the model never sees an over-long prompt."""
+    from shared.budgeting import RecurringPayment, SpendingProfile, format_prompt, parse_prompt
+
+    monkeypatch.setenv("MODEL_DIR", str(request.getfixturevalue("llama_artifacts")["int8"]))
+    handler.generator.cache_clear()
+    try:
+        model = handler.generator()
+        merchants = [f"Merchant Number {i} Subscription Service" for i in range(40)]
+        profile = SpendingProfile(
+            currency="USD",
+            period="month",
+            period_days=30,
+            as_of="2026-06-30",
+            monthly_income=5_000,
+            monthly_spend=4_200,
+            top_categories=(("Rent", 1_800), ("Dining", 420), ("Shopping", 380), ("Groceries", 360), ("Health", 90)),
+            recurring=tuple(RecurringPayment(m, "Entertainment", 5 + i) for i, m in enumerate(merchants)),
+            trends=(("Dining", 35), ("Health", -20)),
+        )
+        prompt = format_prompt(profile)
+        assert not model.fits(prompt)
+        status, body = call({"query": prompt, "max_new_tokens": 4})
+        assert status == 200 and body["compacted"] is True
+        request_ids = []
+        monkeypatch.setattr(model, "generate_ids", lambda ids, **kw: request_ids.append(ids) or _fake_generation())
+        call({"query": prompt, "max_new_tokens": 4})
+        assert len(request_ids[0]) <= model.limit
+        # What was kept: the totals, the period, the largest categories and payments.
+        from shared.budgeting import fit_prompt
+
+        kept = parse_prompt(fit_prompt(prompt, model.fits) or "")
+        assert kept is not None and kept.monthly_income == 5_000 and kept.period == "month"
+        assert kept.top_categories[0] == ("Rent", 1_800)
+        assert all(r.monthly_amount >= 40 for r in kept.recurring)
+        # Free text over the window is refused as the input's fault, with the code the router reads.
+        result = handler.lambda_handler({"query": " ".join(["spend"] * 900)}, CTX)
+        assert result["statusCode"] == 400 and json.loads(result["body"])["error"] == "prompt_too_long"
+    finally:
+        handler.generator.cache_clear()
+
+
+def _fake_generation():
+    from serving.generator import Generation
+
+    return Generation("ok.", [1], 1.0, 1)

@@ -164,3 +164,24 @@ def test_router_lambda_provider_round_trips_through_the_advisor(monkeypatch, t5_
     with pytest.raises(ModelCallError, match="UnknownTarget"):
         provider.complete_target("sentiment", "x", request)
     advisor_handler.generator.cache_clear()
+
+
+@pytest.mark.parametrize("component", ["advisor", "sentiment"])
+def test_every_module_the_handler_imports_from_lambdas_is_copied_into_the_image(component):
+    """The image holds only what the Dockerfile copies: an import of another lambdas/ module
+    (shared.budgeting, for one) would pass here and fail on AWS at cold start."""
+    script = (
+        f"import sys, json\nfrom {component} import handler\n"
+        f"print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values()) "
+        f"if getattr(m, '__file__', None) and m.__file__.startswith({str(LAMBDAS)!r}))))"
+    )
+    env = {"PYTHONPATH": f"{ROOT}:{LAMBDAS}", "PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": component}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = {str(Path(f).relative_to(LAMBDAS)) for f in json.loads(done.stdout.strip().splitlines()[-1])}
+    dockerfile = (LAMBDAS / component / "Dockerfile").read_text()
+    copied = [s for line in re.findall(r"^COPY (.+)$", dockerfile, re.MULTILINE) for s in line.split()[:-1]]
+    missing = {f for f in loaded if not any(f == c or f.startswith(c.rstrip("/") + "/") for c in copied)}
+    assert not missing, f"{component}'s image lacks {sorted(missing)}"

@@ -134,7 +134,9 @@ def test_an_advisor_that_refuses_before_any_text_hands_over_to_the_fallback(path
     path.lambdas.register("advisor", buffered, streaming(lines(refusal)))
     _, _, events, _ = path.stream(QUESTION)
     assert events[0].data["tier"] == "fallback" and events[-1].name == "done"
-    assert path.circuit(ADVISOR)["failures"] == 1  # as the sync path counts the router's BadResponse
+    # The function refused the input (its 400): the request's fault, as on the sync path, not counted.
+    assert path.circuit(ADVISOR) is None
+    assert events[-1].data["primary_failure"]["code"] == "InputRejected"
 
 
 def test_an_advisor_that_generates_nothing_is_a_failure_not_an_empty_answer(path):

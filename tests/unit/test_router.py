@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from router import dal
 from router.logic import breaker_clock, bucket, choose_variant, select
-from shared.failures import ModelCallError
+from shared.failures import FailureClass, ModelCallError
 from shared.strategy import Variant, load_default_strategy
 from shared.use_cases import UseCase
 
@@ -191,7 +191,9 @@ def test_lambda_provider_invokes_the_target_and_reads_its_answer():
     ("payload", "function_error", "code"),
     [
         ({"errorMessage": "boom"}, "Unhandled", "FunctionError"),
-        ({"statusCode": 400, "body": json.dumps({"error": "bad"})}, None, "BadResponse"),
+        ({"statusCode": 400, "body": json.dumps({"error": "bad_request"})}, None, "InputRejected"),
+        ({"statusCode": 400, "body": json.dumps({"error": "prompt_too_long"})}, None, "PromptTooLong"),
+        ({"statusCode": 500, "body": json.dumps({"error": "boom"})}, None, "BadResponse"),
         ({"response": ""}, None, "BadResponse"),
     ],
 )
@@ -200,6 +202,8 @@ def test_lambda_provider_failures_raise_model_call_errors(payload, function_erro
     with pytest.raises(ModelCallError) as raised:
         provider.complete_target("advisor", "advisor-lora", REQUEST)
     assert raised.value.code == code
+    # A function refusing the input (its 4xx) is the request's fault: never the model's circuit.
+    assert (raised.value.failure_class is FailureClass.REQUEST) == (code in ("InputRejected", "PromptTooLong"))
 
 
 def test_lambda_provider_rejects_unknown_targets():
