@@ -110,7 +110,7 @@ class TrainingSettings(BaseModel):
         pattern=r"^\d{12}\.dkr\.ecr\.(\{region\}|[a-z0-9-]+)\.amazonaws\.com/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
     )
     sentiment_gate_macro_f1: float = Field(default=0.70, gt=0, le=1)
-    advisor_gate_well_formed: float = Field(default=0.80, gt=0, le=1)
+    advisor_gate_grounded: float = Field(default=0.95, gt=0, le=1)
     schedule: str = Field(default="rate(7 days)", pattern=r"^(rate|cron)\(.+\)$")
     schedule_enabled: bool = False
     # Lifecycle cleanup of SageMaker resources and training artifacts (a dry run unless cleanup_delete).

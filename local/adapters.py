@@ -23,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT_CACHE = Path(os.environ.get("FINAI_MODEL_CACHE", Path.home() / ".cache" / "finai-models"))
-CACHE = ROOT_CACHE / "advisor-demo"
+# The recipe's version is in the name: a cached adapter from an older recipe is not reused.
+CACHE = ROOT_CACHE / "advisor-plan-v1"
 BASE = "offline:smollm2-135m"
 SENTIMENT_CACHE = ROOT_CACHE / "sentiment-demo"
 SENTIMENT_BASE = "offline:minilm-l6"
@@ -41,7 +42,7 @@ def _train_once(name: str, cache: Path, job: Callable[[list[str]], int], args: l
     return serve
 
 
-def ensure_advisor(cache: Path = CACHE, base: str = BASE, pairs: int = 96) -> Path:
+def ensure_advisor(cache: Path = CACHE, base: str = BASE, pairs: int = 192) -> Path:
     def job(args: list[str]) -> int:
         from training_jobs.advisor import train
         from training_jobs.data.advisor_pairs import write_pairs

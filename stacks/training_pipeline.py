@@ -203,7 +203,13 @@ class TrainingPipeline(Construct):
         return {
             "adapters": [
                 adapter("sentiment", "train_sentiment.py", settings.sentiment_gate_macro_f1, {"epochs": "3"}),
-                adapter("advisor", "train_advisor.py", settings.advisor_gate_well_formed, {"epochs": "3"}),
+                adapter(
+                    "advisor",
+                    "train_advisor.py",
+                    settings.advisor_gate_grounded,
+                    # The share of held-out advice the platform would serve: well-formed and grounded.
+                    {"epochs": "3", "gate-metric": "served_grounded_rate"},
+                ),
             ]
         }
 

@@ -18,7 +18,9 @@ ENTRY_POINTS = {
     "train_advisor.py": "training_jobs.advisor.train",
 }
 INCLUDED_SUFFIXES = (".py", ".yaml")
-SHARED_MODULES = ("__init__.py", "budgeting.py")
+SHARED_MODULES = ("__init__.py", "budgeting.py", "grounding.py")
+# The advisor job's served evaluation runs the serving runtime (lambdas/serving) on its artifact.
+SERVING_MODULES = ("__init__.py", "artifacts.py", "generator.py", "plans.py", "runtime.py")
 
 
 def _entry_script(module: str) -> bytes:
@@ -38,6 +40,7 @@ def _members() -> list[tuple[str, bytes]]:
     ]
     # The budgeting rules are shared with the fallback Lambda; the data pipeline imports them.
     files += [(f"shared/{name}", (REPO / "lambdas" / "shared" / name).read_bytes()) for name in SHARED_MODULES]
+    files += [(f"serving/{name}", (REPO / "lambdas" / "serving" / name).read_bytes()) for name in SERVING_MODULES]
     files += [(name, _entry_script(module)) for name, module in sorted(ENTRY_POINTS.items())]
     return sorted(files)
 

@@ -7,7 +7,6 @@ router's ``lambda`` provider for the ``budgeting_advice`` use case.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
@@ -18,14 +17,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from serving.artifacts import locate
 from serving.generator import Generator
 from serving.http import BadRequest, bad_request, parse, response
+from serving.plans import REPETITION_PENALTY, plan_constraint
 from serving.runtime import InputTooLong
-from shared.budgeting import fit_prompt
+from shared.budgeting import (
+    MAX_STEPS,
+    MIN_STEPS,
+    PlanError,
+    fit_prompt,
+    parse_prompt,
+    plan_step,
+    render_plan,
+    render_step,
+    render_total,
+)
 
 logger = Logger(service="advisor")
 MAX_QUERY_CHARS = 8000
 PROMPT_TOO_LONG = "prompt_too_long"  # the router's cue that the input, not the model, failed
-# Greedy decoding with a mild repetition penalty: without it, small adapters loop on a phrase.
-REPETITION_PENALTY = float(os.environ.get("REPETITION_PENALTY", "1.1"))
+MALFORMED_PLAN = "malformed_plan"  # the model's plan names a step the profile does not support
 
 
 class AdviceRequest(BaseModel):
@@ -44,9 +53,10 @@ def generator() -> Generator:
     return Generator(locate())
 
 
-def _prepare(event: Any) -> tuple[AdviceRequest, Generator, list[int], bool]:
-    """The request, the model and the prompt's ids, the profile compacted to fit the window when
-    it must be (``shared.budgeting.fit_prompt``): the model never sees an over-long prompt."""
+def _prepare(event: Any) -> tuple[AdviceRequest, Generator, list[int], str]:
+    """The request, the model, the prompt's ids and the prompt itself, the profile compacted to fit
+    the window when it must be (``shared.budgeting.fit_prompt``): the model never sees an
+    over-long prompt."""
     request = parse(event, AdviceRequest)
     if not request.query.strip():
         raise BadRequest("query: must contain text, not only whitespace")
@@ -55,7 +65,7 @@ def _prepare(event: Any) -> tuple[AdviceRequest, Generator, list[int], bool]:
     if query is None:
         model.encode(request.query)  # raises InputTooLong with the prompt's token count
     fitted = query or request.query
-    return request, model, model.encode(fitted, request.truncate), fitted != request.query
+    return request, model, model.encode(fitted, request.truncate), fitted
 
 
 def too_long(exc: InputTooLong) -> dict[str, Any]:
@@ -67,26 +77,44 @@ def too_long(exc: InputTooLong) -> dict[str, Any]:
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     try:
-        request, model, ids, compacted = _prepare(event)
+        request, model, ids, prompt = _prepare(event)
     except InputTooLong as exc:
         return too_long(exc)
     except BadRequest as exc:
         return bad_request(str(exc))
-    result = model.generate_ids(ids, max_new_tokens=request.max_new_tokens, repetition_penalty=REPETITION_PENALTY)
+    result = model.generate_ids(
+        ids,
+        max_new_tokens=request.max_new_tokens,
+        repetition_penalty=REPETITION_PENALTY,
+        constraint=plan_constraint(model, prompt),
+    )
     logger.info(
         "advice generated",
         extra={"input_tokens": result.input_tokens, "output_tokens": len(result.token_ids), "model": model.version},
     )
+    text, plan = result.text, None
+    if model.answer_format == "plan":
+        plan = result.text
+        try:
+            text = render_plan(prompt, plan)  # the model chose the steps; every amount is computed here
+        except PlanError as exc:
+            return malformed(exc, plan)
     return response(
         200,
         {
-            "response": result.text,
+            "response": text,
+            "plan": plan,
             "confidence": result.confidence,
             "model_version": model.version,
             "usage": {"input_tokens": result.input_tokens, "output_tokens": len(result.token_ids)},
-            "compacted": compacted,
+            "compacted": prompt != request.query,
         },
     )
+
+
+def malformed(exc: PlanError, plan: str) -> dict[str, Any]:
+    """The model's plan names steps the profile does not support: the model failed the task."""
+    return response(422, {"error": MALFORMED_PLAN, "message": str(exc), "plan": plan[:200]})
 
 
 def _line(frame: dict[str, Any]) -> bytes:
@@ -102,17 +130,60 @@ def stream_handler(event: Any, context: Any) -> Iterator[bytes]:
     whole response the stream route reads as one piece.
     """
     try:
-        request, model, ids, _ = _prepare(event)
+        request, model, ids, prompt = _prepare(event)
     except InputTooLong as exc:
         yield _line(too_long(exc))
         return
     except BadRequest as exc:
         yield _line(bad_request(str(exc)))
         return
+    pieces = model.stream_ids(
+        ids, request.max_new_tokens, repetition_penalty=REPETITION_PENALTY, constraint=plan_constraint(model, prompt)
+    )
     generated = 0
-    for piece, count in model.stream_ids(ids, request.max_new_tokens, repetition_penalty=REPETITION_PENALTY):
-        generated = count
-        if piece:
-            yield _line({"delta": piece})
+    if model.answer_format == "plan":
+        for frame in _plan_frames(prompt, pieces):
+            if isinstance(frame, int):
+                generated = frame
+            else:
+                yield _line(frame)
+                if "error" in frame:
+                    return
+    else:
+        for piece, count in pieces:
+            generated = count
+            if piece:
+                yield _line({"delta": piece})
     logger.info("advice streamed", extra={"input_tokens": len(ids), "output_tokens": generated, "model": model.version})
     yield _line({"end": {"model_version": model.version, "input_tokens": len(ids), "output_tokens": generated}})
+
+
+def _plan_frames(prompt: str, pieces: Iterator[tuple[str, int]]) -> Iterator[dict[str, Any] | int]:
+    """A plan's steps rendered as each is completed (a step's line as soon as the model writes the
+    separator after it), then the total; an error frame for a step the profile does not support.
+    Ints in between are the token count so far."""
+    profile = parse_prompt(prompt)
+    if profile is None:
+        yield {"error": MALFORMED_PLAN, "message": "the prompt carries no spending profile to render a plan with"}
+        return
+    plan, steps = "", []
+
+    def step(item: str) -> dict[str, Any]:
+        steps.append(plan_step(profile, item))
+        return {"delta": render_step(profile, len(steps), steps[-1]) + "\n"}
+
+    try:
+        for piece, count in pieces:
+            yield count
+            plan += piece
+            *done, plan = plan.split(";")
+            for item in (i for i in done if i.strip()):
+                yield step(item)
+        if plan.strip():
+            yield step(plan)
+        if not MIN_STEPS <= len(steps) <= MAX_STEPS or len({s.action for s in steps}) != len(steps):
+            raise PlanError(f"a plan has {MIN_STEPS} to {MAX_STEPS} distinct steps; this one has {len(steps)}")
+    except PlanError as exc:
+        yield {"error": MALFORMED_PLAN, "message": str(exc)}
+        return
+    yield {"delta": render_total(profile, steps)}

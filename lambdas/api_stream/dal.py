@@ -88,6 +88,8 @@ def serving_stream(lambda_client: Any, target: str, model_id: str, prompt: str) 
             version = str(end.get("model_version") or model_id)
             yield End(version, int(end.get("input_tokens", 0)), int(end.get("output_tokens", 0)), "end_turn")
             return
+        elif frame.get("error") == "malformed_plan":
+            raise refused(model_id, 422, frame)
         elif "error" in frame or "errorMessage" in frame:
             raise failure(model_id, "FunctionError", str(frame.get("message") or frame.get("errorMessage"))[:300])
         else:  # the buffered runtime's whole response: {"statusCode", "body"}

@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.bedrock import StreamEnd
 from shared.failures import BILLED, FailureClass, ModelCallError, describe_error, failure
-from shared.grounding import CODES, check, check_so_far, figures_for, rejection
+from shared.grounding import CODES, check, check_so_far, figures_for
+from shared.guard import rejection
 from shared.observability import emit, logger
 from shared.static_answers import STATIC_MODEL
 

@@ -21,7 +21,7 @@ from shared.bedrock import ModelCallError, converse, failure, guardrail_from_env
 from shared.budgeting import advise
 from shared.budgets import FALLBACK_MAX_TOKENS, FALLBACK_SENTIMENT_MAX_TOKENS
 from shared.failures import describe_error
-from shared.grounding import guard
+from shared.guard import guard
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
 from shared.request import PathRequest

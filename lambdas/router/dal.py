@@ -135,9 +135,12 @@ class LambdaProvider:
 
 
 def refused(model_id: str, status: int, body: Any) -> ModelCallError:
-    """A serving function's error answer as a classified failure. A 4xx is the function refusing
-    this input (a prompt over its window even compacted, among others): the request's fault,
-    never counted against the model's circuit. Anything else breaks the function's contract."""
+    """A serving function's error answer as a classified failure. A plan the profile does not
+    support is the model failing the task (its 422). Another 4xx is the function refusing this
+    input (a prompt over its window even compacted, among others): the request's fault, never
+    counted against the model's circuit. Anything else breaks the function's contract."""
+    if isinstance(body, dict) and body.get("error") == "malformed_plan":
+        return failure(model_id, "MalformedPlan", str(body.get("message"))[:300])  # the model's answer: a task failure
     if 400 <= status < 500 and isinstance(body, dict):
         code = "PromptTooLong" if body.get("error") == "prompt_too_long" else "InputRejected"
         return failure(model_id, code, str(body.get("message") or body)[:300])

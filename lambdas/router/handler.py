@@ -30,7 +30,7 @@ from router.dal import (
 from router.logic import select, select_probe
 from shared.bedrock import CLASSIFIED, Completion, ModelCallError, failure, guardrail_from_env, guardrail_verdict
 from shared.failures import FailureClass, RequestRejected
-from shared.grounding import guard
+from shared.guard import guard
 from shared.observability import emit, logger, metrics, tracer
 from shared.pii import redact
 from shared.request import PathRequest, RequestId, UserId

@@ -50,13 +50,10 @@ class Classifier:
         if not texts:
             return []
         rows, cut = self.encode(texts, truncate)
-        width = max(len(row) for row in rows)
-        ids = np.full((len(rows), width), self.pad, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
-        (probabilities,) = self.session.run(["probabilities"], {"input_ids": ids, "attention_mask": mask})
+        # One text per run, unpadded: the int8 graph quantises its activations dynamically, with
+        # scales computed over the whole input tensor, so in a padded batch a text's label could
+        # depend on the texts beside it. Alone, a text gets the same answer in any batch.
+        probabilities = [self._probabilities(row) for row in rows]
         results = []
         for row, was_cut in zip(probabilities, cut, strict=True):
             best = int(row.argmax())
@@ -69,3 +66,8 @@ class Classifier:
                 )
             )
         return results
+
+    def _probabilities(self, row: list[int]) -> np.ndarray:
+        ids = np.asarray([row], dtype=np.int64)
+        (out,) = self.session.run(["probabilities"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+        return np.asarray(out[0])

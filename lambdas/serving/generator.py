@@ -8,7 +8,7 @@ one once the weights are int8.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +47,11 @@ def _softmax_pick(logits: np.ndarray, banned: int | None) -> tuple[int, float]:
     return token, float(1.0 / np.exp(logits - logits[token]).sum())
 
 
+# accepts(decoded text so far, whether it would be the whole answer) -> bool
+Constraint = Callable[[str, bool], bool]
+CANDIDATES = 64  # tokens tried by probability before the whole vocabulary is
+
+
 class Generator:
     def __init__(self, artifact: Artifact) -> None:
         manifest = artifact.manifest
@@ -62,6 +67,8 @@ class Generator:
         self.limit = int(manifest["max_input_tokens"])
         self.prefix = str(manifest["prompt"]["prefix"])
         self.suffix = str(manifest["prompt"]["suffix"])
+        # "plan": the model writes structured steps that the handler renders (shared.budgeting).
+        self.answer_format = str(manifest.get("answer_format", "text"))
         self.tokenizer = tokenizer(artifact)
         self.decoder = session(artifact, "decoder.onnx")
         self.encoder = session(artifact, "encoder.onnx") if self.kind == "seq2seq" else None
@@ -92,6 +99,22 @@ class Generator:
             ids = ids[: self.limit - 1] + ids[-1:] if self.kind == "seq2seq" else ids[-self.limit :]
         return ids
 
+    def _constrained_pick(self, logits: np.ndarray, generated: list[int], constraint: Constraint) -> tuple[int, float]:
+        """The most probable token the constraint accepts (looking at the top CANDIDATES, then all)."""
+        shifted = np.exp(logits - logits.max())
+        probabilities = shifted / shifted.sum()
+        top = np.argpartition(-logits, CANDIDATES)[:CANDIDATES]
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        for order in (top[np.argsort(-logits[top])], np.argsort(-logits)):
+            for token in order.tolist():
+                if token == self.eos:
+                    if constraint(text.strip(), True):
+                        return token, float(probabilities[token])
+                    continue
+                if constraint(self.tokenizer.decode([*generated, token], skip_special_tokens=True).lstrip(), False):
+                    return token, float(probabilities[token])
+        return self.eos, float(probabilities[self.eos])  # nothing fits: stop, and let the caller judge
+
     def _empty_past(self) -> list[ort.OrtValue]:
         empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=np.float32)
         return [ort.OrtValue.ortvalue_from_numpy(empty) for _ in range(2 * self.layers)]
@@ -108,11 +131,16 @@ class Generator:
         return self.generate_ids(ids, max_new_tokens, min_new_tokens, repetition_penalty)
 
     def generate_ids(
-        self, ids: list[int], max_new_tokens: int = 64, min_new_tokens: int = 0, repetition_penalty: float = 1.0
+        self,
+        ids: list[int],
+        max_new_tokens: int = 64,
+        min_new_tokens: int = 0,
+        repetition_penalty: float = 1.0,
+        constraint: Constraint | None = None,
     ) -> Generation:
         generated: list[int] = []
         probabilities: list[float] = []
-        for token, probability in self.tokens(ids, max_new_tokens, min_new_tokens, repetition_penalty):
+        for token, probability in self.tokens(ids, max_new_tokens, min_new_tokens, repetition_penalty, constraint):
             generated.append(token)
             probabilities.append(probability)
         text = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
@@ -136,13 +164,18 @@ class Generator:
                 yield piece
 
     def stream_ids(
-        self, ids: list[int], max_new_tokens: int = 64, min_new_tokens: int = 0, repetition_penalty: float = 1.0
+        self,
+        ids: list[int],
+        max_new_tokens: int = 64,
+        min_new_tokens: int = 0,
+        repetition_penalty: float = 1.0,
+        constraint: Constraint | None = None,
     ) -> Iterator[tuple[str, int]]:
         """:meth:`stream` from token ids, each piece with the number of tokens generated so far;
         the last piece (possibly empty) carries the final count."""
         generated: list[int] = []
         shown = ""
-        for token, _ in self.tokens(ids, max_new_tokens, min_new_tokens, repetition_penalty):
+        for token, _ in self.tokens(ids, max_new_tokens, min_new_tokens, repetition_penalty, constraint):
             generated.append(token)
             decoded = self.tokenizer.decode(generated, skip_special_tokens=True).lstrip()
             if decoded.endswith("\ufffd"):  # a character split across tokens: wait for the rest
@@ -155,9 +188,18 @@ class Generator:
         yield rest, len(generated)  # always: the count includes tokens that decoded to nothing
 
     def tokens(
-        self, ids: list[int], max_new_tokens: int, min_new_tokens: int = 0, repetition_penalty: float = 1.0
+        self,
+        ids: list[int],
+        max_new_tokens: int,
+        min_new_tokens: int = 0,
+        repetition_penalty: float = 1.0,
+        constraint: Constraint | None = None,
     ) -> Iterator[tuple[int, float]]:
-        """Greedy decoding, one (token, probability) per step, until EOS or ``max_new_tokens``."""
+        """Greedy decoding, one (token, probability) per step, until EOS or ``max_new_tokens``.
+
+        With a ``constraint`` (``accepts(text, final)``), each step takes the most probable token
+        whose decoded text the constraint still accepts, and EOS only where it accepts the text as
+        final: the model chooses, among what the constraint allows."""
         prompt = np.asarray([ids], dtype=np.int64)
         feeds: dict[str, ort.OrtValue] = {}
         if self.encoder is not None:
@@ -180,7 +222,10 @@ class Generator:
             outputs = self.decoder.run_with_ort_values(outputs_wanted, feeds)
             logits = _penalise(outputs[0].numpy()[0, -1], generated, repetition_penalty)
             banned = self.eos if len(generated) < min_new_tokens else None
-            token, probability = _softmax_pick(logits, banned)
+            if constraint is None:
+                token, probability = _softmax_pick(logits, banned)
+            else:
+                token, probability = self._constrained_pick(logits, generated, constraint)
             if token == self.eos:
                 return
             generated.append(token)

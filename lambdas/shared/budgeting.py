@@ -245,15 +245,17 @@ def suggest(p: SpendingProfile) -> list[Suggestion]:
     return sorted(chosen, key=lambda s: (-s.monthly_savings, s.rule, s.action))
 
 
+def render_step(p: SpendingProfile, number: int, s: Suggestion) -> str:
+    return f"{number}. {s.action} (saves about {_money(p.currency, s.monthly_savings)} a month)."
+
+
+def render_total(p: SpendingProfile, suggestions: list[Suggestion]) -> str:
+    return f"Together these could save about {_money(p.currency, sum(s.monthly_savings for s in suggestions))} a month."
+
+
 def render(p: SpendingProfile, suggestions: list[Suggestion]) -> str:
-    lines = [
-        f"{i}. {s.action} (saves about {_money(p.currency, s.monthly_savings)} a month)."
-        for i, s in enumerate(suggestions, start=1)
-    ]
-    lines.append(
-        f"Together these could save about {_money(p.currency, sum(s.monthly_savings for s in suggestions))} a month."
-    )
-    return "\n".join(lines)
+    lines = [render_step(p, i, s) for i, s in enumerate(suggestions, start=1)]
+    return "\n".join([*lines, render_total(p, suggestions)])
 
 
 def advise(prompt: str) -> str | None:
@@ -301,3 +303,127 @@ def fit_prompt(prompt: str, fits: Callable[[str], bool]) -> str | None:
         if fits(smaller):
             return smaller
     return None
+
+
+# The advisor's structured answer: it chooses the steps, code renders the amounts. A plan is two
+# or three items separated by "; ", each naming a rule and, where the rule needs one, a category
+# and a percentage: "trend Dining; cut Shopping 15%; subscriptions". Every amount in the rendered
+# advice is then computed from the profile, never written by the model.
+PLAN_SEPARATOR = "; "
+PLAN_PERCENTS = (5, 10, 15, 20, 25, 30)
+_PLAN_ITEM = re.compile(r"^(cut|trend|save|subscriptions|fund|cap|automate)(?: ([A-Za-z]+))?(?: (\d{1,3})%)?$")
+
+
+class PlanError(ValueError):
+    """A plan the profile does not support (an unknown rule, a category it lacks, a step that saves nothing)."""
+
+
+def plan_item(s: Suggestion, p: SpendingProfile) -> str:
+    """The plan item that renders ``s`` (the inverse of :func:`plan_step`)."""
+    if s.rule == "discretionary_cut":
+        category = next(c for c, _ in p.top_categories if s.action.startswith(f"Cut {c.lower()} "))
+        return f"cut {category} {round(DISCRETIONARY_CUT * 100)}%"
+    if s.rule == "trend":
+        return f"trend {s.action.split(' ', 1)[0]}"
+    if s.rule == "pay_yourself_first":
+        return f"save {round(TARGET_SAVINGS_RATE * 100)}%"
+    return {"subscriptions": "subscriptions", "emergency_fund": "fund", "spending_cap": "cap"}.get(s.rule, "automate")
+
+
+def plan_of(p: SpendingProfile, suggestions: list[Suggestion]) -> str:
+    return PLAN_SEPARATOR.join(plan_item(s, p) for s in suggestions)
+
+
+def plan_step(p: SpendingProfile, item: str) -> Suggestion:
+    """The costed step one plan item names, computed from the profile (PlanError if it cannot be)."""
+    match = _PLAN_ITEM.match(item.strip())
+    if match is None:
+        raise PlanError(f"{item.strip()[:60]!r} is not a plan item")
+    rule, category, percent = match.group(1), match.group(2), match.group(3)
+    levels = dict(p.top_categories)
+    if rule == "cut":
+        if category not in levels or percent is None or int(percent) not in PLAN_PERCENTS:
+            raise PlanError(f"{item.strip()!r}: cut needs a listed category and one of {PLAN_PERCENTS}%")
+        share = int(percent) / 100
+        saving = round(levels[category] * share, 2)
+        step = Suggestion(
+            f"Cut {category.lower()} spending by {share:.0%}, from about {_money(p.currency, levels[category])} "
+            f"to {_money(p.currency, levels[category] - saving)} a month",
+            saving,
+            "discretionary_cut",
+        )
+    elif rule == "save":
+        if percent is None or int(percent) not in PLAN_PERCENTS or p.monthly_income <= 0:
+            raise PlanError(f"{item.strip()!r}: save needs an income and one of {PLAN_PERCENTS}%")
+        amount = round(p.monthly_income * int(percent) / 100, 2)
+        step = Suggestion(
+            f"Set up an automatic transfer of {_money(p.currency, amount)} to savings on payday",
+            amount,
+            "pay_yourself_first",
+        )
+    else:
+        wanted = {"trend": "trend", "subscriptions": "subscriptions", "fund": "emergency_fund"}
+        wanted |= {"cap": "spending_cap", "automate": "automate_savings"}
+        found = [s for s in candidates(p) if s.rule == wanted[rule]]
+        if rule == "trend":
+            found = [s for s in found if s.action.startswith(f"{category} rose ")]
+        if not found:
+            raise PlanError(f"{item.strip()!r}: the profile does not support this step")
+        step = found[0]
+    if step.monthly_savings <= 0:
+        raise PlanError(f"{item.strip()!r} saves nothing for this profile")
+    return step
+
+
+def plan_steps(p: SpendingProfile, plan: str) -> list[Suggestion]:
+    """The plan's steps; two or three distinct ones, or PlanError."""
+    items = [i for i in plan.strip().rstrip(";.").split(";") if i.strip()]
+    if not MIN_STEPS <= len(items) <= MAX_STEPS:
+        raise PlanError(f"a plan has {MIN_STEPS} to {MAX_STEPS} steps; this one has {len(items)}")
+    steps = [plan_step(p, item) for item in items]
+    if len({s.action for s in steps}) != len(steps):
+        raise PlanError("a plan names the same step twice")
+    return steps
+
+
+def render_plan(prompt: str, plan: str) -> str:
+    """The advice a plan gives for the profile in ``prompt``, every amount computed here."""
+    profile = parse_prompt(prompt)
+    if profile is None:
+        raise PlanError("the prompt carries no spending profile to render a plan with")
+    return render(profile, plan_steps(profile, plan))
+
+
+class PlanGrammar:
+    """The plans a profile supports, for constrained decoding: the model still chooses the steps,
+    but only among the ones this profile can render, so every plan it finishes is well-formed."""
+
+    def __init__(self, p: SpendingProfile) -> None:
+        names = [f"cut {c} {pct}%" for c, _ in p.top_categories for pct in PLAN_PERCENTS]
+        names += [f"trend {c}" for c, _ in p.top_categories] + [f"save {pct}%" for pct in PLAN_PERCENTS]
+        names += ["subscriptions", "fund", "cap", "automate"]
+        self.items = []
+        for name in names:
+            try:
+                plan_step(p, name)
+            except PlanError:
+                continue
+            self.items.append(name)
+
+    def accepts(self, text: str, final: bool) -> bool:
+        """Whether ``text`` can still become a supported plan (``final``: whether it is one)."""
+        *done, partial = text.split(";")
+        done = [d.strip() for d in done]
+        if len(done) > MAX_STEPS or len(set(done)) != len(done) or any(d not in self.items for d in done):
+            return False
+        partial = partial.lstrip()
+        if final:
+            complete = [*done, partial.strip()] if partial.strip() else done
+            return (
+                MIN_STEPS <= len(complete) <= MAX_STEPS
+                and all(c in self.items for c in complete)
+                and (len(set(complete)) == len(complete))
+            )
+        if len(done) == MAX_STEPS and partial:
+            return False
+        return any(item.startswith(partial) and item not in done for item in self.items)

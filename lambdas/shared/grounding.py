@@ -42,9 +42,6 @@ from shared.budgeting import (
     candidates,
     parse_prompt,
 )
-from shared.failures import ModelCallError, billed, failure
-from shared.observability import emit, logger
-from shared.use_cases import UseCase
 
 # Recommendation percentages an answer may propose (cut dining by 20%): the rules' own and the
 # round steps an adviser uses. A percentage outside these must come from the person's figures.
@@ -328,30 +325,7 @@ def check_so_far(text: str, figures: Figures) -> Verdict:
     return check_numbers(text, figures)
 
 
-def rejection(verdict: Verdict, model_id: str, tier: str, tokens: tuple[int, int] = (0, 0)) -> ModelCallError:
-    """The task failure for a verdict that failed, counted in the metrics."""
-    emit("GroundingRejections", 1, check=str(verdict.check), tier=tier)
-    emit("GroundingRejections", 1, check=str(verdict.check), model=model_id)
-    logger.warning(
-        "advice rejected by the grounding guard",
-        extra={"tier": tier, "model_id": model_id, "check": str(verdict.check), "detail": verdict.detail},
-    )
-    return failure(model_id, verdict.code, billed(f"{verdict.check}: {verdict.detail}", *tokens))
-
-
 def grounded_in(answers: Iterable[str], prompt: str) -> list[Verdict]:
     """Verdicts for several answers to one prompt, computing its figures once."""
     figures = figures_for(prompt)
     return [check(a, prompt, figures) for a in answers]
-
-
-def guard(
-    use_case: UseCase, prompt: str, text: str, model_id: str, tier: str, tokens: tuple[int, int] = (0, 0)
-) -> None:
-    """Raise the task failure for advice that fails a check (budgeting advice only), after
-    counting it; the failure carries what the answer was billed, so the budget still charges it."""
-    if use_case is not UseCase.BUDGETING_ADVICE:
-        return
-    verdict = check(text, prompt)
-    if not verdict.ok:
-        raise rejection(verdict, model_id, tier, tokens)

@@ -124,3 +124,34 @@ def test_sourcedir_is_reproducible_and_its_entry_points_are_real(tmp_path):
             assert f"from {module} import main" in text
             assert f"{module.replace('.', '/')}.py" in names
         assert all(member.mtime == 0 and member.uid == 0 for member in archive.getmembers())
+
+
+def test_every_lambdas_module_the_jobs_import_is_in_the_sourcedir(tmp_path):
+    """SageMaker runs the jobs from the sourcedir alone: a module of lambdas/ they import (at the
+    top or inside a function, e.g. the advisor's served evaluation) must be in it, or the job
+    fails on AWS after training."""
+    import ast
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    lambdas_packages = {p.name for p in (repo / "lambdas").iterdir() if p.is_dir()}
+    wanted = set()
+    for source in (repo / "training_jobs").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in lambdas_packages:
+                wanted.add(node.module)
+    assert {"shared.budgeting", "shared.grounding", "serving.plans"} <= wanted
+    with tarfile.open(build_sourcedir(tmp_path / "src")) as archive:
+        archive.extractall(tmp_path / "tree", filter="data")
+    script = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script, *sorted(wanted)],
+        cwd=tmp_path / "tree",
+        env={"PYTHONPATH": str(tmp_path / "tree"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-1500:]

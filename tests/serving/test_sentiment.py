@@ -109,3 +109,20 @@ def test_router_lambda_provider_classifies_through_the_sentiment_handler():
     # the model's circuit), and the result says the text was cut.
     long_result, _ = provider.classify_target("sentiment", "sentiment-lora", "margins narrowed again " * 40)
     assert long_result.truncated is True
+
+
+def test_labels_and_probabilities_do_not_depend_on_batch_partners(advisor_texts):
+    """Each text alone and inside a batch of 32 of various lengths: the same label and the same
+    probabilities within 1e-4 (the int8 graph's dynamic quantisation must not see its partners)."""
+    from serving.artifacts import locate
+    from serving.classifier import Classifier
+
+    model = Classifier(locate())
+    pool = [p["prompt"][: 40 + 37 * i % 200] for i, p in enumerate(advisor_texts[:32])]
+    pool[:4] = ["I hate this. I hate this. I hate this.", "Great quarter!", "Bank cuts dividend", "ok"]
+    batched = model.predict(pool, truncate=True)
+    for text, in_batch in zip(pool, batched, strict=True):
+        (alone,) = model.predict([text], truncate=True)
+        assert alone.label == in_batch.label
+        for label, p in alone.probabilities.items():
+            assert abs(p - in_batch.probabilities[label]) <= 1e-4

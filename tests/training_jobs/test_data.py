@@ -1,6 +1,7 @@
 """Synthetic data: deterministic, schema-checked, and split without leaking users."""
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -8,7 +9,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from shared.budgeting import MAX_STEPS, MIN_STEPS, format_prompt, parse_prompt, render, suggest
+from shared.budgeting import (
+    MAX_STEPS,
+    MIN_STEPS,
+    format_prompt,
+    parse_prompt,
+    plan_of,
+    render,
+    render_plan,
+    suggest,
+)
 from training_jobs.data.advisor_pairs import split_users, write_pairs
 from training_jobs.data.baseline import profile_from_summary
 from training_jobs.data.config import Category, ConfigError, load_config
@@ -143,8 +153,10 @@ def test_pairs_leak_no_user_and_cover_windows_and_periods(small, tmp_path):
     for pair in train:
         assert pair["prompt"].startswith("Give 2-3 actionable budgeting steps")
         assert "Monthly income" in pair["prompt"]
-        assert pair["target"].startswith("1. ")
-        assert "a month" in pair["target"]
+        assert pair["advice"].startswith("1. ") and "a month" in pair["advice"]
+        # The target is the plan: which steps, never an amount (code renders those).
+        assert not re.search(r"\d", re.sub(r"\d+%", "", pair["target"]))  # percentages only
+        assert render_plan(pair["prompt"], pair["target"]) == pair["advice"]
 
 
 def test_targets_are_a_function_of_the_prompt_alone(small, tmp_path):
@@ -155,7 +167,8 @@ def test_targets_are_a_function_of_the_prompt_alone(small, tmp_path):
         profile = parse_prompt(pair["prompt"])
         assert profile is not None
         assert format_prompt(profile) == pair["prompt"]
-        assert render(profile, suggest(profile)) == pair["target"]
+        assert render(profile, suggest(profile)) == pair["advice"]
+        assert plan_of(profile, suggest(profile)) == pair["target"]
 
 
 def test_render_totals_the_savings(small):

@@ -117,3 +117,45 @@ def test_free_subscriptions_are_never_suggested_as_savings():
     assert MIN_STEPS <= len(steps) <= MAX_STEPS
     assert all(s.monthly_savings > 0 for s in steps)
     assert all(s.rule != "subscriptions" for s in steps)
+
+
+@given(profiles.filter(lambda p: p.monthly_income > 0 or p.monthly_spend > 0))
+def test_the_rules_advice_is_its_plan_rendered(profile):
+    from shared.budgeting import plan_of, render, render_plan
+
+    steps = suggest(profile)
+    prompt = format_prompt(profile)
+    assert render_plan(prompt, plan_of(profile, steps)) == render(profile, steps)
+
+
+def test_a_plan_the_profile_does_not_support_is_refused_with_the_reason():
+    import pytest
+
+    from shared.budgeting import PlanError, render_plan
+
+    profile = SpendingProfile(
+        currency="USD",
+        period="month",
+        period_days=30,
+        as_of="2026-06-30",
+        monthly_income=4_000,
+        monthly_spend=3_000,
+        top_categories=(("Dining", 400), ("Rent", 1_500)),
+    )
+    prompt = format_prompt(profile)
+    assert render_plan(prompt, "cut Dining 20%; save 10%").startswith(
+        "1. Cut dining spending by 20%, from about USD 400 to USD 320 a month (saves about USD 80 a month)."
+    )
+    for plan, reason in [
+        ("cut Dining 20%", "2 to 3 steps"),
+        ("cut Travel 20%; fund", "listed category"),
+        ("cut Dining 17%; fund", "one of"),
+        ("trend Dining; fund", "does not support"),
+        ("subscriptions; fund", "does not support"),
+        ("fund; fund", "same step twice"),
+        ("buy bitcoin; fund", "not a plan item"),
+    ]:
+        with pytest.raises(PlanError, match=reason):
+            render_plan(prompt, plan)
+    with pytest.raises(PlanError, match="no spending profile"):
+        render_plan("How do I save?", "fund; cap")

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from shared.budgeting import RecurringPayment, SpendingProfile, advise, format_prompt
 from shared.failures import FailureClass, TaskFailure, describe_error
-from shared.grounding import Check, check, figures_for, guard, repeated_phrase
+from shared.grounding import Check, check, figures_for, repeated_phrase
+from shared.guard import guard
 from shared.use_cases import UseCase
 from tests.unit.test_budgeting import profiles
 

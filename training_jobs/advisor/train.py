@@ -62,9 +62,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-eval-pairs", type=int, default=200)
     p.add_argument("--generate-samples", type=int, default=8, help="eval prompts answered by generation")
     p.add_argument("--max-new-tokens", type=int, default=96)
-    add_run_arguments(p, gate_metrics=["well_formed_rate", "token_f1"])
+    p.add_argument(
+        "--answer-format",
+        choices=("plan", "text"),
+        default="plan",
+        help="plan: the model writes the steps and code renders their amounts (shared.budgeting)",
+    )
+    p.add_argument(
+        "--served-eval-pairs",
+        type=int,
+        default=144,
+        help="held-out prompts answered by the exported int8 artifact, rendered and checked by the grounding guard",
+    )
+    add_run_arguments(
+        p,
+        gate_metrics=[
+            "served_grounded_rate",
+            "served_well_formed_rate",
+            "well_formed_rate",
+            "grounded_rate",
+            "token_f1",
+        ],
+    )
     args = p.parse_args(argv)
     check_optimisation(p, args)
+    if args.gate_metric.startswith("served_") and (not args.export_onnx or args.served_eval_pairs < 1):
+        p.error(f"--gate-metric {args.gate_metric} needs the served evaluation (--export-onnx, --served-eval-pairs)")
     return args
 
 
@@ -205,8 +228,33 @@ def token_f1(prediction: str, reference: str) -> float:
 
 
 def well_formed(text: str) -> bool:
-    """Two or three numbered steps, each with a monthly saving: the shape the target teaches."""
+    """Two or three numbered steps, each with a monthly saving: the shape the advice has."""
     return 2 <= len(STEP.findall(text)) <= 3
+
+
+def judged(answer: str, pair: dict[str, str], answer_format: str, seen: str | None = None) -> dict[str, Any]:
+    """One answer as the platform would judge it: the advice it gives (a plan rendered with the
+    amounts of the profile the model saw, ``seen``, compacted or not), whether that is well-formed,
+    and whether it passes the grounding guard against the person's full profile."""
+    from shared.budgeting import PlanError, render_plan
+    from shared.grounding import check
+
+    if answer_format == "plan":
+        try:
+            advice = render_plan(seen or pair["prompt"], answer)
+        except PlanError:
+            return {"well_formed": False, "grounded": False, "exact": False, "overlap": 0.0}
+    else:
+        advice = answer
+    chosen = {i.strip() for i in answer.split(";")}
+    wanted = {i.strip() for i in pair["target"].split(";")}
+    return {
+        "well_formed": well_formed(advice),
+        "grounded": well_formed(advice) and check(advice, pair["prompt"]).ok,
+        "exact": answer.strip() == pair["target"].strip(),
+        # The share of the rules' steps the model chose too: how close its choices are to theirs.
+        "overlap": len(chosen & wanted) / len(wanted) if answer_format == "plan" else 0.0,
+    }
 
 
 @torch.no_grad()
@@ -236,11 +284,62 @@ def generate(
     return answers
 
 
-def generation_metrics(answers: list[str], pairs: list[dict[str, str]]) -> dict[str, float]:
+def generation_metrics(answers: list[str], pairs: list[dict[str, str]], answer_format: str) -> dict[str, float]:
+    verdicts = [judged(a, p, answer_format) for a, p in zip(answers, pairs, strict=True)]
     return {
         "token_f1": sum(token_f1(a, p["target"]) for a, p in zip(answers, pairs, strict=True)) / len(pairs),
-        "well_formed_rate": sum(well_formed(a) for a in answers) / len(answers),
+        "well_formed_rate": sum(v["well_formed"] for v in verdicts) / len(verdicts),
+        "grounded_rate": sum(v["grounded"] for v in verdicts) / len(verdicts),
+        "exact_plan_rate": sum(v["exact"] for v in verdicts) / len(verdicts),
     }
+
+
+def served_evaluation(serve_dir: Path, pairs: list[dict[str, str]], max_new_tokens: int) -> dict[str, Any]:
+    """Held-out prompts through the exported int8 artifact and the serving handler's own steps
+    (fit the window, generate, render, grounding guard): what the platform would serve."""
+    from serving.artifacts import verify
+    from serving.generator import Generator
+    from serving.plans import REPETITION_PENALTY, plan_constraint
+    from shared.budgeting import fit_prompt
+
+    generator = Generator(verify(serve_dir))
+    rows = []
+    started = time.perf_counter()
+    for i, pair in enumerate(pairs, start=1):
+        prompt = fit_prompt(pair["prompt"], generator.fits)
+        if prompt is None:
+            rows.append({"fits": False, "well_formed": False, "grounded": False, "exact": False, "overlap": 0.0})
+            continue
+        ids = generator.encode(prompt)
+        constraint = plan_constraint(generator, prompt)  # the serving handler's own decoding
+        answer = generator.generate_ids(
+            ids, max_new_tokens=max_new_tokens, repetition_penalty=REPETITION_PENALTY, constraint=constraint
+        ).text
+        rows.append({"fits": True, **judged(answer, pair, generator.answer_format, seen=prompt)})
+        if i % 24 == 0 or i == len(pairs):
+            print(f"[advisor] served evaluation {i}/{len(pairs)} ({time.perf_counter() - started:.0f} s)", flush=True)
+    n = len(rows)
+    return {
+        "pairs": n,
+        "fit_rate": sum(r["fits"] for r in rows) / n,
+        "well_formed_rate": sum(r["well_formed"] for r in rows) / n,
+        "grounded_rate": sum(r["grounded"] for r in rows) / n,
+        "exact_plan_rate": sum(r["exact"] for r in rows) / n,
+        "rule_step_overlap": sum(r["overlap"] for r in rows) / n,
+    }
+
+
+def served_report(serve_dir: Path, eval_file: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The served evaluation on every held-out prompt (not only the loss sample), with its plot."""
+    held_out = read_pairs(eval_file, args.served_eval_pairs)
+    served = served_evaluation(serve_dir, held_out, args.max_new_tokens)
+    print(f"[advisor] served on held-out users: {json.dumps(served)}", flush=True)
+    plots.bar_plot(
+        {k: v for k, v in served.items() if k.endswith("_rate")},
+        out / "served_evaluation.png",
+        f"Advisor on {served['pairs']} held-out prompts (int8, rendered, grounding guard)",
+    )
+    return served
 
 
 def train_loop(
@@ -304,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = evaluation[: args.generate_samples]
     before = {
         "eval_loss": eval_loss(model, evaluation, tokenizer, seq2seq, args, device),
-        **generation_metrics(generate(model, samples, tokenizer, seq2seq, args, device), samples),
+        **generation_metrics(generate(model, samples, tokenizer, seq2seq, args, device), samples, args.answer_format),
     }
     try:
         model = get_peft_model(model, lora_settings(args, seq2seq, model))
@@ -318,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     answers = generate(model, samples, tokenizer, seq2seq, args, device)
     after = {
         "eval_loss": eval_loss(model, evaluation, tokenizer, seq2seq, args, device),
-        **generation_metrics(answers, samples),
+        **generation_metrics(answers, samples, args.answer_format),
     }
     metrics = {
         **after,
@@ -330,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer.save_pretrained(paths.model_dir)
     export_serving_artifact(args, paths.model_dir, args.max_source_length)
     out = paths.output_dir
+    if args.export_onnx and args.served_eval_pairs > 0:
+        served = served_report(paths.model_dir / "serve", eval_file, out, args)
+        metrics.update({f"served_{k}": v for k, v in served.items()})
     with (out / "eval_samples.jsonl").open("w") as handle:
         for pair, answer in zip(samples, answers, strict=True):
             handle.write(

@@ -93,3 +93,21 @@ def loss_curve_plot(history: list[dict[str, float]], path: Path, title: str) -> 
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def bar_plot(values: dict[str, float], path: Path, title: str, limit: float = 1.0) -> Path:
+    """Named rates (or scores) side by side, each labelled with its value."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.6), dpi=120)
+    names = list(values)
+    bars = ax.bar(names, [values[n] for n in names], color="#4C72B0")
+    for bar, name in zip(bars, names, strict=True):
+        ax.annotate(
+            f"{values[name]:.3f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom"
+        )
+    ax.set_ylim(0, limit * 1.1)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

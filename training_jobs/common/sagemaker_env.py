@@ -68,7 +68,14 @@ def export_serving_artifact(args: argparse.Namespace, model_dir: Path, max_input
         return
     from training_jobs.export.onnx_export import export
 
-    export(model_dir, model_dir / "serve", "int8", max_input_tokens=max_input_tokens, revision=args.base_model_revision)
+    export(
+        model_dir,
+        model_dir / "serve",
+        "auto",
+        max_input_tokens=max_input_tokens,
+        revision=args.base_model_revision,
+        answer_format=getattr(args, "answer_format", "text"),
+    )
 
 
 def check_optimisation(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

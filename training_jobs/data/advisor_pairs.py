@@ -1,4 +1,5 @@
-"""Instruction pairs for the budgeting advisor: a spending profile in, 2-3 costed steps out.
+"""Instruction pairs for the budgeting advisor: a spending profile in, a plan of 2-3 steps out
+(``shared.budgeting``: the model chooses the steps, code renders their amounts).
 
 Users are split into train and eval before any pair is made, so no user appears in both.
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from shared.budgeting import format_prompt, render, suggest
+from shared.budgeting import format_prompt, plan_of, render, suggest
 from training_jobs.data.baseline import profile_from_summary
 from training_jobs.data.config import AdvisorPairs
 from training_jobs.data.summaries import summarize
@@ -42,13 +43,16 @@ def pairs_for_user(
             if summary.spend <= 0:
                 continue
             profile = profile_from_summary(summary, period)
-            # The target is computed from what the prompt says, so the model can learn it.
+            steps = suggest(profile)
+            # The target is computed from what the prompt says, so the model can learn it: the
+            # plan (which steps), while code renders the amounts ("advice", for reference).
             yield {
                 "user_id": user_id,
                 "as_of": as_of.isoformat(),
                 "period": period,
                 "prompt": format_prompt(profile),
-                "target": render(profile, suggest(profile)),
+                "target": plan_of(profile, steps),
+                "advice": render(profile, steps),
             }
 
 
