@@ -12,7 +12,10 @@ offline causal default (SmolLM2-135M-Instruct, real weights). Both carry a rando
 Streaming (bench/stream.py): time to first token p50/p95 of the advisor's int8 stream and of the
 stream route on the offline stand-in path, beside their sync latency.
 
-Writes bench/results.json, bench/results.md, bench/results.png and bench/streaming.png.
+Quality (bench/quality.py): the demo advisor's held-out well-formed and grounded rates and its
+served latency; the demo classifier's macro-F1 against the VADER lexicon, in and out of domain.
+
+Writes bench/results.json, bench/results.md, bench/results.png, bench/streaming.png and bench/quality.png.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.quality import advisor_quality, sentiment_quality
+from bench.quality import markdown as quality_markdown
+from bench.quality import plot as quality_plot
 from bench.stream import advisor_stream, route_stream
 from bench.stream import markdown as stream_markdown
 from bench.stream import plot as stream_plot
@@ -304,6 +310,8 @@ def markdown(results: dict[str, Any]) -> str:
         "tests/serving/test_parity.py checks token agreement wherever fp32 is decisive.",
     ]
     lines += stream_markdown(results.get("streaming", []))
+    if "quality" in results:
+        lines += quality_markdown(results["quality"])
     lines += ["", "Targets: " + ", ".join(f"{k} {v}" for k, v in results["targets"].items()), "", results["note"]]
     verdicts = results["verdicts"]
     lines += ["", "Verdicts: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in verdicts.items())]
@@ -380,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     streaming.append(route_stream(max(args.runs, 10)))
     results["streaming"] = streaming
+    log("quality: the demo adapters on held-out data (trained on first use)")
+    results["quality"] = {"advisor": advisor_quality(), "sentiment": sentiment_quality()}
     flan = {row["path"]: row for row in rows if row["model"] == "flan-t5-small"}
     results["verdicts"] = {
         "advisor p50 <= 300 ms (flan-t5-small, d)": flan["d"]["p50_s"] <= TARGETS["advisor_p50_s"],
@@ -387,12 +397,20 @@ def main(argv: list[str] | None = None) -> int:
         "int8 cold start <= 1.5 s": flan["d"]["cold_start_s"] <= TARGETS["cold_start_s"],
         "sentiment int8 p50 <= 5 ms": results["sentiment"][1]["p50_ms_per_sentence"] <= TARGETS["sentiment_p50_ms"],
         "ONNX paths never import torch": not any(r["torch_imported"] for r in rows if r["path"] in "cd"),
+        "advisor grounded >= 0.95 (held-out)": results["quality"]["advisor"]["grounded_rate"] >= 0.95,
+        "sentiment beats the lexicon (test and external)": (
+            results["quality"]["sentiment"]["test_macro_f1"] > results["quality"]["sentiment"]["test_lexicon_macro_f1"]
+            and results["quality"]["sentiment"]["external_macro_f1"]
+            > results["quality"]["sentiment"]["external_lexicon_macro_f1"]
+        ),
+        "sentiment labels independent of the batch (1e-4)": results["quality"]["sentiment"]["batch_drift"] <= 1e-4,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results.md").write_text(markdown(results))
     plot(results, args.out / "results.png")
     stream_plot(results["streaming"], args.out / "streaming.png")
+    quality_plot(results["quality"], args.out / "quality.png")
     log(f"done in {time.perf_counter() - started:.0f} s -> {args.out / 'results.md'}")
     print(markdown(results))
     return 0

@@ -26,7 +26,7 @@ ROOT_CACHE = Path(os.environ.get("FINAI_MODEL_CACHE", Path.home() / ".cache" / "
 # The recipe's version is in the name: a cached adapter from an older recipe is not reused.
 CACHE = ROOT_CACHE / "advisor-plan-v1"
 BASE = "offline:smollm2-135m"
-SENTIMENT_CACHE = ROOT_CACHE / "sentiment-demo"
+SENTIMENT_CACHE = ROOT_CACHE / "sentiment-v2"  # v2: its report compares against the VADER lexicon
 SENTIMENT_BASE = "offline:minilm-l6"
 
 

@@ -61,6 +61,9 @@ def _prepare(event: Any) -> tuple[AdviceRequest, Generator, list[int], str]:
     if not request.query.strip():
         raise BadRequest("query: must contain text, not only whitespace")
     model = generator()
+    if model.answer_format == "plan" and parse_prompt(request.query) is None:
+        # The plan advisor renders steps from a profile; without one it has nothing to answer.
+        raise BadRequest("query: this advisor answers a spending profile, and the query carries none")
     query = request.query if request.truncate else fit_prompt(request.query, model.fits)
     if query is None:
         model.encode(request.query)  # raises InputTooLong with the prompt's token count

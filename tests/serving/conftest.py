@@ -74,3 +74,13 @@ def bert_artifacts(tmp_path_factory):
 
 def manifest(path: Path) -> dict:
     return json.loads((path / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def t5_plan_artifact(tmp_path_factory, t5_artifacts):
+    """The tiny T5 adapter exported as a plan advisor (it writes steps; the handler renders them)."""
+    from training_jobs.export.onnx_export import export
+
+    out = tmp_path_factory.mktemp("t5-plan") / "int8"
+    export(t5_artifacts["adapter"], out, "int8", max_input_tokens=512, answer_format="plan")
+    return out

@@ -182,3 +182,28 @@ def _fake_generation():
     from serving.generator import Generation
 
     return Generation("ok.", [1], 1.0, 1)
+
+
+def test_a_plan_advisor_renders_its_steps_with_computed_amounts(monkeypatch, t5_plan_artifact, advisor_texts):
+    """Whatever the (random) weights prefer, decoding is constrained to the plans the profile
+    supports, the handler renders them, and the advice passes the grounding guard; the stream
+    handler sends the same advice a step at a time."""
+    from shared.budgeting import render_plan
+    from shared.grounding import check
+
+    monkeypatch.setenv("MODEL_DIR", str(t5_plan_artifact))
+    handler.generator.cache_clear()
+    try:
+        for pair in advisor_texts[:4]:
+            status, body = call({"query": pair["prompt"], "max_new_tokens": 48})
+            assert status == 200, body
+            assert body["response"] == render_plan(pair["prompt"], body["plan"])
+            assert check(body["response"], pair["prompt"]).ok
+            frames = [json.loads(line) for line in handler.stream_handler({"query": pair["prompt"]}, CTX)]
+            deltas = [f["delta"] for f in frames if "delta" in f]
+            assert "".join(deltas) == body["response"] and len(deltas) == body["response"].count("\n") + 1
+            assert frames[-1]["end"]["output_tokens"] == body["usage"]["output_tokens"]
+        status, body = call({"query": "How do I save more each month?"})
+        assert status == 400 and "spending profile" in body["message"]  # the router's InputRejected
+    finally:
+        handler.generator.cache_clear()

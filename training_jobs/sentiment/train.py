@@ -295,6 +295,42 @@ def write_evaluation(
     return {"ece": ece, "low_confidence_rate": float((log["error_type"] == "low_confidence").mean())}
 
 
+def lexicon_comparison(
+    model: Any, test: pd.DataFrame, tokenizer: Any, args: argparse.Namespace, device: torch.device
+) -> dict[str, float]:
+    """The lexicon baseline (VADER) on the test split, and both on a human-labelled corpus outside
+    the training data (training_jobs.sentiment.external); skipped where a package is missing."""
+    from training_jobs.sentiment.external import EXTERNAL_CORPUS, drug_reviews, label_scores, vader_labels
+
+    try:
+        external = drug_reviews()
+        lexicon_test = label_scores(test["label"], vader_labels(test["text"].tolist()))
+    except (ImportError, JobSetupError) as exc:
+        print(f"[sentiment] lexicon comparison skipped: {exc}", flush=True)
+        return {}
+    # As served: the artifact reads up to max(128, max_length) tokens (export below).
+    data = batches(
+        external, tokenizer, argparse.Namespace(**{**vars(args), "max_length": max(128, args.max_length)}), None
+    )
+    predicted = [LABELS[i] for i in predict(model, data, device).argmax(axis=1)]
+    ours = label_scores(external["label"], predicted)
+    lexicon = label_scores(external["label"], vader_labels(external["text"].tolist()))
+    print(
+        f"[sentiment] macro-F1 on the test split: lexicon {lexicon_test['macro_f1']:.3f}; on {EXTERNAL_CORPUS} "
+        f"({len(external)} reviews): classifier {ours['macro_f1']:.3f}, lexicon {lexicon['macro_f1']:.3f}",
+        flush=True,
+    )
+    return {
+        "lexicon_macro_f1": lexicon_test["macro_f1"],
+        "lexicon_accuracy": lexicon_test["accuracy"],
+        "external_rows": len(external),
+        "external_macro_f1": ours["macro_f1"],
+        "external_accuracy": ours["accuracy"],
+        "external_lexicon_macro_f1": lexicon["macro_f1"],
+        "external_lexicon_accuracy": lexicon["accuracy"],
+    }
+
+
 def load_data(args: argparse.Namespace, channel: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     source = str(channel) if channel is not None else args.data
     if source is None:
@@ -345,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - started
     probs = predict(model, test_data, device)
     metrics = scores(probs, test_data.labels)
+    metrics.update(lexicon_comparison(model, test, tokenizer, args, device))
     metrics.update(write_evaluation(paths.output_dir, test, probs, test_data.labels, history, args.low_confidence))
     metrics.update({"train_seconds": round(train_seconds, 2), "train_examples_per_second": round(throughput, 2)})
     out = paths.output_dir
