@@ -111,7 +111,9 @@ class Generator:
                     if constraint(text.strip(), True):
                         return token, float(probabilities[token])
                     continue
-                if constraint(self.tokenizer.decode([*generated, token], skip_special_tokens=True).lstrip(), False):
+                grown = self.tokenizer.decode([*generated, token], skip_special_tokens=True).lstrip()
+                # A token that adds no text (padding, a special token) is no step towards a plan.
+                if len(grown) > len(text.lstrip()) and constraint(grown, False):
                     return token, float(probabilities[token])
         return self.eos, float(probabilities[self.eos])  # nothing fits: stop, and let the caller judge
 

@@ -416,7 +416,6 @@ class PlanGrammar:
         done = [d.strip() for d in done]
         if len(done) > MAX_STEPS or len(set(done)) != len(done) or any(d not in self.items for d in done):
             return False
-        partial = partial.lstrip()
         if final:
             complete = [*done, partial.strip()] if partial.strip() else done
             return (
@@ -424,6 +423,8 @@ class PlanGrammar:
                 and all(c in self.items for c in complete)
                 and (len(set(complete)) == len(complete))
             )
-        if len(done) == MAX_STEPS and partial:
+        # No step after the last one, and one space at most after a separator.
+        if len(done) >= MAX_STEPS or (done and partial.startswith("  ")):
             return False
+        partial = partial.lstrip()
         return any(item.startswith(partial) and item not in done for item in self.items)

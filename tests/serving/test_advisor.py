@@ -199,7 +199,9 @@ def test_a_plan_advisor_renders_its_steps_with_computed_amounts(monkeypatch, t5_
             assert status == 200, body
             assert body["response"] == render_plan(pair["prompt"], body["plan"])
             assert check(body["response"], pair["prompt"]).ok
-            frames = [json.loads(line) for line in handler.stream_handler({"query": pair["prompt"]}, CTX)]
+            assert body["usage"]["output_tokens"] < 48  # the plan ended; it did not run out of tokens
+            stream = handler.stream_handler({"query": pair["prompt"], "max_new_tokens": 48}, CTX)
+            frames = [json.loads(line) for line in stream]
             deltas = [f["delta"] for f in frames if "delta" in f]
             assert "".join(deltas) == body["response"] and len(deltas) == body["response"].count("\n") + 1
             assert frames[-1]["end"]["output_tokens"] == body["usage"]["output_tokens"]

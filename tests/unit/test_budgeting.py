@@ -159,3 +159,26 @@ def test_a_plan_the_profile_does_not_support_is_refused_with_the_reason():
             render_plan(prompt, plan)
     with pytest.raises(PlanError, match="no spending profile"):
         render_plan("How do I save?", "fund; cap")
+
+
+def test_the_plan_grammar_accepts_only_what_the_profile_supports():
+    from shared.budgeting import PlanGrammar
+
+    profile = SpendingProfile(
+        currency="USD",
+        period="month",
+        period_days=30,
+        as_of="2026-06-30",
+        monthly_income=4_000,
+        monthly_spend=3_000,
+        top_categories=(("Dining", 400), ("Rent", 1_500)),
+    )
+    grammar = PlanGrammar(profile)
+    assert "cut Dining 15%" in grammar.items and "trend Dining" not in grammar.items  # no trend in the profile
+    assert grammar.accepts("cut Din", False) and grammar.accepts("cut Dining 15%; fu", False)
+    assert not grammar.accepts("cut Travel", False) and not grammar.accepts("trend D", False)
+    assert not grammar.accepts("fund; fund", False)  # the same step twice
+    assert not grammar.accepts("fund; cap; save 10%; c", False)  # a fourth step
+    assert not grammar.accepts("fund;   c", False)  # spaces without end
+    assert grammar.accepts("fund; cap", True) and not grammar.accepts("fund", True)  # two steps at least
+    assert not grammar.accepts("fund; ca", True)
