@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
 from api_front.handler import ERROR_RESPONSES, app
-from api_stream.models import event_schemas
+from api_stream.models import EVENTS, event_schemas
 
 # API Gateway checks the key before the request reaches the function (the function never sees it).
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -55,7 +55,21 @@ def stream_operation(generate: dict[str, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": {
             "description": "Server-sent events; each event's data is the JSON of its type (x-events).",
-            "content": {"text/event-stream": {"schema": {"type": "string"}, "x-events": events}},
+            # OpenAPI 3.1 (before 3.2's itemSchema): for an event stream, `schema` describes one
+            # event; its data is the JSON of the event's type (contentSchema, and x-events).
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["event", "data"],
+                        "properties": {
+                            "event": {"enum": list(EVENTS)},
+                            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": events},
+                        },
+                    },
+                    "x-events": events,
+                }
+            },
         }
     }
     for status, response in ERROR_RESPONSES.items():

@@ -9,11 +9,14 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_STRATEGY = json.loads((ROOT / "local" / "strategy.local.json").read_text())
+# A profile as the platform writes it (shared.budgeting.format_prompt): what the advisor answers.
 PROFILE_PROMPT = (
     "Give 2-3 actionable budgeting steps with estimated monthly savings.\n"
     "Period: last month (30 days) to 2025-06-30.\n"
     "Monthly income: USD 4,200. Monthly spending: USD 3,100. Savings rate: 26%.\n"
-    "Top categories per month: Dining USD 620, Groceries USD 410, Shopping USD 300."
+    "Top categories per month: Dining USD 620, Groceries USD 410, Shopping USD 300.\n"
+    "Recurring payments: none.\n"
+    "Change vs previous period: Dining +30%."
 )
 
 

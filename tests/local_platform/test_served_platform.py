@@ -38,6 +38,7 @@ def test_routes_match_the_synthesized_api_gateway(served):
         == template_routes(served.template)
         == {
             ("POST", "/v1/generate"),
+            ("POST", "/v1/generate/stream"),
             ("GET", "/v1/budget"),
             ("GET", "/v1/health"),
         }
