@@ -30,22 +30,18 @@ def advisor_quality(runs: int = 12) -> dict[str, Any]:
     report = json.loads((serve.parent.parent / "output" / "metrics.json").read_text())["metrics"]
     from serving.artifacts import verify
     from serving.generator import Generator
-    from serving.plans import REPETITION_PENALTY, plan_constraint
-    from shared.budgeting import fit_prompt, render_plan
+    from serving.plans import decode
+    from shared.budgeting import render_plan
 
     generator = Generator(verify(serve))
     pairs = [json.loads(line) for line in (serve.parent.parent / "data" / "eval.jsonl").open()][:runs]
     latencies = []
     for pair in pairs:
         started = time.perf_counter()
-        prompt = fit_prompt(pair["prompt"], generator.fits) or pair["prompt"]
-        plan = generator.generate_ids(
-            generator.encode(prompt),
-            48,
-            repetition_penalty=REPETITION_PENALTY,
-            constraint=plan_constraint(generator, prompt),
-        ).text
-        render_plan(prompt, plan)
+        decoded = decode(generator, pair["prompt"], 48)
+        if decoded is None:
+            raise ValueError("a held-out prompt does not fit the advisor's window even compacted")
+        render_plan(*decoded)
         latencies.append(time.perf_counter() - started)
     return {
         "artifact": generator.version,

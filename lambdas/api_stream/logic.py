@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.bedrock import StreamEnd
-from shared.failures import BILLED, FailureClass, ModelCallError, describe_error, failure
+from shared.failures import FailureClass, ModelCallError, describe_failure, failure
 from shared.grounding import CODES, check, check_so_far, figures_for
 from shared.guard import rejection
 from shared.observability import emit, logger
@@ -262,13 +262,12 @@ def stream_answer(
         except ModelCallError as exc:
             on_result(tier.name, exc.failure_class)
             summary.failed_tiers.append(tier.name)
+            described = describe_failure(exc, tier.name)
             if exc.code in REJECTION_CODES:
-                billed = BILLED.search(exc.detail)
-                tokens = (int(billed.group(1)), int(billed.group(2))) if billed else None
+                tokens = (described["input_tokens"], described["output_tokens"])
                 summary.rejected.append((tier.name, tier.model_id, tokens if tokens != (0, 0) else None))
             if tier.name == "primary" and not sent:
-                cause = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
-                summary.primary_failure = describe_error({"Error": type(exc).__name__, "Cause": json.dumps(cause)})
+                summary.primary_failure = described
             emit("PathFailures", 1, failure_class=str(exc.failure_class), tier=tier.name)
             logger.warning(
                 "stream tier failed",
@@ -284,7 +283,7 @@ def stream_answer(
                 {
                     "code": _error_code(exc.code),
                     "message": (
-                        f"the answer failed a check ({exc.detail.split(' [billed')[0]}); the text sent so far is "
+                        f"the answer failed a check ({described['detail']}); the text sent so far is "
                         "not advice we stand behind"
                         if exc.code in REJECTION_CODES
                         else "the answer was interrupted; the text sent so far is incomplete"

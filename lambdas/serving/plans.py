@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from serving.generator import Constraint, Generator
-from shared.budgeting import PlanGrammar, parse_prompt
+from shared.budgeting import PlanGrammar, fit_prompt, parse_prompt
 
 # Greedy decoding with a mild repetition penalty: without it, small adapters loop on a phrase.
 REPETITION_PENALTY = float(os.environ.get("REPETITION_PENALTY", "1.1"))
@@ -20,3 +20,19 @@ def plan_constraint(model: Generator, prompt: str) -> Constraint | None:
     if model.answer_format != "plan" or profile is None:
         return None
     return PlanGrammar(profile).accepts
+
+
+def decode(model: Generator, prompt: str, max_new_tokens: int) -> tuple[str, str] | None:
+    """What the advisor writes for ``prompt`` as the handler decodes it: the profile fitted to the
+    window, decoding constrained to its plans. (The prompt the model saw, its text), or None when
+    the prompt cannot fit."""
+    fitted = fit_prompt(prompt, model.fits)
+    if fitted is None:
+        return None
+    generation = model.generate_ids(
+        model.encode(fitted),
+        max_new_tokens=max_new_tokens,
+        repetition_penalty=REPETITION_PENALTY,
+        constraint=plan_constraint(model, fitted),
+    )
+    return fitted, generation.text

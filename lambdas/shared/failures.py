@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from enum import StrEnum
+from typing import Any
 
 
 class FailureClass(StrEnum):
@@ -130,7 +131,7 @@ def billed(message: str, input_tokens: int, output_tokens: int) -> str:
     return f"{message} [billed {input_tokens}+{output_tokens} tokens]"
 
 
-def describe_error(error: dict[str, object] | None, tier: str = "primary") -> dict[str, object] | None:
+def describe_error(error: dict[str, Any] | None, tier: str = "primary") -> dict[str, Any] | None:
     """What the client is told about a tier that failed, from the state machine's ``$.error``
     (``{"Error", "Cause"}``): code, class, a short detail, and the tokens its answer was billed."""
     if not error or not error.get("Error"):
@@ -143,11 +144,19 @@ def describe_error(error: dict[str, object] | None, tier: str = "primary") -> di
         except (ValueError, AttributeError):
             message = cause
     parts = message.split(": ", 2)  # ModelCallError: "<model_id>: <code>: <detail>"
-    known = name in {t.__name__ for t in ERROR_TYPES.values()} and len(parts) == 3
-    model, code, detail = (parts[0], parts[1], parts[2]) if known else (None, name, "")
+    if name in {t.__name__ for t in ERROR_TYPES.values()} and len(parts) == 3:
+        return _described(tier, parts[0], parts[1], parts[2], classify(parts[1], parts[2]))
+    return _described(tier, None, name, "", FailureClass.MODEL)
+
+
+def describe_failure(exc: ModelCallError, tier: str = "primary") -> dict[str, Any]:
+    """:func:`describe_error` for a failure raised in this process (the stream path)."""
+    return _described(tier, exc.model_id, exc.code, exc.detail, exc.failure_class)
+
+
+def _described(tier: str, model: str | None, code: str, detail: str, failure_class: FailureClass) -> dict[str, Any]:
     tokens = BILLED.search(detail)
     detail = BILLED.sub("", detail).strip()
-    failure_class = classify(code, detail) if known else FailureClass.MODEL
     return {
         "tier": tier,
         "model": model,

@@ -259,9 +259,9 @@ def check(answer: str, prompt: str, figures: Figures | None = None) -> Verdict:
         return Verdict(Check.CUT_OFF, "the answer is empty")
     if len(text) > MAX_ANSWER_CHARS:
         return Verdict(Check.CUT_OFF, f"the answer is {len(text)} characters long")
-    loop = repeated_phrase(text)
-    if loop is not None:
-        return Verdict(Check.REPEATED_PHRASE, f"{loop!r} repeated {LOOP_REPEATS} or more times in a row")
+    looped = _loop_verdict(text)
+    if looped is not None:
+        return looped
     if not _ENDING.search(text):
         return Verdict(Check.CUT_OFF, f"the answer stops mid-sentence: ...{text[-40:]!r}")
     return check_numbers(text, figures if figures is not None else figures_for(prompt))
@@ -319,13 +319,11 @@ def _follows(value: float, said: list[float]) -> bool:
 def check_so_far(text: str, figures: Figures) -> Verdict:
     """The checks that hold for the start of an answer (its figures, no loop); the cut-off check
     waits for the end."""
+    return _loop_verdict(text) or check_numbers(text, figures)
+
+
+def _loop_verdict(text: str) -> Verdict | None:
     loop = repeated_phrase(text)
-    if loop is not None:
-        return Verdict(Check.REPEATED_PHRASE, f"{loop!r} repeated {LOOP_REPEATS} or more times in a row")
-    return check_numbers(text, figures)
-
-
-def grounded_in(answers: Iterable[str], prompt: str) -> list[Verdict]:
-    """Verdicts for several answers to one prompt, computing its figures once."""
-    figures = figures_for(prompt)
-    return [check(a, prompt, figures) for a in answers]
+    if loop is None:
+        return None
+    return Verdict(Check.REPEATED_PHRASE, f"{loop!r} repeated {LOOP_REPEATS} or more times in a row")

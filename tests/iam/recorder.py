@@ -167,48 +167,27 @@ class Recorder:
     def _patch_stand_in(self) -> None:
         """The local platform's stand-ins (Bedrock, Lambda's response streams) are no botocore
         clients: record their calls too."""
-        from unittest import mock
-
-        recorder = self
-        try:
-            from local.bedrock_stub import OfflineBedrock
-        except ImportError:  # pragma: no cover - the local platform is part of the repo
-            OfflineBedrock = None  # type: ignore[assignment,misc]
-        if OfflineBedrock is not None:
-            converse = OfflineBedrock.converse
-
-            def recording_converse(stub: Any, **request: Any) -> Any:
-                principal = recorder.principal()
-                if principal is not None:
-                    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-                    recorder.record(principal, "bedrock-runtime", "Converse", region, request)
-                return converse(stub, **request)
-
-            self._patches.append(mock.patch.object(OfflineBedrock, "converse", recording_converse))
-            converse_stream = OfflineBedrock.converse_stream
-
-            def recording_converse_stream(stub: Any, **request: Any) -> Any:
-                principal = recorder.principal()
-                if principal is not None:
-                    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-                    recorder.record(principal, "bedrock-runtime", "ConverseStream", region, request)
-                return converse_stream(stub, **request)
-
-            self._patches.append(mock.patch.object(OfflineBedrock, "converse_stream", recording_converse_stream))
+        from local.bedrock_stub import OfflineBedrock
         from local.request_path import LocalLambdaStreams
 
-        invoke_stream = LocalLambdaStreams.invoke_with_response_stream
+        self._record_calls(OfflineBedrock, "converse", "bedrock-runtime", "Converse")
+        self._record_calls(OfflineBedrock, "converse_stream", "bedrock-runtime", "ConverseStream")
+        self._record_calls(LocalLambdaStreams, "invoke_with_response_stream", "lambda", "InvokeWithResponseStream")
 
-        def recording_invoke_stream(stand_in: Any, **request: Any) -> Any:
+    def _record_calls(self, owner: type, method: str, service: str, operation: str) -> None:
+        """Patch ``owner.method`` to record each call as ``service:operation`` by the current principal."""
+        from unittest import mock
+
+        recorder, original = self, getattr(owner, method)
+
+        def recording(stand_in: Any, **request: Any) -> Any:
             principal = recorder.principal()
             if principal is not None:
                 region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-                recorder.record(principal, "lambda", "InvokeWithResponseStream", region, request)
-            return invoke_stream(stand_in, **request)
+                recorder.record(principal, service, operation, region, request)
+            return original(stand_in, **request)
 
-        self._patches.append(
-            mock.patch.object(LocalLambdaStreams, "invoke_with_response_stream", recording_invoke_stream)
-        )
+        self._patches.append(mock.patch.object(owner, method, recording))
 
     def uninstall(self) -> None:
         for patch in reversed(self._patches):

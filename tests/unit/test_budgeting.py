@@ -119,6 +119,18 @@ def test_free_subscriptions_are_never_suggested_as_savings():
     assert all(s.rule != "subscriptions" for s in steps)
 
 
+# Income, spending and two categories: no trends, no recurring payments.
+PLAIN_PROFILE = SpendingProfile(
+    currency="USD",
+    period="month",
+    period_days=30,
+    as_of="2026-06-30",
+    monthly_income=4_000,
+    monthly_spend=3_000,
+    top_categories=(("Dining", 400), ("Rent", 1_500)),
+)
+
+
 @given(profiles.filter(lambda p: p.monthly_income > 0 or p.monthly_spend > 0))
 def test_the_rules_advice_is_its_plan_rendered(profile):
     from shared.budgeting import plan_of, render, render_plan
@@ -133,15 +145,7 @@ def test_a_plan_the_profile_does_not_support_is_refused_with_the_reason():
 
     from shared.budgeting import PlanError, render_plan
 
-    profile = SpendingProfile(
-        currency="USD",
-        period="month",
-        period_days=30,
-        as_of="2026-06-30",
-        monthly_income=4_000,
-        monthly_spend=3_000,
-        top_categories=(("Dining", 400), ("Rent", 1_500)),
-    )
+    profile = PLAIN_PROFILE
     prompt = format_prompt(profile)
     assert render_plan(prompt, "cut Dining 20%; save 10%").startswith(
         "1. Cut dining spending by 20%, from about USD 400 to USD 320 a month (saves about USD 80 a month)."
@@ -164,15 +168,7 @@ def test_a_plan_the_profile_does_not_support_is_refused_with_the_reason():
 def test_the_plan_grammar_accepts_only_what_the_profile_supports():
     from shared.budgeting import PlanGrammar
 
-    profile = SpendingProfile(
-        currency="USD",
-        period="month",
-        period_days=30,
-        as_of="2026-06-30",
-        monthly_income=4_000,
-        monthly_spend=3_000,
-        top_categories=(("Dining", 400), ("Rent", 1_500)),
-    )
+    profile = PLAIN_PROFILE
     grammar = PlanGrammar(profile)
     assert "cut Dining 15%" in grammar.items and "trend Dining" not in grammar.items  # no trend in the profile
     assert grammar.accepts("cut Din", False) and grammar.accepts("cut Dining 15%; fu", False)

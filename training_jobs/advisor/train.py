@@ -299,22 +299,17 @@ def served_evaluation(serve_dir: Path, pairs: list[dict[str, str]], max_new_toke
     (fit the window, generate, render, grounding guard): what the platform would serve."""
     from serving.artifacts import verify
     from serving.generator import Generator
-    from serving.plans import REPETITION_PENALTY, plan_constraint
-    from shared.budgeting import fit_prompt
+    from serving.plans import decode
 
     generator = Generator(verify(serve_dir))
     rows = []
     started = time.perf_counter()
     for i, pair in enumerate(pairs, start=1):
-        prompt = fit_prompt(pair["prompt"], generator.fits)
-        if prompt is None:
+        decoded = decode(generator, pair["prompt"], max_new_tokens)  # the serving handler's own decoding
+        if decoded is None:
             rows.append({"fits": False, "well_formed": False, "grounded": False, "exact": False, "overlap": 0.0})
             continue
-        ids = generator.encode(prompt)
-        constraint = plan_constraint(generator, prompt)  # the serving handler's own decoding
-        answer = generator.generate_ids(
-            ids, max_new_tokens=max_new_tokens, repetition_penalty=REPETITION_PENALTY, constraint=constraint
-        ).text
+        prompt, answer = decoded
         rows.append({"fits": True, **judged(answer, pair, generator.answer_format, seen=prompt)})
         if i % 24 == 0 or i == len(pairs):
             print(f"[advisor] served evaluation {i}/{len(pairs)} ({time.perf_counter() - started:.0f} s)", flush=True)
