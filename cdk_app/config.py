@@ -103,12 +103,16 @@ class TrainingSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     instance_type: str = Field(default="ml.g5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-    # {region} is filled per stack; 763104351884 hosts AWS's deep-learning containers.
+    # Empty (the default): the image is built from training_jobs/image with the project's own pins,
+    # so the versions the tests use are the versions that train. A URI ({region} is filled per
+    # stack) uses that image instead; it must carry those packages (see the README).
     image: str = Field(
-        default="763104351884.dkr.ecr.{region}.amazonaws.com/"
-        "huggingface-pytorch-training:2.1.0-transformers4.36.0-gpu-py310-cu121-ubuntu20.04",
-        pattern=r"^\d{12}\.dkr\.ecr\.(\{region\}|[a-z0-9-]+)\.amazonaws\.com/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
+        default="",
+        pattern=r"^$|^\d{12}\.dkr\.ecr\.(\{region\}|[a-z0-9-]+)\.amazonaws\.com/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
     )
+    # Which torch wheels the built image carries; by default from the instance family
+    # (ml.g*/ml.p*: gpu, anything else: cpu).
+    image_variant: Literal["gpu", "cpu"] | None = None
     sentiment_gate_macro_f1: float = Field(default=0.70, gt=0, le=1)
     advisor_gate_grounded: float = Field(default=0.95, gt=0, le=1)
     schedule: str = Field(default="rate(7 days)", pattern=r"^(rate|cron)\(.+\)$")
@@ -118,8 +122,15 @@ class TrainingSettings(BaseModel):
     cleanup_delete: bool = False
     cleanup_schedule: str = Field(default="rate(1 day)", pattern=r"^(rate|cron)\(.+\)$")
 
-    def image_uri(self, region: str) -> str:
-        return self.image.replace("{region}", region)
+    def image_uri(self, region: str) -> str | None:
+        """The configured image for ``region``, or None when the platform builds its own."""
+        return self.image.replace("{region}", region) if self.image else None
+
+    def variant(self) -> str:
+        if self.image_variant is not None:
+            return self.image_variant
+        family = self.instance_type.split(".")[1]
+        return "gpu" if family.startswith(("g", "p")) else "cpu"
 
 
 class ServingArtifact(BaseModel):

@@ -42,19 +42,27 @@ SUPPORTED_PARAMETERS = {
 
 @dataclass
 class OfflineSageMaker:
-    """Scripted outcome per adapter (the training job name's prefix before the first '-')."""
+    """Scripted outcome per adapter, named by the first folder of its train channel
+    (``s3://bucket/<adapter>/``); ``throttle`` refuses that many CreateTrainingJob calls first."""
 
     gate_values: dict[str, float] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    throttle: int = 0
+    refused: list[str] = field(default_factory=list)
 
     def create_training_job(self, **request: Any) -> dict[str, Any]:
+        if len(self.refused) < self.throttle:
+            self.refused.append(request["TrainingJobName"])
+            raise ThrottledError("Rate exceeded")
+        if any(r["TrainingJobName"] == request["TrainingJobName"] for r in self.requests):
+            raise ValueError(f"ResourceInUse: training job {request['TrainingJobName']} already exists")
         self.requests.append(request)
         return {"TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{request['TrainingJobName']}"}
 
     def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:
         request = next(r for r in self.requests if r["TrainingJobName"] == TrainingJobName)
-        adapter = TrainingJobName.removeprefix("finai-").split("-", 1)[0]
+        adapter = adapter_of(request)
         status = "Failed" if adapter in self.failing else "Completed"
         output = request["OutputDataConfig"]["S3OutputPath"]
         metrics = (
@@ -72,8 +80,18 @@ class OfflineSageMaker:
         }
 
 
+class ThrottledError(Exception):
+    """What SageMaker's throttling looks like to the pipeline's Retry (ThrottlingException)."""
+
+
+def adapter_of(request: dict[str, Any]) -> str:
+    train = next(c for c in request["InputDataConfig"] if c["ChannelName"] == "train")
+    return str(train["DataSource"]["S3DataSource"]["S3Uri"]).removeprefix("s3://").split("/")[1]
+
+
 def _service_class(api: OfflineSageMaker) -> type:
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEvent,
         FailureEventException,
@@ -94,6 +112,24 @@ def _service_class(api: OfflineSageMaker) -> type:
             # moto sets up its callback endpoint only for services that also accept waitForTaskToken.
             super().__init__(
                 supported_integration_patterns={ResourceCondition.Sync, ResourceCondition.WaitForTaskToken}
+            )
+
+        def _from_error(self, env: Any, ex: Exception) -> Any:
+            if not isinstance(ex, ThrottledError):
+                return super()._from_error(env=env, ex=ex)
+            # SageMaker's throttling reaches the state as the error name the pipeline retries on.
+            return FailureEvent(
+                env=env,
+                error_name=CustomErrorName("ThrottlingException"),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(
+                    taskFailedEventDetails=TaskFailedEventDetails(
+                        error="ThrottlingException",
+                        cause=str(ex),
+                        resource=self._get_sfn_resource(),
+                        resourceType=self._get_sfn_resource_type(),
+                    )
+                ),
             )
 
         def _get_supported_parameters(self) -> set[str] | None:

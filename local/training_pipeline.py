@@ -27,7 +27,10 @@ from local.sagemaker_stub import OfflineSageMaker, sagemaker_in_process
 ASL_PATH = Path(__file__).resolve().parent.parent / "statemachines" / "training_pipeline.asl.json"
 GROUP = "finai-adapters"
 SUBSTITUTIONS = {
-    "TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training:test",
+    # The image CDK builds from training_jobs/image lives in the bootstrap's container-assets repository.
+    "TrainingImage": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/cdk-hnb659fds-container-assets-{ACCOUNT}-us-east-1:t",
+    "SourceDirUri": "s3://finai-code/sourcedir.tar.gz",
+    "SubmitDirectory": "/opt/ml/input/data/code/sourcedir.tar.gz",
     "SageMakerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/sagemaker",
     "ArtifactsBucket": "finai-artifacts",
     "KmsKeyArn": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/test",
@@ -43,11 +46,12 @@ class TrainingPipeline:
     sagemaker: OfflineSageMaker
     lambdas: InProcessLambdas
 
-    def run(self, adapters: list[dict[str, Any]], timeout_s: float = 30.0) -> dict[str, Any]:
+    def run(self, adapters: list[dict[str, Any]], timeout_s: float = 60.0, name: str | None = None) -> dict[str, Any]:
         from api_front.dal import PollingExecutor
 
         client = boto3.client("stepfunctions", region_name="us-east-1")
-        result = PollingExecutor(self.arn, client, timeout_s).run(f"run{uuid.uuid4().hex[:8]}", {"adapters": adapters})
+        name = name or f"run{uuid.uuid4().hex[:8]}"
+        result = PollingExecutor(self.arn, client, timeout_s).run(name, {"adapters": adapters})
         return {"status": result.status, "output": result.output, "error": result.error, "cause": result.cause}
 
     def task_failures(self) -> list[dict[str, Any]]:
@@ -97,7 +101,6 @@ def adapter_input(name: str, target: str, threshold: float, program: str) -> dic
         "base_model_uri": f"s3://finai-data/base-models/{name}/",
         "hyperparameters": {
             "sagemaker_program": program,
-            "sagemaker_submit_directory": "s3://finai-code/sourcedir.tar.gz",
             "base-model": "/opt/ml/input/data/base",
         },
     }

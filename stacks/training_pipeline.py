@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -26,7 +28,8 @@ from stacks.model_registry import ModelRegistry
 from stacks.training_source import build_sourcedir
 
 ASL_FILE = Path(__file__).resolve().parent.parent / "statemachines" / "training_pipeline.asl.json"
-DLC_ACCOUNT = "763104351884"
+IMAGE_DIR = Path(__file__).resolve().parent.parent / "training_jobs" / "image"
+_ECR_URI = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([a-z0-9._/-]+):")
 # How long a deleted or replaced object stays recoverable in the data and artifacts buckets.
 NONCURRENT_VERSION_DAYS = 30
 
@@ -85,7 +88,6 @@ class TrainingPipeline(Construct):
                 ],
             )
         self.sourcedir = s3_assets.Asset(self, "SourceDir", path=str(build_sourcedir(Path(tempfile.mkdtemp()))))
-        self.image = settings.image_uri(stack.region)
 
         self.role = iam.Role(
             self,
@@ -96,10 +98,19 @@ class TrainingPipeline(Construct):
         self.data.grant_read(self.role)
         self.artifacts.grant_read_write(self.role)
         # The one object, not the whole CDK assets bucket that every stack in the account shares.
+        # It reaches the job as the "code" channel (network isolation), an S3Prefix channel, which
+        # SageMaker lists before it downloads: ListBucket, limited to that key.
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
                 resources=[self.sourcedir.bucket.arn_for_objects(self.sourcedir.s3_object_key)],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.sourcedir.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{self.sourcedir.s3_object_key}*"]}},
             )
         )
         key.grant_encrypt_decrypt(self.role)
@@ -111,14 +122,7 @@ class TrainingPipeline(Construct):
                 ],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[
-                    f"arn:{stack.partition}:ecr:{stack.region}:{DLC_ACCOUNT}:repository/huggingface-pytorch-training"
-                ],
-            )
-        )
+        self.image = self._training_image(stack, settings)
         self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -159,6 +163,9 @@ class TrainingPipeline(Construct):
             state_machine_type=sfn.StateMachineType.STANDARD,
             substitutions={
                 "TrainingImage": self.image,
+                "SourceDirUri": self.sourcedir.s3_object_url,
+                # SageMaker puts the channel's object under its own name in the channel's folder.
+                "SubmitDirectory": f"/opt/ml/input/data/code/{self.sourcedir.s3_object_key}",
                 "SageMakerRoleArn": self.role.role_arn,
                 "ArtifactsBucket": self.artifacts.bucket_name,
                 "KmsKeyArn": key.key_arn,
@@ -182,6 +189,32 @@ class TrainingPipeline(Construct):
             ],
         )
 
+    def _training_image(self, stack: Stack, settings: TrainingSettings) -> str:
+        """The image URI the jobs run, pullable by the SageMaker role."""
+        configured = settings.image_uri(stack.region)
+        if configured is None:
+            # Built from the project's own pins (training_jobs/image): what the tests ran is what trains.
+            asset = ecr_assets.DockerImageAsset(
+                self,
+                "TrainingImage",
+                directory=str(IMAGE_DIR),
+                build_args={"VARIANT": settings.variant()},
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            )
+            asset.repository.grant_pull(self.role)
+            return asset.image_uri
+        match = _ECR_URI.match(configured)
+        if match is None:  # the config's pattern admits only ECR URIs; this guards the regex pair
+            raise ValueError(f"training.image {configured!r} is not an ECR image URI")
+        account, region, repository = match.groups()
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[f"arn:{stack.partition}:ecr:{region}:{account}:repository/{repository}"],
+            )
+        )
+        return configured
+
     def default_input(self, settings: TrainingSettings) -> dict[str, Any]:
         """What the schedule starts: both adapters, reading data and base models from the data bucket."""
 
@@ -192,9 +225,9 @@ class TrainingPipeline(Construct):
                 "threshold": threshold,
                 "train_uri": self.data.s3_url_for_object(f"{name}/"),
                 "base_model_uri": self.data.s3_url_for_object(f"base-models/{name}/"),
+                # sagemaker_submit_directory is set by the pipeline: the code channel's path.
                 "hyperparameters": {
                     "sagemaker_program": program,
-                    "sagemaker_submit_directory": self.sourcedir.s3_object_url,
                     "base-model": "/opt/ml/input/data/base",
                     **extra,
                 },

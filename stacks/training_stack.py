@@ -74,3 +74,6 @@ class TrainingStack(Stack):
         )
         CfnOutput(self, "DataBucket", value=self.pipeline.data.bucket_name)
         CfnOutput(self, "PipelineArn", value=self.pipeline.state_machine.state_machine_arn)
+        # What python -m training_jobs.launch needs besides the buckets: the image and the code.
+        CfnOutput(self, "TrainingImageUri", value=self.pipeline.image)
+        CfnOutput(self, "SourceDirUri", value=self.pipeline.sourcedir.s3_object_url)

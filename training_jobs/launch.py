@@ -8,7 +8,8 @@ rendered here, so an ad hoc run and a pipeline run cannot drift apart:
         --train-uri s3://my-data/sentiment/ --base-model-uri s3://my-data/base-models/sentiment/ \\
         --source-uri s3://my-code/sourcedir.tar.gz --dry-run
 
-(``make synth`` prints the stack outputs these values come from.)
+(The FinAi-training stack's outputs hold these values: TrainingImageUri for ``--image``,
+SourceDirUri for ``--source-uri``, and the buckets.)
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from typing import Any
 
 ASL = Path(__file__).resolve().parent.parent / "statemachines" / "training_pipeline.asl.json"
 PROGRAMS = {"sentiment": "train_sentiment.py", "advisor": "train_advisor.py"}
-DEFAULT_IMAGE = (
-    "763104351884.dkr.ecr.{region}.amazonaws.com/"
-    "huggingface-pytorch-training:2.1.0-transformers4.36.0-gpu-py310-cu121-ubuntu20.04"
-)
-_FORMAT = re.compile(r"^States\.Format\('([^']*)'((?:,\s*\$[\w.]+)*)\)$")
+_FORMAT = re.compile(r"^States\.Format\('([^']*)'((?:,\s*\$\$?[\w.]+)*)\)$")
+_MERGE = re.compile(r"^States\.JsonMerge\((\$[\w.]+),\s*(\$[\w.]+),\s*false\)$")
+# SageMaker's rule for training job names.
+JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 def train_parameters() -> dict[str, Any]:
@@ -35,8 +35,8 @@ def train_parameters() -> dict[str, Any]:
 
 
 def _path(document: dict[str, Any], path: str) -> Any:
-    value: Any = document
-    for part in path.removeprefix("$.").split("."):
+    value: Any = document["$$"] if path.startswith("$$.") else document
+    for part in path.removeprefix("$$.").removeprefix("$.").split("."):
         value = value[part]
     return value
 
@@ -48,6 +48,9 @@ def _resolve(expression: str, document: dict[str, Any]) -> Any:
         for arg in args:
             template = template.replace("{}", str(_path(document, arg)), 1)
         return template
+    merge = _MERGE.match(expression)
+    if merge:  # States.JsonMerge(a, b, false): a shallow merge, b's keys win
+        return {**_path(document, merge.group(1)), **_path(document, merge.group(2))}
     if expression.startswith("$."):
         return _path(document, expression)
     raise ValueError(f"unsupported expression {expression!r} in the pipeline's Train parameters")
@@ -73,12 +76,25 @@ def render(template: Any, substitutions: dict[str, str], document: dict[str, Any
     return template
 
 
+def item_selector() -> dict[str, Any]:
+    return dict(json.loads(ASL.read_text())["States"]["TrainAdapters"]["ItemSelector"])
+
+
+def submit_directory(source_uri: str) -> str:
+    """Where SageMaker puts the code channel's one object: the channel folder, under its own name."""
+    if not source_uri.startswith("s3://") or source_uri.endswith("/"):
+        raise ValueError(f"--source-uri must name one s3:// object (the sourcedir tarball), got {source_uri!r}")
+    return f"/opt/ml/input/data/code/{source_uri.rsplit('/', 1)[-1]}"
+
+
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
-    hyperparameters = {
-        "sagemaker_program": PROGRAMS[args.adapter],
-        "sagemaker_submit_directory": args.source_uri,
-        "base-model": "/opt/ml/input/data/base",
-    }
+    name = f"finai-{args.adapter}-{args.run_name}"
+    if not JOB_NAME.match(name):
+        raise ValueError(
+            f"training job name {name!r} breaks SageMaker's rule (at most 63 letters, digits and hyphens): "
+            "choose a shorter --run-name without underscores or dots"
+        )
+    hyperparameters = {"sagemaker_program": PROGRAMS[args.adapter], "base-model": "/opt/ml/input/data/base"}
     for pair in args.hyperparameter:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -91,16 +107,22 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
             "base_model_uri": args.base_model_uri,
             "hyperparameters": hyperparameters,
         },
-        "execution": args.run_name,
+        # What the pipeline's Map item carries besides the adapter (the code channel's path).
+        "code": render(item_selector()["code"], {"SubmitDirectory": submit_directory(args.source_uri)}, {}),
+        "run": "adhoc",
+        "index": 0,
+        "$$": {"State": {"RetryCount": 0}},
     }
     substitutions = {
-        "TrainingImage": (args.image or DEFAULT_IMAGE).replace("{region}", args.region),
+        "TrainingImage": args.image.replace("{region}", args.region),
+        "SourceDirUri": args.source_uri,
         "SageMakerRoleArn": args.role_arn,
         "ArtifactsBucket": args.artifacts_bucket,
         "KmsKeyArn": args.kms_key_arn,
         "InstanceType": args.instance_type,
     }
-    return render(train_parameters(), substitutions, document)
+    # The pipeline names jobs after its execution; an ad hoc job is named after its run.
+    return {**render(train_parameters(), substitutions, document), "TrainingJobName": name}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -112,9 +134,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--train-uri", required=True)
     p.add_argument("--base-model-uri", required=True)
     p.add_argument("--source-uri", required=True)
-    p.add_argument("--run-name", required=True, help="suffix of the job name, e.g. adhoc-20261122")
+    p.add_argument(
+        "--run-name", required=True, help="suffix of the job name (letters, digits, hyphens), e.g. adhoc-20261122"
+    )
     p.add_argument("--instance-type", default="ml.g5.xlarge")
-    p.add_argument("--image", default=None, help="training image URI ({region} is filled in)")
+    p.add_argument(
+        "--image",
+        required=True,
+        help="training image URI: the FinAi-training stack's TrainingImageUri output ({region} is filled in)",
+    )
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--hyperparameter", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--dry-run", action="store_true", help="print the request instead of sending it")

@@ -43,7 +43,49 @@ def test_create_training_job_request_is_isolated_encrypted_and_sized(synthesized
     assert subs["InstanceType"] == synthesized.config.training.instance_type
     key_id = next(iter(training(synthesized).find_resources("AWS::KMS::Key")))
     assert subs["KmsKeyArn"] == {"Fn::GetAtt": [key_id, "Arn"]}
-    assert subs["TrainingImage"] == synthesized.config.training.image_uri("us-east-1")
+    assert synthesized.config.training.image_uri("us-east-1") is None  # built from training_jobs/image
+    assert "container-assets" in json.dumps(subs["TrainingImage"])
+
+
+def test_code_reaches_the_isolated_job_as_a_channel_the_role_may_read(synthesized):
+    """Network isolation: the toolkit cannot download an s3:// submit directory from inside the
+    container, so the sourcedir asset is a channel, listed and read by the SageMaker role, and the
+    schedule's input carries no s3:// code location (the pipeline sets the channel's path)."""
+    machine, asl = pipeline_definition(synthesized)
+    train = asl["States"]["TrainAdapters"]["ItemProcessor"]["States"]["Train"]["Parameters"]
+    code = next(c for c in train["InputDataConfig"] if c["ChannelName"] == "code")["DataSource"]["S3DataSource"]
+    assert code["S3Uri"] == "${SourceDirUri}" and code["S3DataType"] == "S3Prefix"
+    selector = asl["States"]["TrainAdapters"]["ItemSelector"]
+    assert selector["code"] == {"sagemaker_submit_directory": "${SubmitDirectory}"}
+    assert train["HyperParameters.$"] == "States.JsonMerge($.adapter.hyperparameters, $.code, false)"
+    subs = machine["DefinitionSubstitutions"]
+    source = json.dumps(subs["SourceDirUri"])
+    key = subs["SubmitDirectory"].removeprefix("/opt/ml/input/data/code/")  # the asset's object key
+    # CDK names the object <hash>.gz; the toolkit opens the submit directory as a gzip tarball by path.
+    assert "cdk-hnb659fds-assets" in source and source.endswith(f'/{key}"}}') and key.endswith(".gz")
+    template = training(synthesized)
+    statements = [
+        s
+        for lid, p in template.find_resources("AWS::IAM::Policy").items()
+        if lid.startswith("PipelineSageMakerRole")
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    listing = next(s for s in statements if s["Action"] == "s3:ListBucket" and "cdk-hnb659fds-assets" in json.dumps(s))
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"{key}*"]}}
+    reads = [s for s in statements if s["Action"] == "s3:GetObject" and key in json.dumps(s["Resource"])]
+    assert reads, "the role may not read the sourcedir object"
+    rule = next(iter(template.find_resources("AWS::Events::Rule").values()))["Properties"]
+    assert "sagemaker_submit_directory" not in json.dumps(rule["Targets"][0]["Input"])
+
+
+def test_job_names_fit_sagemaker_and_the_role_that_creates_them(synthesized):
+    _, asl = pipeline_definition(synthesized)
+    train = asl["States"]["TrainAdapters"]["ItemProcessor"]["States"]["Train"]["Parameters"]
+    # finai- + 32 hex (MD5 of the execution id) + item index + attempt: at most 63 characters,
+    # only letters, digits and hyphens, whatever the execution's name; IAM allows finai-*.
+    assert train["TrainingJobName.$"] == "States.Format('finai-{}-{}-{}', $.run, $.index, $$.State.RetryCount)"
+    assert asl["States"]["TrainAdapters"]["ItemSelector"]["run.$"] == "States.Hash($$.Execution.Id, 'MD5')"
+    assert asl["States"]["TrainAdapters"]["MaxConcurrency"] < 10 and len("finai-") + 32 + 2 + 1 + 2 <= 63
 
 
 def test_buckets_are_kms_encrypted_versioned_tls_only_and_logged(synthesized):
@@ -100,7 +142,7 @@ def test_sagemaker_role_is_scoped(synthesized):
                 "ecr:GetAuthorizationToken",
                 "cloudwatch:PutMetricData",
             }
-    assert any("huggingface-pytorch-training" in json.dumps(s["Resource"]) for s in statements)
+    assert any("container-assets" in json.dumps(s["Resource"]) for s in statements)
 
 
 def test_pipeline_may_pass_only_the_sagemaker_role(synthesized):

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 
 import pytest
 
@@ -91,7 +92,33 @@ def test_training_request_is_isolated_encrypted_and_sized_from_config(strategy):
     assert request["ResourceConfig"]["VolumeKmsKeyId"] == SUBSTITUTIONS["KmsKeyArn"]
     assert request["OutputDataConfig"]["KmsKeyId"] == SUBSTITUTIONS["KmsKeyArn"]
     assert request["HyperParameters"]["sagemaker_program"] == "train_sentiment.py"
-    assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"train", "base"}
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in request["InputDataConfig"]}
+    assert set(channels) == {"train", "base", "code"}
+    # Under network isolation the container cannot download an s3:// submit directory: the code
+    # arrives as a channel and the toolkit reads the tarball from the channel's path.
+    assert channels["code"]["S3Uri"] == SUBSTITUTIONS["SourceDirUri"]
+    assert request["HyperParameters"]["sagemaker_submit_directory"] == "/opt/ml/input/data/code/sourcedir.tar.gz"
+    assert not any(str(v).startswith("s3://") for v in request["HyperParameters"].values())
+    # SageMaker writes the channel's one object into the channel folder under its own name.
+    code_object = channels["code"]["S3Uri"].rsplit("/", 1)[1]
+    assert request["HyperParameters"]["sagemaker_submit_directory"] == f"/opt/ml/input/data/code/{code_object}"
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == [
         {"Name": "gate", "Regex": "GATE_METRIC=([0-9.]+)"}
     ]
+
+
+JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
+
+
+def test_job_names_are_valid_for_any_execution_name_and_new_on_every_retry(strategy):
+    """Execution names may be 80 characters with underscores; SageMaker allows 63 without. A
+    throttled CreateTrainingJob is retried under a new name (a reused one would be refused)."""
+    sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.9, "advisor": 0.9}, throttle=1)
+    with local_training_pipeline(sagemaker, strategy) as pipeline:
+        result = pipeline.run(ADAPTERS, name="nightly_retrain_" + "x" * 64)
+    assert result["status"] == "SUCCEEDED", result
+    names = [r["TrainingJobName"] for r in sagemaker.requests]
+    assert len(sagemaker.refused) == 1 and len(set(names)) == 2
+    assert sagemaker.refused[0] not in names
+    assert all(JOB_NAME.match(name) for name in [*names, *sagemaker.refused]), names
+    assert {n.rsplit("-", 2)[0] for n in names} == {sagemaker.refused[0].rsplit("-", 2)[0]}  # one run, one prefix

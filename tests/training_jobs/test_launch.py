@@ -53,7 +53,6 @@ def test_launch_sends_a_valid_create_training_job_request():
 def test_launch_request_equals_the_pipeline_request():
     ad_hoc = launch.build_request(launch.parse_args(ARGS))
     item = adapter_input("sentiment", "sentiment", 0.7, "train_sentiment.py")
-    item["hyperparameters"]["sagemaker_submit_directory"] = "s3://finai-code/sourcedir.tar.gz"
     sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.9})
     with local_training_pipeline(sagemaker, InMemoryStrategyStore(json.loads(DOCUMENT_PATH.read_text()))) as pipeline:
         pipeline.run([item])
@@ -61,6 +60,14 @@ def test_launch_request_equals_the_pipeline_request():
     assert {k: v for k, v in ad_hoc.items() if k != "TrainingJobName"} == {
         k: v for k, v in from_pipeline.items() if k != "TrainingJobName"
     }
+
+
+def test_a_run_name_sagemaker_would_refuse_is_a_clear_error(capsys):
+    at = ARGS.index("--run-name") + 1
+    for bad in ("nightly_1", "x" * 60):
+        args = [*ARGS[:at], bad, *ARGS[at + 1 :]]
+        assert launch.main(args) == 2
+        assert "SageMaker's rule" in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_request(capsys):
