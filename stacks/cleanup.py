@@ -12,13 +12,14 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import TrainingSettings
+from cdk_app.names import JOB_NAME_PREFIX, TRAINING_OUTPUT_PREFIX
 from stacks.common import SCHEDULED_NO_DLQ, PythonFunction
 
 IN_USE_TAG = "finai:in-use"
-NAME_PREFIX = "finai-"
+NAME_PREFIX = JOB_NAME_PREFIX
 PLATFORM_TAG = "finai:platform"
 PLATFORM = "finai"
-TRAINING_PREFIX = "training"
+TRAINING_PREFIX = TRAINING_OUTPUT_PREFIX
 
 
 class Cleanup(Construct):

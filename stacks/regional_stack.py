@@ -39,7 +39,7 @@ class RegionalStack(Stack):
         self.model_config = model_config = ModelConfig(
             self, "ModelConfig", alarm_topic=operations.topic, strategy=config.strategy_for(region)
         )
-        serving = Serving(self, "Serving", key=key, settings=config.serving)
+        serving = Serving(self, "Serving", key=key, settings=config.serving, primary_region=config.primary_region)
         router = Router(
             self,
             "Router",

@@ -7,7 +7,7 @@ baked into the image, or fetched from a pinned S3 prefix at cold start.
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Size, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -17,12 +17,17 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import ServingArtifact, ServingSettings
+from cdk_app.names import JOB_NAME_PREFIX, TRAINING_OUTPUT_PREFIX, artifacts_bucket_name
 from stacks.common import LAMBDAS_DIR, function_logs_and_role
 
 COMPONENTS = ("advisor", "sentiment")
 # Only what the Dockerfiles COPY: the zip functions, tests and caches stay out of the build
 # context (and out of the asset hash, which keeps synth identical between machines).
 IMAGE_CONTEXT_EXCLUDES = ["*", "!serving/**", "!advisor/**", "!sentiment/**", "**/__pycache__", "**/*.pyc"]
+# /tmp holds a promoted model.tar.gz while its serve/ folder is unpacked, for up to two artifacts
+# (serving.artifacts.PROMOTED_KEEP): a causal advisor in fp32 is about 650 MB unpacked, and
+# Lambda's default 512 MB of ephemeral storage would not hold even one.
+EPHEMERAL_STORAGE_MB = 4096
 
 
 class ServingFunction(Construct):
@@ -36,8 +41,10 @@ class ServingFunction(Construct):
         key: kms.IKey,
         memory_mb: int,
         artifact: ServingArtifact,
+        primary_region: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        stack = Stack.of(self)
         self.log_group, self.role = function_logs_and_role(
             self, key, f"Execution role of the {component} serving function"
         )
@@ -57,6 +64,7 @@ class ServingFunction(Construct):
             architecture=lambda_.Architecture.X86_64,
             role=self.role,
             memory_size=memory_mb,
+            ephemeral_storage_size=Size.mebibytes(EPHEMERAL_STORAGE_MB),
             # Cold start includes loading (and, from S3, downloading and verifying) the artifact.
             timeout=Duration.seconds(30),
             tracing=lambda_.Tracing.ACTIVE,
@@ -68,6 +76,7 @@ class ServingFunction(Construct):
         if artifact.bucket:
             bucket = s3.Bucket.from_bucket_name(self, "ArtifactBucket", artifact.bucket)
             bucket.grant_read(self.function, f"{artifact.prefix}/*" if artifact.prefix else "*")
+        self._grant_promoted(stack, primary_region)
         acknowledge(
             self,
             [
@@ -76,6 +85,16 @@ class ServingFunction(Construct):
                     "X-Ray's PutTraceSegments/PutTelemetryRecords accept no resource ARN; the S3 grant is "
                     "limited to the artifact prefix named in context (object keys under it).",
                     ["Resource::*", "regex:^Action::s3:.*\\*$", "regex:^Resource::arn:.*:s3:::.*/\\*$"],
+                ),
+                (
+                    "IAM5",
+                    "Promoted artifacts are named by training job (finai-*), so the read is scoped by "
+                    "prefix to their model.tar.gz; Decrypt is on the primary region's keys, but only "
+                    "through S3 and only for the artifacts bucket (kms:ViaService and encryption context).",
+                    [
+                        "regex:^Resource::arn:[^:]+:s3:::finai-artifacts-.*/training/finai-\\*/output/model\\.tar\\.gz$",
+                        "regex:^Resource::arn:[^:]+:kms:.*:key/\\*$",
+                    ],
                 ),
                 (
                     "LambdaInsideVPC",
@@ -98,11 +117,38 @@ class ServingFunction(Construct):
             ],
         )
 
+    def _grant_promoted(self, stack: Stack, primary_region: str) -> None:
+        """Read what promotion points at: a training job's model.tar.gz in the primary region's
+        artifacts bucket, from either region. The bucket is KMS-encrypted with the training
+        stack's key, which lives in the primary region: Decrypt is allowed only through S3 there
+        and only for that bucket (S3 Bucket Keys make the bucket ARN the encryption context)."""
+        bucket_arn = f"arn:{stack.partition}:s3:::{artifacts_bucket_name(stack.account, primary_region)}"
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"{bucket_arn}/{TRAINING_OUTPUT_PREFIX}/{JOB_NAME_PREFIX}*/output/model.tar.gz"],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[f"arn:{stack.partition}:kms:{primary_region}:{stack.account}:key/*"],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"s3.{primary_region}.amazonaws.com",
+                        "kms:EncryptionContext:aws:s3:arn": bucket_arn,
+                    }
+                },
+            )
+        )
+
 
 class Serving(Construct):
     """Both serving functions; ``targets`` is the router's LAMBDA_PROVIDERS mapping."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, settings: ServingSettings) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, key: kms.IKey, settings: ServingSettings, primary_region: str
+    ) -> None:
         super().__init__(scope, construct_id)
         self.advisor = ServingFunction(
             self,
@@ -112,6 +158,7 @@ class Serving(Construct):
             key=key,
             memory_mb=settings.memory_mb,
             artifact=settings.advisor,
+            primary_region=primary_region,
         )
         self.sentiment = ServingFunction(
             self,
@@ -121,6 +168,7 @@ class Serving(Construct):
             key=key,
             memory_mb=settings.memory_mb,
             artifact=settings.sentiment,
+            primary_region=primary_region,
         )
 
     @property

@@ -22,6 +22,7 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import TrainingSettings
+from cdk_app.names import artifacts_bucket_name
 from stacks.common import PythonFunction, access_log_bucket, asl_state_machine
 from stacks.model_config import ModelConfig
 from stacks.model_registry import ModelRegistry
@@ -34,10 +35,13 @@ _ECR_URI = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([a-z0
 NONCURRENT_VERSION_DAYS = 30
 
 
-def _bucket(scope: Construct, construct_id: str, key: kms.IKey, logs: s3.IBucket, prefix: str) -> s3.Bucket:
+def _bucket(
+    scope: Construct, construct_id: str, key: kms.IKey, logs: s3.IBucket, prefix: str, name: str | None = None
+) -> s3.Bucket:
     return s3.Bucket(
         scope,
         construct_id,
+        bucket_name=name,
         encryption=s3.BucketEncryption.KMS,
         encryption_key=key,
         bucket_key_enabled=True,
@@ -73,7 +77,10 @@ class TrainingPipeline(Construct):
         stack = Stack.of(self)
         self.access_logs = access_log_bucket(self, "AccessLogs")
         self.data = _bucket(self, "Data", key, self.access_logs, "data/")
-        self.artifacts = _bucket(self, "Artifacts", key, self.access_logs, "artifacts/")
+        # Named, so that both regions' serving functions can read promoted artifacts (stacks/serving.py).
+        self.artifacts = _bucket(
+            self, "Artifacts", key, self.access_logs, "artifacts/", artifacts_bucket_name(stack.account, stack.region)
+        )
         for bucket in (self.data, self.artifacts):
             acknowledge(
                 bucket,

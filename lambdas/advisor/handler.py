@@ -14,9 +14,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.artifacts import locate
+from serving.artifacts import ARTIFACT_URI, PROMOTED_KEEP, ArtifactError, resolve
 from serving.generator import Generator
-from serving.http import BadRequest, bad_request, parse, response
+from serving.http import BadRequest, bad_request, health, parse, response, unavailable
 from serving.plans import REPETITION_PENALTY, plan_constraint
 from serving.runtime import InputTooLong
 from shared.budgeting import (
@@ -45,12 +45,14 @@ class AdviceRequest(BaseModel):
     truncate: bool = False
     # Asked for by the stream route (InvokeWithResponseStream); see stream_handler.
     stream: bool = False
+    # The strategy variant's artifact (what promotion wrote); absent: the function's default.
+    artifact_uri: str | None = Field(default=None, max_length=1024, pattern=ARTIFACT_URI.pattern)
 
 
-@lru_cache(maxsize=1)
-def generator() -> Generator:
-    # Once per container: the artifact is verified against its manifest checksums here.
-    return Generator(locate())
+@lru_cache(maxsize=PROMOTED_KEEP)
+def generator(artifact_uri: str | None = None) -> Generator:
+    # Once per artifact and container: the artifact is verified against its manifest checksums here.
+    return Generator(resolve(artifact_uri))
 
 
 def _prepare(event: Any) -> tuple[AdviceRequest, Generator, list[int], str]:
@@ -60,7 +62,7 @@ def _prepare(event: Any) -> tuple[AdviceRequest, Generator, list[int], str]:
     request = parse(event, AdviceRequest)
     if not request.query.strip():
         raise BadRequest("query: must contain text, not only whitespace")
-    model = generator()
+    model = generator(request.artifact_uri) if request.artifact_uri else generator()
     if model.answer_format == "plan" and parse_prompt(request.query) is None:
         # The plan advisor renders steps from a profile; without one it has nothing to answer.
         raise BadRequest("query: this advisor answers a spending profile, and the query carries none")
@@ -79,12 +81,16 @@ def too_long(exc: InputTooLong) -> dict[str, Any]:
 
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    if isinstance(event, dict) and event.get("action") == "health":
+        return health(generator, event.get("artifact_uri"))
     try:
         request, model, ids, prompt = _prepare(event)
     except InputTooLong as exc:
         return too_long(exc)
     except BadRequest as exc:
         return bad_request(str(exc))
+    except ArtifactError as exc:
+        return unavailable(exc)
     result = model.generate_ids(
         ids,
         max_new_tokens=request.max_new_tokens,
@@ -139,6 +145,9 @@ def stream_handler(event: Any, context: Any) -> Iterator[bytes]:
         return
     except BadRequest as exc:
         yield _line(bad_request(str(exc)))
+        return
+    except ArtifactError as exc:
+        yield _line(unavailable(exc))
         return
     pieces = model.stream_ids(
         ids, request.max_new_tokens, repetition_penalty=REPETITION_PENALTY, constraint=plan_constraint(model, prompt)

@@ -18,7 +18,7 @@ from typing import Any
 from api_stream.logic import End, Piece
 from fallback.handler import BASELINE_MODEL, MAX_TOKENS, SYSTEM_PROMPT, TEMPERATURE, FallbackEvent
 from fallback.handler import answer as fallback_answer
-from router.dal import lambda_targets_from_env, refused
+from router.dal import lambda_targets_from_env, refused, with_artifact
 from router.handler import InvokeEvent, handle_invoke
 from shared.bedrock import GuardrailRef, converse_stream
 from shared.budgeting import advise
@@ -62,7 +62,9 @@ def _frames(events: Any) -> Iterator[dict[str, Any]]:
         yield json.loads(pending)
 
 
-def serving_stream(lambda_client: Any, target: str, model_id: str, prompt: str) -> Iterator[Piece]:
+def serving_stream(
+    lambda_client: Any, target: str, model_id: str, prompt: str, artifact_uri: str | None = None
+) -> Iterator[Piece]:
     """A serving Lambda's advice as it is generated.
 
     The function answers ``{"query", "stream": true}`` with JSON lines: ``{"delta": text}`` per
@@ -74,7 +76,7 @@ def serving_stream(lambda_client: Any, target: str, model_id: str, prompt: str) 
     function = lambda_targets_from_env().get(target)
     if function is None:
         raise failure(model_id, "UnknownTarget", f"no function configured for target {target!r}")
-    payload = json.dumps({"query": redact(prompt).text, "stream": True}).encode()
+    payload = json.dumps(with_artifact({"query": redact(prompt).text, "stream": True}, artifact_uri)).encode()
     result = lambda_client.invoke_with_response_stream(FunctionName=function, Payload=payload)
     sent = False
     for frame in _frames(result["EventStream"]):
@@ -131,7 +133,13 @@ def primary_source(
     if selection["provider"] == "lambda" and use_case is not UseCase.SENTIMENT and guardrail is None:
         # With an output guardrail the served text is checked whole (as on the sync path) before
         # any of it is sent, so it comes through handle_invoke below as one piece.
-        return lambda: serving_stream(lambda_client, str(selection.get("target") or ""), selection["model_id"], prompt)
+        return lambda: serving_stream(
+            lambda_client,
+            str(selection.get("target") or ""),
+            selection["model_id"],
+            prompt,
+            selection.get("artifact_uri"),
+        )
     event = InvokeEvent.model_validate(
         {"action": "invoke", "request_id": request_id, "use_case": use_case, "prompt": prompt, "selection": selection}
     )

@@ -86,9 +86,11 @@ class LambdaProvider:
         self._guardrail = guardrail
         self._bedrock = bedrock_client
 
-    def complete_target(self, target: str, model_id: str, request: ModelRequest) -> Completion:
+    def complete_target(
+        self, target: str, model_id: str, request: ModelRequest, artifact_uri: str | None = None
+    ) -> Completion:
         """A generative adapter (the advisor): ``{"query"}`` in, ``{"response", "model_version"}`` out."""
-        body = self._invoke(target, model_id, {"query": request.prompt})
+        body = self._invoke(target, model_id, with_artifact({"query": request.prompt}, artifact_uri))
         if not body.get("response"):
             raise failure(model_id, "BadResponse", str(body)[:300])
         if self._guardrail is not None and self._bedrock is None:
@@ -103,14 +105,16 @@ class LambdaProvider:
             stop_reason="end_turn" if text == original else GUARDRAIL_INTERVENED,
         )
 
-    def classify_target(self, target: str, model_id: str, text: str) -> tuple[SentimentResult, str]:
+    def classify_target(
+        self, target: str, model_id: str, text: str, artifact_uri: str | None = None
+    ) -> tuple[SentimentResult, str]:
         """A classifier adapter (sentiment): one text in, its result and the model version out.
 
         The text is sent with ``truncate``: the front already bounds its length in characters,
         and a text over the token window must not count as the model's failure against the
         circuit. The result says when it was cut.
         """
-        body = self._invoke(target, model_id, {"texts": [text], "truncate": True})
+        body = self._invoke(target, model_id, with_artifact({"texts": [text], "truncate": True}, artifact_uri))
         results = body.get("results")
         if not isinstance(results, list) or len(results) != 1:
             raise failure(model_id, "BadResponse", str(body)[:300])
@@ -134,6 +138,11 @@ class LambdaProvider:
         return body
 
 
+def with_artifact(payload: dict[str, Any], artifact_uri: str | None) -> dict[str, Any]:
+    """The serving function's request, naming the artifact the strategy's variant points at."""
+    return {**payload, "artifact_uri": artifact_uri} if artifact_uri else payload
+
+
 def refused(model_id: str, status: int, body: Any) -> ModelCallError:
     """A serving function's error answer as a classified failure. A plan the profile does not
     support is the model failing the task (its 422). Another 4xx is the function refusing this
@@ -141,6 +150,10 @@ def refused(model_id: str, status: int, body: Any) -> ModelCallError:
     counted against the model's circuit. Anything else breaks the function's contract."""
     if isinstance(body, dict) and body.get("error") == "malformed_plan":
         return failure(model_id, "MalformedPlan", str(body.get("message"))[:300])  # the model's answer: a task failure
+    if isinstance(body, dict) and body.get("error") in ("no_artifact", "artifact_error"):
+        # The function cannot load what it should serve: the platform's fault, counted, and said.
+        code = "NoArtifact" if body["error"] == "no_artifact" else "ArtifactError"
+        return failure(model_id, code, str(body.get("message"))[:300])
     if 400 <= status < 500 and isinstance(body, dict):
         code = "PromptTooLong" if body.get("error") == "prompt_too_long" else "InputRejected"
         return failure(model_id, code, str(body.get("message") or body)[:300])

@@ -59,6 +59,7 @@ class Selection(BaseModel):
     provider: Literal["bedrock", "lambda"]
     model_id: str
     target: str | None = None
+    artifact_uri: str | None = None
     max_tokens: int
     temperature: float
     top_p: float | None = None
@@ -167,13 +168,17 @@ def _counted(exc: ModelCallError, model_id: str) -> ModelCallError:
 def _complete(selection: Selection, request: ModelRequest, deadline: float) -> Completion:
     if selection.provider == "bedrock":
         return _bedrock().complete(selection.model_id, request, deadline)
-    return _lambda_provider().complete_target(selection.target or "", selection.model_id, request)
+    return _lambda_provider().complete_target(
+        selection.target or "", selection.model_id, request, artifact_uri=selection.artifact_uri
+    )
 
 
 def _classify(selection: Selection, request: ModelRequest, deadline: float) -> tuple[Completion, SentimentResult]:
     """A sentiment label from the classifier adapter, or from a generative model told to give one."""
     if selection.provider == "lambda":
-        result, version = _lambda_provider().classify_target(selection.target or "", selection.model_id, request.prompt)
+        result, version = _lambda_provider().classify_target(
+            selection.target or "", selection.model_id, request.prompt, artifact_uri=selection.artifact_uri
+        )
         return Completion(describe(result), version, 0, 0, CLASSIFIED), result
     system_prompt = "\n\n".join(filter(None, (request.system_prompt, LABEL_INSTRUCTION)))
     completion = _bedrock().complete(selection.model_id, replace(request, system_prompt=system_prompt), deadline)

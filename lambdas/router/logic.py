@@ -61,6 +61,8 @@ def _selection(
         "provider": variant.provider,
         "model_id": variant.model_id,
         "target": variant.target,
+        # What promotion wrote: the serving function loads exactly this artifact for the request.
+        "artifact_uri": variant.artifact_uri,
         "max_tokens": variant.max_tokens if max_tokens is None else max_tokens,
         "temperature": variant.temperature,
         "top_p": variant.top_p,

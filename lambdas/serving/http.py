@@ -54,3 +54,29 @@ def parse(event: Any, model: type[Request]) -> Request:
         return model.model_validate(payload)
     except ValidationError as exc:
         raise BadRequest(_describe(exc)) from exc
+
+
+def unavailable(exc: Exception) -> dict[str, Any]:
+    """503 for a function that cannot load the artifact it was asked to serve: none at all
+    (``no_artifact``) or one that fails its checksums or download (``artifact_error``). The
+    platform's fault, not the client's: the router counts it against the model and falls back."""
+    from serving.artifacts import NoArtifact
+
+    error = "no_artifact" if isinstance(exc, NoArtifact) else "artifact_error"
+    return response(503, {"error": error, "message": str(exc)[:500]})
+
+
+def health(load: Any, uri: str | None) -> dict[str, Any]:
+    """``{"action": "health"}``: 200 with the artifact's version when the function can serve,
+    503 that says why when it cannot. ``load`` builds (or returns the cached) model for ``uri``."""
+    from serving.artifacts import ArtifactError
+
+    if uri is not None and not isinstance(uri, str):
+        return bad_request("artifact_uri must be a string")
+    try:
+        model = load(uri) if uri else load()  # the same cache entry as an ordinary request
+    except ArtifactError as exc:
+        failed = unavailable(exc)
+        body = json.loads(failed["body"])
+        return response(503, {"status": body["error"], "message": body["message"], "artifact_uri": uri})
+    return response(200, {"status": "ready", "model_version": model.version, "artifact_uri": uri})

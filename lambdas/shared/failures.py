@@ -59,6 +59,11 @@ CLASSIFICATION: dict[str, tuple[FailureClass, str]] = {
     "FunctionError": (FailureClass.MODEL, "a serving function raised"),
     "UnknownTarget": (FailureClass.MODEL, "the strategy names a serving function we do not have"),
     "NoLambdaProvider": (FailureClass.MODEL, "no serving function is configured"),
+    "NoArtifact": (
+        FailureClass.MODEL,
+        "the serving function has no artifact to serve (none promoted, configured or baked)",
+    ),
+    "ArtifactError": (FailureClass.MODEL, "the promoted artifact fails its checksums or cannot be fetched"),
     "ValidationException": (FailureClass.REQUEST, "Bedrock refused this input (too long, malformed content)"),
     "InvalidRequest": (FailureClass.REQUEST, "the event failed the shared request model"),
     "UnreadableLabel": (FailureClass.TASK, "the answer names no single sentiment label"),

@@ -54,6 +54,39 @@ def test_router_maps_targets_to_the_functions_and_may_invoke_only_them(synthesiz
     assert '"*"' not in targets
 
 
+@pytest.mark.parametrize("region", REGIONS)
+def test_both_regions_may_read_exactly_what_promotion_points_at(synthesized, region):
+    """Promotion writes a training job's model.tar.gz URI into the strategy of both regions; each
+    region's serving functions must be able to fetch it from the primary's artifacts bucket, and
+    decrypt it with the training key (in the primary region) through S3 only. /tmp must hold it."""
+    from tests.infrastructure.cfn import render
+
+    primary = synthesized.config.primary_region
+    training = synthesized.templates["FinAi-training"].to_json()["Resources"]
+    bucket = next(
+        render(r["Properties"]["BucketName"], primary)
+        for r in training.values()
+        if r["Type"] == "AWS::S3::Bucket" and "BucketName" in r["Properties"]
+    )
+    assert bucket.startswith("finai-artifacts-") and bucket.endswith(f"-{primary}")
+    template = synthesized.regional(region)
+    for component in ("Advisor", "Sentiment"):
+        statements = [render(s, region) for s in statements_of(template, f"Serving{component}Role")]
+        reads = [s for s in statements if "s3:GetObject" in actions_of(s)]
+        assert [s["Resource"] for s in reads] == [f"arn:aws:s3:::{bucket}/training/finai-*/output/model.tar.gz"]
+        decrypts = [s for s in statements if "kms:Decrypt" in actions_of(s) and "Condition" in s]
+        assert len(decrypts) == 1
+        assert decrypts[0]["Resource"].startswith(f"arn:aws:kms:{primary}:")
+        assert decrypts[0]["Condition"] == {
+            "StringEquals": {
+                "kms:ViaService": f"s3.{primary}.amazonaws.com",
+                "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{bucket}",
+            }
+        }
+    for function in image_functions(template).values():
+        assert function["Properties"]["EphemeralStorage"] == {"Size": 4096}
+
+
 def test_s3_artifact_config_sets_the_pin_and_grants_only_that_prefix(tmp_path):
     sha = "ab" * 32
     synthesized = synthesize(

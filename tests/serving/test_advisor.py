@@ -72,11 +72,19 @@ def test_over_the_token_limit_is_rejected_unless_truncation_is_asked_for(advisor
     assert status == 200
 
 
-def test_a_missing_artifact_fails_the_cold_start_clearly(monkeypatch, tmp_path):
+def test_a_missing_artifact_is_a_clear_503_and_the_health_says_so(monkeypatch, tmp_path):
+    """No crash at cold start or on a request: the function says it has nothing to serve."""
     monkeypatch.setenv("MODEL_DIR", str(tmp_path))
+    monkeypatch.delenv("MODEL_S3_URI", raising=False)
     handler.generator.cache_clear()
-    with pytest.raises(ArtifactError, match=r"no manifest\.json"):
-        handler.lambda_handler({"query": "hello"}, CTX)
+    result = handler.lambda_handler({"query": "hello"}, CTX)
+    body = json.loads(result["body"])
+    assert (result["statusCode"], body["error"]) == (503, "no_artifact")
+    assert "manifest.json" in body["message"] and "promote one" in body["message"]
+    health = handler.lambda_handler({"action": "health"}, CTX)
+    assert (health["statusCode"], json.loads(health["body"])["status"]) == (503, "no_artifact")
+    lines = [json.loads(line) for line in handler.stream_handler({"query": "hello", "stream": True}, CTX)]
+    assert lines[0]["statusCode"] == 503 and json.loads(lines[0]["body"])["error"] == "no_artifact"
     handler.generator.cache_clear()
 
 
@@ -84,7 +92,10 @@ def test_wrong_kind_of_artifact_is_refused(monkeypatch, bert_artifacts):
     monkeypatch.setenv("MODEL_DIR", str(bert_artifacts["int8"]))
     handler.generator.cache_clear()
     with pytest.raises(ArtifactError, match="not an advisor"):
-        handler.lambda_handler({"query": "hello"}, CTX)
+        handler.generator()
+    result = handler.lambda_handler({"query": "hello"}, CTX)
+    body = json.loads(result["body"])
+    assert (result["statusCode"], body["error"]) == (503, "artifact_error") and "not an advisor" in body["message"]
     handler.generator.cache_clear()
 
 
