@@ -55,18 +55,17 @@ def build(app: cdk.App, config: PlatformConfig, *, compliance: bool = True) -> l
             # Deployment order only: the regions read the keys by secret name, not by reference.
             regional.add_stack_dependency(keys)
     primary = stacks[0]
-    if not isinstance(primary, RegionalStack):  # narrows the type; build() appends regions first
-        raise TypeError("the first stack must be the primary region's")
-    stacks.append(
-        TrainingStack(
-            app,
-            training_stack_name(),
-            config=config,
-            model_config=primary.model_config,
-            env=cdk.Environment(account=config.account, region=config.primary_region),
-            description="FinAI platform adapter training pipeline",
-        )
+    training = TrainingStack(
+        app,
+        training_stack_name(),
+        config=config,
+        env=cdk.Environment(account=config.account, region=config.primary_region),
+        description="FinAI platform adapter training pipeline",
     )
+    for regional in list(stacks):
+        # Deployment order only: promotion invokes each region's promote function by name.
+        training.add_stack_dependency(regional)
+    stacks.append(training)
     if keys is not None:
         stacks.insert(0, keys)
     if not config.dns_failover_enabled:

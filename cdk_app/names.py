@@ -22,13 +22,21 @@ def budget_table_name(region: str) -> str:
     return f"{STACK_PREFIX}-budgets-{region}"
 
 
-def artifacts_bucket_name(account: str, primary_region: str) -> str:
-    """The training artifacts bucket: fixed, so that both regions' serving functions can be granted
-    read on the promoted ``model.tar.gz`` without a cross-region reference (bucket names are
-    global: the account and region make it ours)."""
-    return f"finai-artifacts-{account}-{primary_region}"
+def artifacts_bucket_pattern() -> str:
+    """The training artifacts bucket's name, as an IAM pattern both regions' serving functions can
+    be granted on without a cross-region reference. The bucket is retained on destroy, so it is not
+    given a fixed name (a redeploy would collide with the retained one); CloudFormation names it
+    ``<stack name>-<logical id>-<random suffix>`` in lower case, and the logical id starts with
+    the construct path Pipeline/Artifacts (tests/infrastructure/test_serving.py checks both)."""
+    return f"{training_stack_name().lower()}-pipelineartifacts*"
 
 
 # Training jobs write under training/<job name>/output/model.tar.gz; job names start with finai-.
 TRAINING_OUTPUT_PREFIX = "training"
 JOB_NAME_PREFIX = "finai-"
+
+
+def promote_function_name(region: str) -> str:
+    """Each region's promote function: fixed, so the primary's pipeline can invoke every region's
+    by ARN (Lambda function names are unique per region)."""
+    return f"{STACK_PREFIX}-promote-{region}"

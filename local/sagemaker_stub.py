@@ -50,6 +50,8 @@ class OfflineSageMaker:
     requests: list[dict[str, Any]] = field(default_factory=list)
     throttle: int = 0
     refused: list[str] = field(default_factory=list)
+    # adapter -> the model.tar.gz a completed job leaves at its ModelArtifacts URI (in moto's S3).
+    model_tarballs: dict[str, bytes] = field(default_factory=dict)
 
     def create_training_job(self, **request: Any) -> dict[str, Any]:
         if len(self.refused) < self.throttle:
@@ -70,11 +72,19 @@ class OfflineSageMaker:
             if adapter not in self.gate_values
             else [{"MetricName": "gate", "Value": self.gate_values[adapter], "Timestamp": "2026-01-01T00:00:00Z"}]
         )
+        artifacts = f"{output}/{TrainingJobName}/output/model.tar.gz"
+        if status == "Completed" and adapter in self.model_tarballs:
+            import boto3
+
+            bucket, _, key = artifacts.removeprefix("s3://").partition("/")
+            boto3.client("s3", region_name="us-east-1").put_object(
+                Bucket=bucket, Key=key, Body=self.model_tarballs[adapter]
+            )
         return {
             "TrainingJobName": TrainingJobName,
             "TrainingJobStatus": status,
             "FailureReason": "AlgorithmError: scripted failure" if status == "Failed" else None,
-            "ModelArtifacts": {"S3ModelArtifacts": f"{output}/{TrainingJobName}/output/model.tar.gz"},
+            "ModelArtifacts": {"S3ModelArtifacts": artifacts},
             "FinalMetricDataList": metrics,
             "HyperParameters": request["HyperParameters"],
         }

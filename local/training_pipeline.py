@@ -3,11 +3,12 @@ CreateModelPackage by moto's SageMaker, the promote step by the real handler."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -45,6 +46,7 @@ class TrainingPipeline:
     arn: str
     sagemaker: OfflineSageMaker
     lambdas: InProcessLambdas
+    stores: dict[str, Any] = field(default_factory=dict)  # region -> that region's strategy store
 
     def run(self, adapters: list[dict[str, Any]], timeout_s: float = 60.0, name: str | None = None) -> dict[str, Any]:
         from api_front.dal import PollingExecutor
@@ -66,29 +68,64 @@ class TrainingPipeline:
         return client.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
 
 
+REGIONS = ("us-east-1", "us-west-2")
+
+
 @contextmanager
-def local_training_pipeline(sagemaker: OfflineSageMaker, promote_store: Any) -> Iterator[TrainingPipeline]:
+def local_training_pipeline(
+    sagemaker: OfflineSageMaker, promote_store: Any, secondary_store: Any | None = None, failing_region: str = ""
+) -> Iterator[TrainingPipeline]:
+    """The pipeline in moto. Its promotion step is the real fan-out (promote.fanout), and each
+    region's promote function the real handler over that region's store: ``promote_store`` for the
+    primary, ``secondary_store`` for the secondary (a copy of the primary's document when None).
+    ``failing_region``'s function raises, as a region that cannot be reached would."""
+    import copy
+
     from moto import mock_aws
 
+    from promote import fanout
     from promote import handler as promote
+    from promote.dal import InMemoryStrategyStore
 
+    stores = {
+        REGIONS[0]: promote_store,
+        REGIONS[1]: secondary_store or InMemoryStrategyStore(copy.deepcopy(promote_store.latest()[1])),
+    }
+
+    def regional(region: str) -> Any:
+        def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            if region == failing_region:
+                raise RuntimeError(f"{region} does not answer")
+            with mock.patch.object(promote, "_store", lambda: stores[region]):
+                return dict(promote.lambda_handler(event, context))
+
+        return handle
+
+    functions = {r: f"arn:aws:lambda:{r}:{ACCOUNT}:function:FinAi-promote-{r}" for r in REGIONS}
     lambdas = InProcessLambdas("us-east-1")
     with (
-        mock.patch.dict(os.environ, {**TEST_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}),
+        mock.patch.dict(
+            os.environ,
+            {**TEST_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1", "PROMOTE_FUNCTIONS": json.dumps(functions)},
+        ),
         mock_aws(config=MOTO_CONFIG),
         routed_to(lambdas),
         sagemaker_in_process(sagemaker),
-        mock.patch.object(promote, "_store", lambda: promote_store),
     ):
         boto3.client("sagemaker", region_name="us-east-1").create_model_package_group(ModelPackageGroupName=GROUP)
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=SUBSTITUTIONS["ArtifactsBucket"])
         arn = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
             name="training-pipeline",
             type="STANDARD",
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
             definition=render_definition(SUBSTITUTIONS, ASL_PATH),
         )["stateMachineArn"]
-        lambdas.register("promote", promote.lambda_handler)
-        yield TrainingPipeline(arn, sagemaker, lambdas)
+        lambdas.register("promote", fanout.lambda_handler)
+        for region in REGIONS:  # reached through moto's Lambda API, as the fan-out reaches them on AWS
+            lambdas.register(f"FinAi-promote-{region}", regional(region))
+        pipeline = TrainingPipeline(arn, sagemaker, lambdas)
+        pipeline.stores = stores
+        yield pipeline
 
 
 def adapter_input(name: str, target: str, threshold: float, program: str) -> dict[str, Any]:

@@ -167,6 +167,7 @@ class PythonFunction(Construct):
         no_dlq_reason: str = SYNC_NO_DLQ,
         handler: str | None = None,
         extra_layers: tuple[str, ...] = (),
+        function_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -184,6 +185,7 @@ class PythonFunction(Construct):
             architecture=lambda_.Architecture.X86_64,
             code=lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=ASSET_EXCLUDES),
             handler=handler or f"{component}.handler.lambda_handler",
+            function_name=function_name,
             role=self.role,
             layers=[
                 layer,

@@ -24,6 +24,7 @@ from stacks.ledger import Ledger
 from stacks.model_config import ModelConfig
 from stacks.monitoring import Monitoring
 from stacks.operations import Operations
+from stacks.promote import Promote
 from stacks.router import Router
 from stacks.serving import Serving
 
@@ -40,6 +41,8 @@ class RegionalStack(Stack):
             self, "ModelConfig", alarm_topic=operations.topic, strategy=config.strategy_for(region)
         )
         serving = Serving(self, "Serving", key=key, settings=config.serving, primary_region=config.primary_region)
+        # The training pipeline (primary region) promotes into every region through this function.
+        self.promote = Promote(self, "Promote", key=key, model_config=model_config, powertools_layer_version=layer)
         router = Router(
             self,
             "Router",

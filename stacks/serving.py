@@ -17,7 +17,7 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import ServingArtifact, ServingSettings
-from cdk_app.names import JOB_NAME_PREFIX, TRAINING_OUTPUT_PREFIX, artifacts_bucket_name
+from cdk_app.names import JOB_NAME_PREFIX, TRAINING_OUTPUT_PREFIX, artifacts_bucket_pattern
 from stacks.common import LAMBDAS_DIR, function_logs_and_role
 
 COMPONENTS = ("advisor", "sentiment")
@@ -92,7 +92,7 @@ class ServingFunction(Construct):
                     "prefix to their model.tar.gz; Decrypt is on the primary region's keys, but only "
                     "through S3 and only for the artifacts bucket (kms:ViaService and encryption context).",
                     [
-                        "regex:^Resource::arn:[^:]+:s3:::finai-artifacts-.*/training/finai-\\*/output/model\\.tar\\.gz$",
+                        "regex:^Resource::arn:[^:]+:s3:::finai-training-pipelineartifacts\\*/training/finai-\\*/output/model\\.tar\\.gz$",
                         "regex:^Resource::arn:[^:]+:kms:.*:key/\\*$",
                     ],
                 ),
@@ -122,7 +122,7 @@ class ServingFunction(Construct):
         artifacts bucket, from either region. The bucket is KMS-encrypted with the training
         stack's key, which lives in the primary region: Decrypt is allowed only through S3 there
         and only for that bucket (S3 Bucket Keys make the bucket ARN the encryption context)."""
-        bucket_arn = f"arn:{stack.partition}:s3:::{artifacts_bucket_name(stack.account, primary_region)}"
+        bucket_arn = f"arn:{stack.partition}:s3:::{artifacts_bucket_pattern()}"
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
@@ -134,10 +134,8 @@ class ServingFunction(Construct):
                 actions=["kms:Decrypt"],
                 resources=[f"arn:{stack.partition}:kms:{primary_region}:{stack.account}:key/*"],
                 conditions={
-                    "StringEquals": {
-                        "kms:ViaService": f"s3.{primary_region}.amazonaws.com",
-                        "kms:EncryptionContext:aws:s3:arn": bucket_arn,
-                    }
+                    "StringEquals": {"kms:ViaService": f"s3.{primary_region}.amazonaws.com"},
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": bucket_arn},
                 },
             )
         )

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -22,9 +23,8 @@ from constructs import Construct
 
 from cdk_app.compliance import acknowledge
 from cdk_app.config import TrainingSettings
-from cdk_app.names import artifacts_bucket_name
+from cdk_app.names import promote_function_name
 from stacks.common import PythonFunction, access_log_bucket, asl_state_machine
-from stacks.model_config import ModelConfig
 from stacks.model_registry import ModelRegistry
 from stacks.training_source import build_sourcedir
 
@@ -35,13 +35,10 @@ _ECR_URI = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([a-z0
 NONCURRENT_VERSION_DAYS = 30
 
 
-def _bucket(
-    scope: Construct, construct_id: str, key: kms.IKey, logs: s3.IBucket, prefix: str, name: str | None = None
-) -> s3.Bucket:
+def _bucket(scope: Construct, construct_id: str, key: kms.IKey, logs: s3.IBucket, prefix: str) -> s3.Bucket:
     return s3.Bucket(
         scope,
         construct_id,
-        bucket_name=name,
         encryption=s3.BucketEncryption.KMS,
         encryption_key=key,
         bucket_key_enabled=True,
@@ -70,17 +67,16 @@ class TrainingPipeline(Construct):
         *,
         key: kms.IKey,
         settings: TrainingSettings,
-        model_config: ModelConfig,
+        regions: tuple[str, ...],
         powertools_layer_version: int,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.access_logs = access_log_bucket(self, "AccessLogs")
         self.data = _bucket(self, "Data", key, self.access_logs, "data/")
-        # Named, so that both regions' serving functions can read promoted artifacts (stacks/serving.py).
-        self.artifacts = _bucket(
-            self, "Artifacts", key, self.access_logs, "artifacts/", artifacts_bucket_name(stack.account, stack.region)
-        )
+        # Not named: it is retained on destroy. Serving functions are granted on its generated
+        # name's pattern (cdk_app.names.artifacts_bucket_pattern).
+        self.artifacts = _bucket(self, "Artifacts", key, self.access_logs, "artifacts/")
         for bucket in (self.data, self.artifacts):
             acknowledge(
                 bucket,
@@ -147,22 +143,27 @@ class TrainingPipeline(Construct):
             key=key,
             powertools_layer_version=powertools_layer_version,
         )
+        # Every region's strategy, primary first: each region's own promote function (stacks/promote.py)
+        # writes its AppConfig; Step Functions cannot call another region, so this one invokes them.
+        region_functions = {
+            region: f"arn:{stack.partition}:lambda:{region}:{stack.account}:function:{promote_function_name(region)}"
+            for region in regions
+        }
         self.promote = PythonFunction(
             self,
             "Promote",
             component="promote",
-            description="Publishes a trained adapter through an AppConfig strategy version and deployment",
+            handler="promote.fanout.lambda_handler",
+            description="Promotes trained adapters into every region's strategy (primary first)",
             key=key,
             powertools_layer_version=powertools_layer_version,
-            timeout=Duration.seconds(30),
-            environment={
-                "APPCONFIG_APPLICATION": model_config.application.application_id,
-                "APPCONFIG_ENVIRONMENT": model_config.environment.environment_id,
-                "APPCONFIG_PROFILE": model_config.profile.configuration_profile_id,
-                "APPCONFIG_DEPLOYMENT_STRATEGY": model_config.deployment_strategy.deployment_strategy_id,
-            },
+            # Each region's publish and deployment start takes about a second; a cold region, more.
+            timeout=Duration.seconds(60),
+            environment={"PROMOTE_FUNCTIONS": json.dumps(region_functions)},
         )
-        self._grant_promote(stack, model_config)
+        self.promote.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=list(region_functions.values()))
+        )
 
         self.state_machine, self.log_group = asl_state_machine(
             self,
@@ -252,42 +253,6 @@ class TrainingPipeline(Construct):
                 ),
             ]
         }
-
-    def _grant_promote(self, stack: Stack, model_config: ModelConfig) -> None:
-        arn = f"arn:{stack.partition}:appconfig:{stack.region}:{stack.account}"
-        app = model_config.application.application_id
-        profile = f"{arn}:application/{app}/configurationprofile/{model_config.profile.configuration_profile_id}"
-        self.promote.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "appconfig:ListHostedConfigurationVersions",
-                    "appconfig:GetHostedConfigurationVersion",
-                    "appconfig:CreateHostedConfigurationVersion",
-                ],
-                resources=[profile, f"{profile}/hostedconfigurationversion/*"],
-            )
-        )
-        self.promote.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["appconfig:StartDeployment"],
-                resources=[
-                    f"{arn}:application/{app}/environment/{model_config.environment.environment_id}",
-                    f"{arn}:deploymentstrategy/{model_config.deployment_strategy.deployment_strategy_id}",
-                    profile,
-                ],
-            )
-        )
-        acknowledge(
-            self.promote,
-            [
-                (
-                    "IAM5",
-                    "Hosted configuration versions are created by this function "
-                    "and numbered by AppConfig, so their ARNs end in a version wildcard.",
-                    ["regex:^Resource::arn:aws:appconfig:.*/hostedconfigurationversion/\\*$"],
-                )
-            ],
-        )
 
     def _grant_pipeline(self, stack: Stack, key: kms.IKey) -> None:
         role = self.state_machine

@@ -12,15 +12,12 @@ from cdk_app.compliance import acknowledge
 from cdk_app.config import PlatformConfig
 from stacks.cleanup import Cleanup
 from stacks.common import PlatformKey
-from stacks.model_config import ModelConfig
 from stacks.operations import Operations
 from stacks.training_pipeline import TrainingPipeline
 
 
 class TrainingStack(Stack):
-    def __init__(
-        self, scope: Construct, construct_id: str, *, config: PlatformConfig, model_config: ModelConfig, **kwargs: Any
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: PlatformConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         key = PlatformKey(self, "TrainingKey").key
         self.pipeline = TrainingPipeline(
@@ -28,7 +25,7 @@ class TrainingStack(Stack):
             "Pipeline",
             key=key,
             settings=config.training,
-            model_config=model_config,
+            regions=tuple(config.regions),
             powertools_layer_version=config.powertools_layer_version,
         )
         self.cleanup = Cleanup(

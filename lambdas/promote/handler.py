@@ -1,7 +1,9 @@
-"""Promote Lambda: the training pipeline's last step publishes the new adapter through AppConfig.
+"""Promote Lambda (one per region): publishes the new adapters in this region's AppConfig.
 
-The new strategy version goes out with the environment's deployment strategy, which rolls back
-on the model-errors alarm.
+The training pipeline's promotion step (``promote.fanout``, in the primary region) invokes this
+function in every region, primary first. The new strategy version goes out with the
+environment's deployment strategy, which rolls back on the model-errors alarm. A promotion that
+this region already has (a retried step) publishes nothing.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def _store() -> StrategyStore:
 
 def promote(event: PromoteEvent, store: StrategyStore) -> dict[str, Any]:
     """Repoint every candidate's serving variants in one new strategy version, deployed once."""
-    version, document = store.latest()
+    version, latest = store.latest()
+    document = latest
     variants: list[str] = []
     skipped: list[dict[str, str]] = []
     for candidate in event.candidates:
@@ -66,6 +69,10 @@ def promote(event: PromoteEvent, store: StrategyStore) -> dict[str, Any]:
     promoted = [c for c in event.candidates if c.adapter not in {s["adapter"] for s in skipped}]
     # The version names the run's adapters; repoint gave it the last job's name, which says less.
     document["version"] = "+".join(c.job for c in promoted)[:64]
+    if document == latest:
+        # Idempotent: a retried promotion step (another region failed) must not publish twice.
+        logger.info("already promoted", extra={"version": version, "variants": variants})
+        return {"promoted": True, "version": version, "deployment": None, "variants": variants, "skipped": skipped}
     description = "; ".join(f"{c.adapter} adapter {c.job} ({c.model_package_arn})" for c in promoted)
     new_version = store.publish(document, version, description)
     deployment = store.deploy(new_version, description)

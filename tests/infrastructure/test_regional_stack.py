@@ -142,6 +142,7 @@ def test_functions_trace_and_log_to_their_own_encrypted_groups(synthesized, regi
         "circuit_monitor.handler.lambda_handler",
         "budgets.handler.lambda_handler",
         "ledger.handler.lambda_handler",
+        "promote.handler.lambda_handler",  # promotion from the primary's training pipeline (stacks/promote.py)
         "api_stream/run.sh",  # the Lambda Web Adapter starts the stream server (lambdas/api_stream/server.py)
     }
     for function in functions.values():
@@ -166,7 +167,7 @@ def test_no_function_role_uses_a_managed_policy(synthesized, region):
     roles = template.find_resources("AWS::IAM::Role")
     functions = template.find_resources("AWS::Lambda::Function")
     role_ids = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()}
-    assert len(role_ids) == len(functions) == 11, "each function has its own role"
+    assert len(role_ids) == len(functions) == 12, "each function has its own role"
     for role_id in role_ids:
         assert "ManagedPolicyArns" not in roles[role_id]["Properties"], role_id
 
@@ -237,6 +238,9 @@ def test_the_strategy_is_read_only_through_grant_read_config_by_the_functions_th
     for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
         if logical_id.startswith("BenchmarkRole"):  # reads the strategy it benchmarks; publishing is off
             assert "CreateHostedConfigurationVersion" not in json.dumps(policy)
+        elif logical_id.startswith("PromoteFunctionRole"):  # publishes promoted adapters: this region's profile only
+            rendered = json.dumps(policy)
+            assert "GetLatestConfiguration" not in rendered and "ModelConfig" in rendered
         elif not logical_id.startswith(readers):
             assert "appconfig:" not in json.dumps(policy), logical_id
 

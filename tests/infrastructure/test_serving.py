@@ -1,5 +1,6 @@
 """The serving container Lambdas in the synthesized templates: image assets, sizing, wiring."""
 
+import fnmatch
 import json
 
 import pytest
@@ -59,16 +60,19 @@ def test_both_regions_may_read_exactly_what_promotion_points_at(synthesized, reg
     """Promotion writes a training job's model.tar.gz URI into the strategy of both regions; each
     region's serving functions must be able to fetch it from the primary's artifacts bucket, and
     decrypt it with the training key (in the primary region) through S3 only. /tmp must hold it."""
+    from cdk_app.names import artifacts_bucket_pattern, training_stack_name
     from tests.infrastructure.cfn import render
 
     primary = synthesized.config.primary_region
     training = synthesized.templates["FinAi-training"].to_json()["Resources"]
-    bucket = next(
-        render(r["Properties"]["BucketName"], primary)
-        for r in training.values()
-        if r["Type"] == "AWS::S3::Bucket" and "BucketName" in r["Properties"]
-    )
-    assert bucket.startswith("finai-artifacts-") and bucket.endswith(f"-{primary}")
+    artifacts = [
+        lid for lid, r in training.items() if r["Type"] == "AWS::S3::Bucket" and lid.startswith("PipelineArtifacts")
+    ]
+    assert len(artifacts) == 1 and "BucketName" not in training[artifacts[0]]["Properties"]  # retained: not named
+    # CloudFormation names it <stack name>-<logical id>-<suffix>, lower case: the pattern must match that.
+    generated = f"{training_stack_name()}-{artifacts[0]}-1a2b3c4d5e6f".lower()
+    bucket = artifacts_bucket_pattern()
+    assert fnmatch.fnmatchcase(generated, bucket) and len(generated) <= 63
     template = synthesized.regional(region)
     for component in ("Advisor", "Sentiment"):
         statements = [render(s, region) for s in statements_of(template, f"Serving{component}Role")]
@@ -78,10 +82,8 @@ def test_both_regions_may_read_exactly_what_promotion_points_at(synthesized, reg
         assert len(decrypts) == 1
         assert decrypts[0]["Resource"].startswith(f"arn:aws:kms:{primary}:")
         assert decrypts[0]["Condition"] == {
-            "StringEquals": {
-                "kms:ViaService": f"s3.{primary}.amazonaws.com",
-                "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{bucket}",
-            }
+            "StringEquals": {"kms:ViaService": f"s3.{primary}.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{bucket}"},
         }
     for function in image_functions(template).values():
         assert function["Properties"]["EphemeralStorage"] == {"Size": 4096}

@@ -122,3 +122,100 @@ def test_job_names_are_valid_for_any_execution_name_and_new_on_every_retry(strat
     assert sagemaker.refused[0] not in names
     assert all(JOB_NAME.match(name) for name in [*names, *sagemaker.refused]), names
     assert {n.rsplit("-", 2)[0] for n in names} == {sagemaker.refused[0].rsplit("-", 2)[0]}  # one run, one prefix
+
+
+@pytest.fixture(scope="module")
+def trained_sentiment_tarball(tmp_path_factory):
+    """What a sentiment job leaves in S3: its model folder, with the exported artifact in serve/."""
+    import io
+    import tarfile
+
+    from training_jobs.common.tiny_models import build_bert, random_adapter
+    from training_jobs.data.sentiment import LABELS
+    from training_jobs.export.onnx_export import export
+
+    root = tmp_path_factory.mktemp("promoted-sentiment")
+    adapter = random_adapter(build_bert(root / "base"), root / "model", labels=list(LABELS))
+    export(adapter, adapter / "serve", "int8", max_input_tokens=48)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as archive:
+        for path in sorted(adapter.rglob("*")):
+            if path.is_file():
+                archive.add(path, arcname=str(path.relative_to(adapter)))
+    version = json.loads((adapter / "serve" / "manifest.json").read_text())["model_version"]
+    return raw.getvalue(), version
+
+
+class InProcessServing:
+    """The Lambda client the router uses, invoking the real sentiment handler in this process."""
+
+    def invoke(self, FunctionName, Payload):
+        import io
+
+        from local.request_path import FakeContext
+        from sentiment import handler
+
+        result = handler.lambda_handler(json.loads(Payload), FakeContext("sentiment", "us-east-1"))
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result).encode())}
+
+
+def test_promotion_reaches_both_regions_and_the_next_request_is_answered_by_the_artifact(
+    strategy, trained_sentiment_tarball, monkeypatch, tmp_path
+):
+    """train (offline) -> gate -> register -> promote -> both regions' strategies point at the new
+    model.tar.gz -> a request through the router in each region is answered by exactly it."""
+    from datetime import UTC, datetime
+    from unittest import mock
+
+    from router import handler as router
+    from router.dal import LambdaProvider
+    from router.logic import select_probe
+    from sentiment import handler as sentiment
+    from shared.strategy import parse_strategy
+
+    tarball, version = trained_sentiment_tarball
+    sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.9}, model_tarballs={"sentiment": tarball})
+    # The serving function has nothing baked in: only the promoted artifact can answer.
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "no-model"))
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "cache"))
+    sentiment.classifier.cache_clear()
+    with local_training_pipeline(sagemaker, strategy) as pipeline:
+        result = pipeline.run([ADAPTERS[0]])
+        assert result["status"] == "SUCCEEDED", result
+        job = sagemaker.requests[0]["TrainingJobName"]
+        artifact = f"s3://{SUBSTITUTIONS['ArtifactsBucket']}/training/{job}/output/model.tar.gz"
+        assert set(result["output"]["promoted"]["value"]["regions"]) == {"us-east-1", "us-west-2"}
+        for region, store in pipeline.stores.items():
+            document = store.latest()[1]
+            variant = next(v for v in document["use_cases"]["sentiment"]["variants"] if v["provider"] == "lambda")
+            assert (variant["model_id"], variant["artifact_uri"]) == (job, artifact), region
+            assert store.deployed, f"{region} published but did not deploy"
+            selection = select_probe(parse_strategy(document), job, now=datetime.now(UTC))
+            assert selection is not None and selection["artifact_uri"] == artifact
+            provider = LambdaProvider(
+                {"sentiment": "arn:aws:lambda:us-east-1:1:function:sentiment"}, InProcessServing()
+            )
+            event = router.InvokeEvent.model_validate(
+                {
+                    "action": "invoke",
+                    "request_id": "c0ffee00c0ffee00",
+                    "use_case": "sentiment",
+                    "prompt": "Bank cuts dividend after losses",
+                    "selection": selection,
+                }
+            )
+            with mock.patch.object(router, "_lambda_provider", lambda p=provider: p):
+                answer = router.handle_invoke(event, deadline=float("inf"))
+            # The artifact's own version (its manifest hash) is what the answer and the audit record carry.
+            assert answer["model_used"] == version, region
+    sentiment.classifier.cache_clear()
+
+
+def test_a_region_that_cannot_be_promoted_fails_the_step_and_says_which_were(strategy):
+    sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.9})
+    with local_training_pipeline(sagemaker, strategy, failing_region="us-west-2") as pipeline:
+        result = pipeline.run([ADAPTERS[0]])
+        secondary = pipeline.stores["us-west-2"]
+    assert (result["status"], result["error"]) == ("FAILED", "PromotionIncomplete")
+    assert "promotion failed in us-west-2" in result["cause"] and "already promoted: us-east-1" in result["cause"]
+    assert strategy.deployed == [2] and len(secondary.versions) == 1 and secondary.deployed == []
