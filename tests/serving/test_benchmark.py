@@ -6,7 +6,6 @@ import json
 
 import boto3
 import pytest
-from benchmark import cli
 from benchmark.dal import load_suite, publish
 from benchmark.logic import (
     Candidate,
@@ -21,6 +20,7 @@ from benchmark.logic import (
 )
 from moto import mock_aws
 
+from bench import fm_benchmark as cli
 from shared.strategy import DOCUMENT_PATH, parse_strategy
 
 STRATEGY = json.loads(DOCUMENT_PATH.read_text())

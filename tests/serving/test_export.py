@@ -120,7 +120,7 @@ def test_a_mean_pooled_classifier_exports_its_pooling(tmp_path, bert_artifacts):
 
 
 def test_unknown_pooling_is_a_clear_error(tmp_path):
-    from training_jobs.common.sagemaker_env import JobSetupError
+    from training_jobs.common.errors import JobSetupError
     from training_jobs.sentiment import pooling
 
     (tmp_path / pooling.POOLING_FILE).write_text('{"pooling": "max"}')

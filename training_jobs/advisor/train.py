@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from training_jobs.common import plots
+from training_jobs.common.errors import JobSetupError
 from training_jobs.common.models import PRODUCTION_ADVISOR_BASE, resolve_base_model
 from training_jobs.common.reports import (
     announce_gate_metric,
@@ -32,13 +33,12 @@ from training_jobs.common.reports import (
     write_json,
 )
 from training_jobs.common.sagemaker_env import (
-    JobSetupError,
     add_path_arguments,
     add_run_arguments,
     check_optimisation,
-    export_serving_artifact,
     job_paths,
 )
+from training_jobs.export.onnx_export import export_serving_artifact
 
 # Attention projection names by architecture family; the first family present in the model wins.
 TARGET_MODULES = (("q", "v"), ("q_proj", "v_proj"), ("qkv_proj",), ("query", "value"))

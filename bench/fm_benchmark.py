@@ -1,7 +1,7 @@
-"""``python -m benchmark.cli``: benchmark every provider the strategy names and write the results.
+"""``python -m bench.fm_benchmark``: benchmark every provider the strategy names and write the results.
 
-    python -m benchmark.cli --offline --out build/benchmark          # local providers, no AWS
-    python -m benchmark.cli --out build/benchmark --publish \\
+    python -m bench.fm_benchmark --offline --out build/benchmark          # local providers, no AWS
+    python -m bench.fm_benchmark --out build/benchmark --publish \\
         --application-id <id> --profile-id <id>                      # Bedrock + serving Lambdas
 
 Offline, Bedrock answers come from the local stand-in and the ``lambda`` providers run the real
@@ -22,10 +22,11 @@ from typing import Any
 from benchmark.dal import load_suite, publish, run_suite
 from benchmark.logic import DEFAULT_WEIGHTS, candidates_from, strategy_with_winners, summarise, winners
 from benchmark.report import write_outputs
+
 from router.dal import BedrockProvider, LambdaProvider
 from shared.strategy import parse_strategy
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 STRATEGY = ROOT / "lambdas" / "shared" / "strategy" / "model_selection.json"
 
 
