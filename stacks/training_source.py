@@ -18,6 +18,8 @@ ENTRY_POINTS = {
     "train_advisor.py": "training_jobs.advisor.train",
 }
 INCLUDED_SUFFIXES = (".py", ".yaml")
+# Runs on an operator's machine, not in a job: it needs the SageMaker SDK, which the image lacks.
+OPERATOR_ONLY = ("training_jobs/launch.py",)
 SHARED_MODULES = ("__init__.py", "budgeting.py", "grounding.py")
 # The advisor job's served evaluation runs the serving runtime (lambdas/serving) on its artifact.
 SERVING_MODULES = ("__init__.py", "artifacts.py", "generator.py", "plans.py", "runtime.py")
@@ -36,7 +38,10 @@ def _members() -> list[tuple[str, bytes]]:
     files = [
         (str(path.relative_to(REPO)), path.read_bytes())
         for path in sorted((REPO / "training_jobs").rglob("*"))
-        if path.is_file() and path.suffix in INCLUDED_SUFFIXES and "__pycache__" not in path.parts
+        if path.is_file()
+        and path.suffix in INCLUDED_SUFFIXES
+        and "__pycache__" not in path.parts
+        and str(path.relative_to(REPO)) not in OPERATOR_ONLY
     ]
     # The budgeting rules are shared with the fallback Lambda; the data pipeline imports them.
     files += [(f"shared/{name}", (REPO / "lambdas" / "shared" / name).read_bytes()) for name in SHARED_MODULES]

@@ -1,7 +1,10 @@
-"""Start one adapter's training job ad hoc, with exactly the request the pipeline sends.
+"""Start one adapter's training job ad hoc: the same job the pipeline runs, built with the SDK.
 
-The CreateTrainingJob parameters are read from ``statemachines/training_pipeline.asl.json`` and
-rendered here, so an ad hoc run and a pipeline run cannot drift apart:
+The job is built with the SageMaker Python SDK (v3's resource layer, ``sagemaker-core``:
+``TrainingJob.create`` with typed shapes). ``--dry-run`` prints the request the pipeline's ASL
+(``statemachines/training_pipeline.asl.json``) would send for the same arguments, and the tests
+check that the SDK's request and the ASL's are the same job (image, channels, isolation,
+hyperparameters, output and KMS settings), so an ad hoc run and a pipeline run cannot drift apart:
 
     python -m training_jobs.launch --adapter sentiment --role-arn arn:aws:iam::123456789012:role/x \\
         --artifacts-bucket my-artifacts --kms-key-arn arn:aws:kms:...:key/... \\
@@ -87,19 +90,31 @@ def submit_directory(source_uri: str) -> str:
     return f"/opt/ml/input/data/code/{source_uri.rsplit('/', 1)[-1]}"
 
 
-def build_request(args: argparse.Namespace) -> dict[str, Any]:
+def job_name(args: argparse.Namespace) -> str:
     name = f"finai-{args.adapter}-{args.run_name}"
     if not JOB_NAME.match(name):
         raise ValueError(
             f"training job name {name!r} breaks SageMaker's rule (at most 63 letters, digits and hyphens): "
             "choose a shorter --run-name without underscores or dots"
         )
+    return name
+
+
+def hyperparameters_of(args: argparse.Namespace) -> dict[str, str]:
+    """What the caller passes; the pipeline (and :func:`sdk_job`) add the submit directory."""
     hyperparameters = {"sagemaker_program": PROGRAMS[args.adapter], "base-model": "/opt/ml/input/data/base"}
     for pair in args.hyperparameter:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--hyperparameter takes key=value, got {pair!r}")
         hyperparameters[key] = value
+    return hyperparameters
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The CreateTrainingJob request the pipeline's ASL sends for these arguments."""
+    name = job_name(args)
+    hyperparameters = hyperparameters_of(args)
     document = {
         "adapter": {
             "name": args.adapter,
@@ -123,6 +138,53 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     }
     # The pipeline names jobs after its execution; an ad hoc job is named after its run.
     return {**render(train_parameters(), substitutions, document), "TrainingJobName": name}
+
+
+# The job's fixed settings, as the pipeline sets them (tests/training_jobs/test_launch.py compares).
+GATE_METRIC_REGEX = "GATE_METRIC=([0-9.]+)"
+VOLUME_GB = 50
+MAX_RUNTIME_S = 4 * 3600
+
+
+def sdk_job(args: argparse.Namespace) -> dict[str, Any]:
+    """``TrainingJob.create``'s arguments, as SageMaker SDK shapes."""
+    from sagemaker.core import shapes
+
+    def channel(name: str, uri: str) -> Any:
+        source = shapes.S3DataSource(s3_uri=uri, s3_data_type="S3Prefix", s3_data_distribution_type="FullyReplicated")
+        return shapes.Channel(channel_name=name, data_source=shapes.DataSource(s3_data_source=source))
+
+    return {
+        "training_job_name": job_name(args),
+        "role_arn": args.role_arn,
+        "algorithm_specification": shapes.AlgorithmSpecification(
+            training_image=args.image.replace("{region}", args.region),
+            training_input_mode="File",
+            metric_definitions=[shapes.MetricDefinition(name="gate", regex=GATE_METRIC_REGEX)],
+        ),
+        # Network isolation: the code is a channel, and the toolkit reads it from the channel's path.
+        "hyper_parameters": {
+            **hyperparameters_of(args),
+            "sagemaker_submit_directory": submit_directory(args.source_uri),
+        },
+        "input_data_config": [
+            channel("train", args.train_uri),
+            channel("base", args.base_model_uri),
+            channel("code", args.source_uri),
+        ],
+        "output_data_config": shapes.OutputDataConfig(
+            s3_output_path=f"s3://{args.artifacts_bucket}/training", kms_key_id=args.kms_key_arn
+        ),
+        "resource_config": shapes.ResourceConfig(
+            instance_type=args.instance_type,
+            instance_count=1,
+            volume_size_in_gb=VOLUME_GB,
+            volume_kms_key_id=args.kms_key_arn,
+        ),
+        "stopping_condition": shapes.StoppingCondition(max_runtime_in_seconds=MAX_RUNTIME_S),
+        "enable_network_isolation": True,
+        "enable_inter_container_traffic_encryption": True,
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -149,21 +211,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None, client: Any | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         request = build_request(args)
-    except ValueError as exc:
+        job = sdk_job(args)
+    except ValueError as exc:  # pydantic's ValidationError (the SDK's shapes) is a ValueError too
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(json.dumps(request, indent=2, sort_keys=True))
         return 0
     import boto3
+    from sagemaker.core.resources import TrainingJob
 
-    sagemaker = client or boto3.client("sagemaker", region_name=args.region)
-    arn = sagemaker.create_training_job(**request)["TrainingJobArn"]
-    print(f"started {request['TrainingJobName']}: {arn}")
+    started = TrainingJob.create(**job, session=boto3.Session(region_name=args.region), region=args.region)
+    print(f"started {started.training_job_name}: {started.training_job_arn}")
     return 0
 
 

@@ -1,10 +1,13 @@
 """The ad hoc launcher sends, through the real SageMaker API model, what the pipeline would send."""
 
+import copy
 import json
+from contextlib import contextmanager
+from unittest import mock
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from moto import mock_aws
 
 from local.sagemaker_stub import OfflineSageMaker
 from local.training_pipeline import SUBSTITUTIONS, adapter_input, local_training_pipeline
@@ -36,30 +39,54 @@ ARGS = [
 ]
 
 
-def test_launch_sends_a_valid_create_training_job_request():
-    client = boto3.client("sagemaker", region_name="us-east-1")
-    expected = launch.build_request(launch.parse_args([*ARGS, "--hyperparameter", "epochs=3"]))
-    with Stubber(client) as stub:  # validates every field against SageMaker's API model
-        stub.add_response(
-            "create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"}, expected
+@contextmanager
+def captured_sagemaker_requests():
+    """Every CreateTrainingJob request boto3 sends while moto answers (after botocore validated it)."""
+    from botocore.client import BaseClient
+
+    sent: list[dict] = []
+    original = BaseClient._make_api_call
+
+    def recording(self, operation, params):
+        if operation == "CreateTrainingJob":
+            sent.append(copy.deepcopy(params))
+        return original(self, operation, params)
+
+    with mock_aws(), mock.patch.object(BaseClient, "_make_api_call", recording):
+        yield sent
+
+
+def test_launch_builds_the_job_with_the_sdk_and_sagemaker_accepts_it(capsys):
+    with captured_sagemaker_requests() as sent:
+        assert launch.main([*ARGS, "--hyperparameter", "epochs=3"]) == 0
+        described = boto3.client("sagemaker", region_name="us-east-1").describe_training_job(
+            TrainingJobName="finai-sentiment-adhoc1"
         )
-        assert launch.main([*ARGS, "--hyperparameter", "epochs=3"], client=client) == 0
-        stub.assert_no_pending_responses()
-    assert expected["TrainingJobName"] == "finai-sentiment-adhoc1"  # the role may create only finai-* jobs
-    assert expected["HyperParameters"]["epochs"] == "3"
-    assert expected["EnableNetworkIsolation"] is True
+    assert "started finai-sentiment-adhoc1" in capsys.readouterr().out
+    assert len(sent) == 1 and sent[0]["TrainingJobName"] == "finai-sentiment-adhoc1"  # the role may create finai-*
+    assert sent[0]["HyperParameters"]["epochs"] == "3"
+    assert described["EnableNetworkIsolation"] is True
 
 
-def test_launch_request_equals_the_pipeline_request():
-    ad_hoc = launch.build_request(launch.parse_args(ARGS))
+def test_the_sdk_job_and_the_pipeline_job_are_the_same_job():
+    """Image, channels, isolation, hyperparameters, output and KMS settings: everything but the name
+    (the pipeline names jobs after its execution)."""
+    with captured_sagemaker_requests() as sent:
+        assert launch.main(ARGS) == 0
+    from_sdk = sent[0]
     item = adapter_input("sentiment", "sentiment", 0.7, "train_sentiment.py")
     sagemaker = OfflineSageMaker(gate_values={"sentiment": 0.9})
     with local_training_pipeline(sagemaker, InMemoryStrategyStore(json.loads(DOCUMENT_PATH.read_text()))) as pipeline:
         pipeline.run([item])
     from_pipeline = sagemaker.requests[0]
-    assert {k: v for k, v in ad_hoc.items() if k != "TrainingJobName"} == {
-        k: v for k, v in from_pipeline.items() if k != "TrainingJobName"
-    }
+
+    def job(request):
+        request = {k: v for k, v in request.items() if k != "TrainingJobName"}
+        request["InputDataConfig"] = sorted(request["InputDataConfig"], key=lambda c: c["ChannelName"])
+        return request
+
+    assert job(from_sdk) == job(from_pipeline)
+    assert job(launch.build_request(launch.parse_args(ARGS))) == job(from_pipeline)  # what --dry-run prints
 
 
 def test_a_run_name_sagemaker_would_refuse_is_a_clear_error(capsys):
