@@ -109,8 +109,10 @@ destroy: setup
 
 # The platform on this machine: two emulated regions behind a local failover front on :8080.
 # First run: trains the offline advisor adapter (progress shown) and caches it for later runs.
+# PORT is the front's port; the two regions take PORT+1 and PORT+2.
+PORT ?= 8080
 demo: synth
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m local.server --cdk-out $(CDK_OUT) --local-adapters
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m local.server --cdk-out $(CDK_OUT) --local-adapters --port $(PORT)
 
 # The scripted tour of the breaker (no server): every tier, opening, half-open, closing.
 walkthrough: setup

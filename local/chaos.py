@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -24,15 +25,33 @@ import requests
 PRIMARY = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
+DEFAULT_URL = os.environ.get("FINAI_URL", "http://127.0.0.1:8080")
+
+
 def call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> int:
-    response = requests.request(method, f"{url}{path}", json=body, timeout=30)
-    print(json.dumps(response.json(), indent=2))
+    try:
+        response = requests.request(method, f"{url}{path}", json=body, timeout=30)
+    except requests.ConnectionError:
+        print(
+            f"nothing answers at {url}: start the platform with `make demo` (or `make demo PORT=...` and "
+            "pass --url or set FINAI_URL)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        print(json.dumps(response.json(), indent=2))
+    except ValueError:  # not JSON: something else listens there
+        print(
+            f"{url}{path} answered {response.status_code} but not with JSON: is this the FinAI platform?",
+            file=sys.stderr,
+        )
+        return 2
     return 0 if response.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Chaos controls for the local FinAI platform")
-    parser.add_argument("--url", default="http://127.0.0.1:8080")
+    parser.add_argument("--url", default=DEFAULT_URL, help="the platform's front (default: FINAI_URL or :8080)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("fail", "latency", "throttle"):
         p = sub.add_parser(name)

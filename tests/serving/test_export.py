@@ -202,3 +202,18 @@ def test_head_reshapes_are_constants_not_shape_arithmetic(kind, t5_artifacts, ll
     computed = [n.name for n in reshapes if n.input[1] not in constants]
     assert computed == []
     assert sum(n.op_type == "Shape" for n in graph.node) <= 8  # cache length and new tokens, not per layer
+
+
+def test_quantising_prints_no_preprocessing_hint(tmp_path, bert_artifacts, caplog):
+    """onnxruntime's "consider pre-processing" hint is noise for dynamic int8 (README); it is dropped
+    and nothing else is: the filter is gone once quantisation returns."""
+    import logging
+
+    from training_jobs.export.onnx_export import quantize
+
+    caplog.set_level(logging.WARNING)
+    quantize(bert_artifacts["fp32"] / "classifier.onnx", tmp_path / "classifier.int8.onnx")
+    assert (tmp_path / "classifier.int8.onnx").stat().st_size > 0
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
+    logging.warning("Please consider to run pre-processing before quantization")
+    assert any("pre-processing" in r.getMessage() for r in caplog.records)
