@@ -30,12 +30,27 @@ SENTIMENT_CACHE = ROOT_CACHE / "sentiment-v3"  # v3: Apple/$AAPL tweets held out
 SENTIMENT_BASE = "offline:minilm-l6"
 
 
+def quiet_loading() -> None:
+    """transformers' per-load report (a progress bar over the weights, and for the classifier a
+    list of "newly initialized" head weights) is expected here, not news: one line says so."""
+    from transformers.utils import logging as hf_logging
+
+    if hf_logging.get_verbosity() < hf_logging.ERROR:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        print(
+            "[adapters] transformers' weight-loading reports are off: a new classifier head is expected",
+            flush=True,
+        )
+
+
 def _train_once(name: str, cache: Path, job: Callable[[list[str]], int], args: list[str]) -> Path:
     """Run a training job (which ends with the int8 export) unless its artifact is cached."""
     serve = cache / "model" / "serve"
     if (serve / "manifest.json").is_file():
         return serve
     started = time.perf_counter()
+    quiet_loading()
     if job(args) != 0 or not (serve / "manifest.json").is_file():
         raise SystemExit(f"{name} training failed; see the output above")
     print(f"[adapters] {name} ready in {time.perf_counter() - started:.0f} s: {serve}", flush=True)
