@@ -33,7 +33,8 @@ SUBSTITUTIONS = {
     "SourceDirUri": "s3://finai-code/sourcedir.tar.gz",
     "SubmitDirectory": "/opt/ml/input/data/code/sourcedir.tar.gz",
     "SageMakerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/sagemaker",
-    "ArtifactsBucket": "finai-artifacts",
+    # CloudFormation's generated name for the retained artifacts bucket (cdk_app.names.artifacts_bucket_pattern).
+    "ArtifactsBucket": "finai-training-pipelineartifactseb21e7e8-1a2b3c4d5e6f",
     "KmsKeyArn": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/test",
     "InstanceType": "ml.g5.xlarge",
     "ModelPackageGroup": GROUP,

@@ -20,7 +20,8 @@ from local.request_path import FakeContext
 from sentiment import handler
 
 CTX = FakeContext("sentiment", "us-east-1")
-BUCKET = "finai-artifacts-123456789012-us-east-1"
+# CloudFormation's generated name for the retained artifacts bucket (cdk_app.names.artifacts_bucket_pattern).
+BUCKET = "finai-training-pipelineartifactseb21e7e8-1a2b3c4d5e6f"
 
 
 def model_tarball(serve: Path, extra: dict[str, bytes] | None = None, prefix: str = "serve/") -> bytes:
@@ -100,7 +101,8 @@ def test_a_tampered_or_foreign_artifact_is_refused_with_a_reason(s3, bert_artifa
     foreign = put(s3, "training/finai-f-0-0/output/model.tar.gz", model_tarball(bert_artifacts["int8"], prefix="x/"))
     status, body = call({"texts": ["ok"], "artifact_uri": foreign})
     assert status == 503 and "has no serve/manifest.json" in body["message"]
-    status, body = call({"texts": ["ok"], "artifact_uri": f"s3://{BUCKET}/training/missing/model.tar.gz"})
+    missing = f"s3://{BUCKET}/training/finai-missing-0-0/output/model.tar.gz"
+    status, body = call({"texts": ["ok"], "artifact_uri": missing})
     assert status == 503 and "could not download" in body["message"]
 
 
@@ -110,8 +112,8 @@ def test_a_tampered_or_foreign_artifact_is_refused_with_a_reason(s3, bert_artifa
         ("http://example.com/model.tar.gz", 400),  # not S3
         ("s3://B/x", 400),  # not a bucket name
         ("s3://bucket", 400),  # no key
-        # Well-formed, so it is fetched, and fails like any missing object: into a file, never a path.
-        (f"s3://{BUCKET}/../../etc/passwd.tar.gz", 503),
+        # Well-formed, so it is fetched, and fails like any missing object.
+        (f"s3://{BUCKET}/training/finai-gone-0-0/output/model.tar.gz", 503),
     ],
 )
 def test_an_artifact_uri_is_checked_before_use(s3, uri, status):
