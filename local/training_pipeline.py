@@ -38,7 +38,7 @@ SUBSTITUTIONS = {
     "KmsKeyArn": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/test",
     "InstanceType": "ml.g5.xlarge",
     "ModelPackageGroup": GROUP,
-    "PromoteFunctionArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:promote",
+    "PromoteFunctionArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:promotion",
 }
 
 
@@ -76,15 +76,15 @@ REGIONS = ("us-east-1", "us-west-2")
 def local_training_pipeline(
     sagemaker: OfflineSageMaker, promote_store: Any, secondary_store: Any | None = None, failing_region: str = ""
 ) -> Iterator[TrainingPipeline]:
-    """The pipeline in moto. Its promotion step is the real fan-out (promote.fanout), and each
+    """The pipeline in moto. Its promotion step is the real fan-out (promotion.handler), and each
     region's promote function the real handler over that region's store: ``promote_store`` for the
     primary, ``secondary_store`` for the secondary (a copy of the primary's document when None).
     ``failing_region``'s function raises, as a region that cannot be reached would."""
     import copy
 
     from moto import mock_aws
+    from promotion import handler as promotion
 
-    from promote import fanout
     from promote import handler as promote
     from promote.dal import InMemoryStrategyStore
 
@@ -121,7 +121,7 @@ def local_training_pipeline(
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
             definition=render_definition(SUBSTITUTIONS, ASL_PATH),
         )["stateMachineArn"]
-        lambdas.register("promote", fanout.lambda_handler)
+        lambdas.register("promotion", promotion.lambda_handler)
         for region in REGIONS:  # reached through moto's Lambda API, as the fan-out reaches them on AWS
             lambdas.register(f"FinAi-promote-{region}", regional(region))
         pipeline = TrainingPipeline(arn, sagemaker, lambdas)

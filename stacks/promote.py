@@ -1,6 +1,6 @@
 """Each region's promote function: publishes promoted adapters into this region's strategy.
 
-The training pipeline runs in the primary region; its promotion step (``promote.fanout``)
+The training pipeline runs in the primary region; its promotion step (``promotion.handler``)
 invokes this function in every region by its fixed name (``cdk_app.names.promote_function_name``).
 The function may write only this region's model-selection profile and start deployments only in
 this region's environment, with this region's rollback-on-alarm strategy.

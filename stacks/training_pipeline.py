@@ -152,8 +152,7 @@ class TrainingPipeline(Construct):
         self.promote = PythonFunction(
             self,
             "Promote",
-            component="promote",
-            handler="promote.fanout.lambda_handler",
+            component="promotion",
             description="Promotes trained adapters into every region's strategy (primary first)",
             key=key,
             powertools_layer_version=powertools_layer_version,

@@ -1,6 +1,6 @@
 """Promote Lambda (one per region): publishes the new adapters in this region's AppConfig.
 
-The training pipeline's promotion step (``promote.fanout``, in the primary region) invokes this
+The training pipeline's promotion step (``promotion.handler``, in the primary region) invokes this
 function in every region, primary first. The new strategy version goes out with the
 environment's deployment strategy, which rolls back on the model-errors alarm. A promotion that
 this region already has (a retried step) publishes nothing.

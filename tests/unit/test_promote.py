@@ -160,35 +160,3 @@ def test_a_repeated_promotion_publishes_and_deploys_nothing():
     assert len(store.versions) == 2 and store.deployed == [2]
     assert again["version"] == first["version"] and again["deployment"] is None
     assert again["variants"] == first["variants"]
-
-
-def test_the_fan_out_promotes_every_region_primary_first_and_names_what_failed():
-    from promote.fanout import PromotionIncomplete, fan_out, targets_from_env
-
-    calls = []
-    stores = {
-        "us-east-1": InMemoryStrategyStore(with_lambda_variant()),
-        "us-west-2": InMemoryStrategyStore(with_lambda_variant()),
-    }
-
-    def invoke(region, function, event):
-        calls.append(region)
-        return promote(PromoteEvent.model_validate(event), stores[region])
-
-    targets = targets_from_env(
-        {"PROMOTE_FUNCTIONS": json.dumps({r: f"arn:aws:lambda:{r}:1:function:p" for r in stores})}
-    )
-    result = fan_out(EVENT, targets, invoke)
-    assert calls == ["us-east-1", "us-west-2"]
-    assert result["promoted"] is True and set(result["regions"]) == set(stores)
-    assert all(s.deployed == [2] for s in stores.values())
-
-    def unreachable(region, function, event):
-        if region == "us-west-2":
-            raise TimeoutError("no answer")
-        return invoke(region, function, event)
-
-    with pytest.raises(PromotionIncomplete, match=r"failed in us-west-2 .*already promoted: us-east-1"):
-        fan_out(EVENT, targets, unreachable)
-    with pytest.raises(ValueError, match="non-empty JSON object"):
-        targets_from_env({"PROMOTE_FUNCTIONS": "{}"})
