@@ -107,7 +107,13 @@ def local_training_pipeline(
     with (
         mock.patch.dict(
             os.environ,
-            {**TEST_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1", "PROMOTE_FUNCTIONS": json.dumps(functions)},
+            {
+                **TEST_CREDENTIALS,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                # Lambda sets AWS_REGION: the fan-out lives in the primary, whichever region it calls.
+                "AWS_REGION": "us-east-1",
+                "PROMOTE_FUNCTIONS": json.dumps(functions),
+            },
         ),
         mock_aws(config=MOTO_CONFIG),
         routed_to(lambdas),
