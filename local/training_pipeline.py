@@ -83,10 +83,10 @@ def local_training_pipeline(
     import copy
 
     from moto import mock_aws
-    from promotion import handler as promotion
 
     from promote import handler as promote
     from promote.dal import InMemoryStrategyStore
+    from promotion import handler as promotion
 
     stores = {
         REGIONS[0]: promote_store,

@@ -1,16 +1,14 @@
 """The training pipeline's promotion step: every region's promote function, primary first."""
 
-import copy
 import json
 
 import pytest
-from promotion.handler import PromotionIncomplete, fan_out, targets_from_env
 
 from promote.dal import InMemoryStrategyStore
 from promote.handler import Candidate, PromoteEvent, promote
-from shared.strategy import DOCUMENT_PATH
+from promotion.handler import PromotionIncomplete, fan_out, targets_from_env
+from tests.unit.test_promote import with_lambda_variant
 
-DOCUMENT = json.loads(DOCUMENT_PATH.read_text())
 EVENT = PromoteEvent(
     candidates=[
         Candidate(
@@ -22,14 +20,6 @@ EVENT = PromoteEvent(
         )
     ]
 )
-
-
-def with_lambda_variant():
-    document = copy.deepcopy(DOCUMENT)
-    document["use_cases"]["budgeting_advice"]["variants"] = [
-        {"name": "A", "provider": "lambda", "target": "advisor", "model_id": "advisor-v0", "weight": 100}
-    ]
-    return document
 
 
 def test_the_fan_out_promotes_every_region_primary_first_and_names_what_failed():
