@@ -97,6 +97,10 @@ def _check_model_id(model_id: str) -> str:
     return model_id
 
 
+# An ECR image URI: account, region ({region} is filled per stack), repository, tag.
+ECR_IMAGE_URI = r"^(\d{12})\.dkr\.ecr\.(\{region\}|[a-z0-9-]+)\.amazonaws\.com/([a-z0-9._/-]+):[A-Za-z0-9._-]+$"
+
+
 class TrainingSettings(BaseModel):
     """The SageMaker training pipeline (primary region only)."""
 
@@ -106,10 +110,7 @@ class TrainingSettings(BaseModel):
     # Empty (the default): the image is built from training_jobs/image with the project's own pins,
     # so the versions the tests use are the versions that train. A URI ({region} is filled per
     # stack) uses that image instead; it must carry those packages (see the README).
-    image: str = Field(
-        default="",
-        pattern=r"^$|^\d{12}\.dkr\.ecr\.(\{region\}|[a-z0-9-]+)\.amazonaws\.com/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
-    )
+    image: str = Field(default="", pattern=f"^$|{ECR_IMAGE_URI}")
     # Which torch wheels the built image carries; by default from the instance family
     # (ml.g*/ml.p*: gpu, anything else: cpu).
     image_variant: Literal["gpu", "cpu"] | None = None
@@ -125,6 +126,13 @@ class TrainingSettings(BaseModel):
     def image_uri(self, region: str) -> str | None:
         """The configured image for ``region``, or None when the platform builds its own."""
         return self.image.replace("{region}", region) if self.image else None
+
+    def image_repository(self, region: str) -> tuple[str, str, str] | None:
+        """(account, region, repository) of the configured image, for its pull grant; None when
+        the platform builds its own."""
+        uri = self.image_uri(region)
+        match = re.match(ECR_IMAGE_URI, uri) if uri else None
+        return (match.group(1), match.group(2), match.group(3)) if match else None
 
     def variant(self) -> str:
         if self.image_variant is not None:

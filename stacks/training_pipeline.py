@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from stacks.training_source import build_sourcedir
 
 ASL_FILE = Path(__file__).resolve().parent.parent / "statemachines" / "training_pipeline.asl.json"
 IMAGE_DIR = Path(__file__).resolve().parent.parent / "training_jobs" / "image"
-_ECR_URI = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([a-z0-9._/-]+):")
 # How long a deleted or replaced object stays recoverable in the data and artifacts buckets.
 NONCURRENT_VERSION_DAYS = 30
 
@@ -199,7 +197,8 @@ class TrainingPipeline(Construct):
     def _training_image(self, stack: Stack, settings: TrainingSettings) -> str:
         """The image URI the jobs run, pullable by the SageMaker role."""
         configured = settings.image_uri(stack.region)
-        if configured is None:
+        repository = settings.image_repository(stack.region)
+        if configured is None or repository is None:
             # Built from the project's own pins (training_jobs/image): what the tests ran is what trains.
             asset = ecr_assets.DockerImageAsset(
                 self,
@@ -210,14 +209,11 @@ class TrainingPipeline(Construct):
             )
             asset.repository.grant_pull(self.role)
             return asset.image_uri
-        match = _ECR_URI.match(configured)
-        if match is None:  # the config's pattern admits only ECR URIs; this guards the regex pair
-            raise ValueError(f"training.image {configured!r} is not an ECR image URI")
-        account, region, repository = match.groups()
+        account, region, name = repository
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[f"arn:{stack.partition}:ecr:{region}:{account}:repository/{repository}"],
+                resources=[f"arn:{stack.partition}:ecr:{region}:{account}:repository/{name}"],
             )
         )
         return configured

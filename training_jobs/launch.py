@@ -214,14 +214,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        request = build_request(args)
+        if args.dry_run:
+            print(json.dumps(build_request(args), indent=2, sort_keys=True))
+            return 0
         job = sdk_job(args)
     except ValueError as exc:  # pydantic's ValidationError (the SDK's shapes) is a ValueError too
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.dry_run:
-        print(json.dumps(request, indent=2, sort_keys=True))
-        return 0
     import boto3
     from sagemaker.core.resources import TrainingJob
 

@@ -42,7 +42,7 @@ def invoke_region(region: str, function: str, event: dict[str, Any]) -> dict[str
     )
     payload = json.loads(result["Payload"].read() or b"{}")
     if result.get("FunctionError"):
-        raise PromotionIncomplete(f"{region}: {payload.get('errorType', 'Error')}: {payload.get('errorMessage')}")
+        raise RuntimeError(f"{payload.get('errorType', 'Error')}: {payload.get('errorMessage')}")
     return dict(payload)
 
 
@@ -56,7 +56,9 @@ def fan_out(event: PromoteEvent, targets: dict[str, str], invoke: Invoke = invok
         except Exception as exc:
             done = ", ".join(regions) or "none"
             logger.exception("region not promoted", extra={"region": region})
-            raise PromotionIncomplete(f"promotion failed in {region} ({exc!r}); already promoted: {done}") from exc
+            raise PromotionIncomplete(
+                f"promotion failed in {region} ({type(exc).__name__}: {exc}); already promoted: {done}"
+            ) from exc
         logger.info("region promoted", extra={"region": region, "version": regions[region].get("version")})
     primary = next(iter(regions.values()))
     return {**primary, "regions": regions}

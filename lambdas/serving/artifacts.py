@@ -85,24 +85,32 @@ def verify(path: Path, manifest_sha256: str | None = None) -> Artifact:
     return Artifact(path, manifest)
 
 
+def _s3(client: Any | None) -> Any:
+    if client is None:
+        import boto3
+
+        client = boto3.client("s3")
+    return client
+
+
+def _fetch(client: Any, bucket: str, key: str, target: Path) -> None:
+    try:
+        client.download_file(bucket, key, str(target))
+    except Exception as exc:  # botocore raises several types; all mean the same here
+        raise ArtifactError(f"could not download s3://{bucket}/{key}: {exc}") from exc
+
+
 def download(uri: str, target: Path, client: Any | None = None) -> Path:
     """Copy the artifact under an ``s3://bucket/prefix`` into ``target`` (manifest first)."""
     parsed = urlparse(uri)
     if parsed.scheme != "s3" or not parsed.netloc:
         raise ArtifactError(f"MODEL_S3_URI must look like s3://bucket/prefix, not {uri!r}")
-    if client is None:
-        import boto3
-
-        client = boto3.client("s3")
+    client = _s3(client)
     prefix = parsed.path.strip("/")
     target.mkdir(parents=True, exist_ok=True)
 
     def fetch(name: str) -> None:
-        key = f"{prefix}/{name}" if prefix else name
-        try:
-            client.download_file(parsed.netloc, key, str(target / name))
-        except Exception as exc:  # botocore raises several types; all mean the same here
-            raise ArtifactError(f"could not download s3://{parsed.netloc}/{key}: {exc}") from exc
+        _fetch(client, parsed.netloc, f"{prefix}/{name}" if prefix else name, target / name)
 
     fetch(MANIFEST)
     manifest = json.loads((target / MANIFEST).read_text())
@@ -148,17 +156,10 @@ def promoted(uri: str, env: dict[str, str] | None = None, client: Any | None = N
         partial = target.with_suffix(".partial")
         shutil.rmtree(partial, ignore_errors=True)
         if uri.endswith((".tar.gz", ".tgz")):
-            if client is None:
-                import boto3
-
-                client = boto3.client("s3")
             bucket, _, key = uri.removeprefix("s3://").partition("/")
             partial.mkdir(parents=True)
             tarball = partial / "model.tar.gz"
-            try:
-                client.download_file(bucket, key, str(tarball))
-            except Exception as exc:  # botocore raises several types; all mean the same here
-                raise ArtifactError(f"could not download {uri}: {exc}") from exc
+            _fetch(_s3(client), bucket, key, tarball)
             _unpack_serve(tarball, partial)
             tarball.unlink()
         else:

@@ -56,14 +56,18 @@ def parse(event: Any, model: type[Request]) -> Request:
         raise BadRequest(_describe(exc)) from exc
 
 
+def _artifact_problem(exc: Exception) -> tuple[str, str]:
+    from serving.artifacts import NoArtifact
+
+    return ("no_artifact" if isinstance(exc, NoArtifact) else "artifact_error"), str(exc)[:500]
+
+
 def unavailable(exc: Exception) -> dict[str, Any]:
     """503 for a function that cannot load the artifact it was asked to serve: none at all
     (``no_artifact``) or one that fails its checksums or download (``artifact_error``). The
     platform's fault, not the client's: the router counts it against the model and falls back."""
-    from serving.artifacts import NoArtifact
-
-    error = "no_artifact" if isinstance(exc, NoArtifact) else "artifact_error"
-    return response(503, {"error": error, "message": str(exc)[:500]})
+    error, message = _artifact_problem(exc)
+    return response(503, {"error": error, "message": message})
 
 
 def health(load: Any, uri: str | None) -> dict[str, Any]:
@@ -76,7 +80,6 @@ def health(load: Any, uri: str | None) -> dict[str, Any]:
     try:
         model = load(uri) if uri else load()  # the same cache entry as an ordinary request
     except ArtifactError as exc:
-        failed = unavailable(exc)
-        body = json.loads(failed["body"])
-        return response(503, {"status": body["error"], "message": body["message"], "artifact_uri": uri})
+        status, message = _artifact_problem(exc)
+        return response(503, {"status": status, "message": message, "artifact_uri": uri})
     return response(200, {"status": "ready", "model_version": model.version, "artifact_uri": uri})

@@ -116,6 +116,12 @@ def test_the_variant_follows_the_instance_family_unless_set(instance, variant, e
     assert TrainingSettings(instance_type=instance, image_variant=variant).variant() == expected
 
 
+def test_a_configured_image_names_the_repository_to_grant_pull_on():
+    settings = TrainingSettings(image="123456789012.dkr.ecr.{region}.amazonaws.com/team/trainer:v3")
+    assert settings.image_repository("eu-west-1") == ("123456789012", "eu-west-1", "team/trainer")
+    assert TrainingSettings().image_repository("eu-west-1") is None  # built from training_jobs/image
+
+
 def test_cdk_builds_the_image_from_training_jobs_and_the_role_may_pull_it(synthesized):
     manifest = json.loads((synthesized.outdir / "FinAi-training.assets.json").read_text())
     images = list(manifest["dockerImages"].values())

@@ -84,3 +84,21 @@ def t5_plan_artifact(tmp_path_factory, t5_artifacts):
     out = tmp_path_factory.mktemp("t5-plan") / "int8"
     export(t5_artifacts["adapter"], out, "int8", max_input_tokens=512, answer_format="plan")
     return out
+
+
+class InProcessSentiment:
+    """boto3's Lambda ``invoke`` answered by the real sentiment container handler in this process
+    (the client the router's LambdaProvider is given in tests)."""
+
+    def __init__(self) -> None:
+        self.payloads: list[dict] = []
+
+    def invoke(self, FunctionName, Payload):  # boto3's parameter names
+        import io
+
+        from local.request_path import FakeContext
+        from sentiment import handler
+
+        self.payloads.append(json.loads(Payload))
+        result = handler.lambda_handler(json.loads(Payload), FakeContext("sentiment", "us-east-1"))
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result).encode())}

@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from local.request_path import FakeContext
 from sentiment import handler
+from tests.serving.conftest import InProcessSentiment
 
 CTX = FakeContext("sentiment", "us-east-1")
 # CloudFormation's generated name for the retained artifacts bucket (cdk_app.names.artifacts_bucket_pattern).
@@ -126,17 +127,8 @@ def test_the_router_sends_the_variants_artifact_and_classifies_its_absence(s3, b
     from router.dal import LambdaProvider
     from shared.failures import ModelCallError
 
-    class InProcess:
-        def __init__(self) -> None:
-            self.payloads: list[dict] = []
-
-        def invoke(self, FunctionName, Payload):
-            self.payloads.append(json.loads(Payload))
-            result = handler.lambda_handler(json.loads(Payload), CTX)
-            return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result).encode())}
-
     uri = put(s3, "training/finai-r-0-0/output/model.tar.gz", model_tarball(bert_artifacts["int8"]))
-    client = InProcess()
+    client = InProcessSentiment()
     provider = LambdaProvider({"sentiment": "arn:aws:lambda:us-east-1:123456789012:function:sentiment"}, client)
     _, version = provider.classify_target("sentiment", "finai-r-0-0", "Bank cuts dividend", artifact_uri=uri)
     assert client.payloads[-1]["artifact_uri"] == uri

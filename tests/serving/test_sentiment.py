@@ -1,12 +1,12 @@
 """The sentiment container handler: contract and input errors."""
 
-import io
 import json
 
 import pytest
 
 from local.request_path import FakeContext
 from sentiment import handler
+from tests.serving.conftest import InProcessSentiment
 
 CTX = FakeContext("sentiment", "us-east-1")
 
@@ -77,18 +77,6 @@ def test_text_limits_agree_with_the_api_and_labels_with_training():
 
     assert handler.MAX_TEXT_CHARS == contract.MAX_TEXT_CHARS
     assert contract.LABELS == LABELS
-
-
-class InProcessSentiment:
-    """boto3's Lambda ``invoke`` answered by the real container handler in this process."""
-
-    def __init__(self):
-        self.payloads = []
-
-    def invoke(self, FunctionName, Payload):  # boto3's parameter names
-        self.payloads.append(json.loads(Payload))
-        result = handler.lambda_handler(json.loads(Payload), CTX)
-        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result).encode())}
 
 
 def test_router_lambda_provider_classifies_through_the_sentiment_handler():

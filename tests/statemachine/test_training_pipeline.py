@@ -10,6 +10,7 @@ from local.sagemaker_stub import OfflineSageMaker
 from local.training_pipeline import GROUP, SUBSTITUTIONS, adapter_input, local_training_pipeline
 from promote.dal import InMemoryStrategyStore
 from shared.strategy import DOCUMENT_PATH
+from tests.serving.conftest import InProcessSentiment
 
 ADVISOR_VARIANT = {"name": "L", "provider": "lambda", "target": "advisor", "model_id": "advisor-v0", "weight": 0}
 ADAPTERS = [
@@ -146,19 +147,6 @@ def trained_sentiment_tarball(tmp_path_factory):
     return raw.getvalue(), version
 
 
-class InProcessServing:
-    """The Lambda client the router uses, invoking the real sentiment handler in this process."""
-
-    def invoke(self, FunctionName, Payload):
-        import io
-
-        from local.request_path import FakeContext
-        from sentiment import handler
-
-        result = handler.lambda_handler(json.loads(Payload), FakeContext("sentiment", "us-east-1"))
-        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result).encode())}
-
-
 def test_promotion_reaches_both_regions_and_the_next_request_is_answered_by_the_artifact(
     strategy, trained_sentiment_tarball, monkeypatch, tmp_path
 ):
@@ -193,7 +181,7 @@ def test_promotion_reaches_both_regions_and_the_next_request_is_answered_by_the_
             selection = select_probe(parse_strategy(document), job, now=datetime.now(UTC))
             assert selection is not None and selection["artifact_uri"] == artifact
             provider = LambdaProvider(
-                {"sentiment": "arn:aws:lambda:us-east-1:1:function:sentiment"}, InProcessServing()
+                {"sentiment": "arn:aws:lambda:us-east-1:1:function:sentiment"}, InProcessSentiment()
             )
             event = router.InvokeEvent.model_validate(
                 {

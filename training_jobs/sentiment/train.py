@@ -343,41 +343,36 @@ def lexicon_comparison(
     # As served: the artifact reads up to max(128, max_length) tokens (export below).
     served = argparse.Namespace(**{**vars(args), "max_length": max(128, args.max_length)})
 
-    def both(frame: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
+    def scored(prefix: str, frame: pd.DataFrame) -> dict[str, float]:
         predicted = [LABELS[i] for i in predict(model, batches(frame, tokenizer, served, None), device).argmax(axis=1)]
-        return label_scores(frame["label"], predicted), label_scores(
-            frame["label"], vader_labels(frame["text"].tolist())
-        )
+        ours = label_scores(frame["label"], predicted)
+        lexicon = label_scores(frame["label"], vader_labels(frame["text"].tolist()))
+        return {
+            f"{prefix}_rows": len(frame),
+            f"{prefix}_macro_f1": ours["macro_f1"],
+            f"{prefix}_accuracy": ours["accuracy"],
+            f"{prefix}_lexicon_macro_f1": lexicon["macro_f1"],
+            f"{prefix}_lexicon_accuracy": lexicon["accuracy"],
+        }
 
-    ours, lexicon = both(external)
     result: dict[str, float] = {
         "lexicon_macro_f1": lexicon_test["macro_f1"],
         "lexicon_accuracy": lexicon_test["accuracy"],
-        "external_rows": len(external),
-        "external_macro_f1": ours["macro_f1"],
-        "external_accuracy": ours["accuracy"],
-        "external_lexicon_macro_f1": lexicon["macro_f1"],
-        "external_lexicon_accuracy": lexicon["accuracy"],
+        **scored("external", external),
+        **(scored("held_out", held_out) if len(held_out) else {}),
     }
-    verdicts = {"test": test_macro_f1 > lexicon_test["macro_f1"], "external": ours["macro_f1"] > lexicon["macro_f1"]}
+    verdicts = {"test": test_macro_f1 > lexicon_test["macro_f1"]}
     line = (
-        f"[sentiment] macro-F1, classifier vs lexicon: test split {test_macro_f1:.3f} vs "
-        f"{lexicon_test['macro_f1']:.3f}; {EXTERNAL_CORPUS} ({len(external)} reviews) {ours['macro_f1']:.3f} vs "
-        f"{lexicon['macro_f1']:.3f}"
+        f"[sentiment] macro-F1, classifier vs lexicon: test split {test_macro_f1:.3f} vs {lexicon_test['macro_f1']:.3f}"
     )
-    if len(held_out):
-        topic, topic_lexicon = both(held_out)
-        result.update(
-            {
-                "held_out_rows": len(held_out),
-                "held_out_macro_f1": topic["macro_f1"],
-                "held_out_accuracy": topic["accuracy"],
-                "held_out_lexicon_macro_f1": topic_lexicon["macro_f1"],
-                "held_out_lexicon_accuracy": topic_lexicon["accuracy"],
-            }
-        )
-        verdicts["held_out"] = topic["macro_f1"] > topic_lexicon["macro_f1"]
-        line += f"; held-out topic ({len(held_out)} texts) {topic['macro_f1']:.3f} vs {topic_lexicon['macro_f1']:.3f}"
+    for prefix, name in (
+        ("external", f"{EXTERNAL_CORPUS} ({len(external)} reviews)"),
+        ("held_out", f"held-out topic ({len(held_out)} texts)"),
+    ):
+        if f"{prefix}_rows" in result:
+            ours, lexicon = result[f"{prefix}_macro_f1"], result[f"{prefix}_lexicon_macro_f1"]
+            verdicts[prefix] = ours > lexicon
+            line += f"; {name} {ours:.3f} vs {lexicon:.3f}"
     print(line, flush=True)
     corpora = {
         "lexicon": "VADER 3.3.2, compound >= 0.05 positive, <= -0.05 negative",
