@@ -170,6 +170,73 @@ class ServingArtifact(BaseModel):
         return parts[1].strip("/") if len(parts) > 1 else ""
 
 
+# Instance families whose storage is local NVMe: SageMaker refuses an endpoint config's KmsKeyId on
+# them (their instance store is encrypted by the hardware), so the construct omits it there.
+LOCAL_STORAGE_FAMILIES = frozenset(
+    {"c5d", "c6id", "g4dn", "g5", "g6", "g6e", "m5d", "m6id", "p3dn", "p4d", "p4de", "p5", "p5e", "r5d", "trn1"}
+)
+S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/=-]+$"
+
+
+class EndpointSettings(BaseModel):
+    """The SageMaker real-time endpoint tier (issue 15): a causal instruct model too large for a
+    Lambda (the seeds' Phi-3.5-mini class), served by a Large Model Inference container, with each
+    LoRA adapter as an inference component on the shared base. Off by default: it bills per
+    instance-hour."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    # The strategy target its variants name, and the adapter family the training pipeline promotes.
+    target: str = Field(default="advisor_large", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    # The LMI (DJL Serving) container; {region} is filled per stack.
+    image: str = Field(default="", pattern=f"^$|{ECR_IMAGE_URI}")
+    # The base model's uncompressed weights per region: SageMaker reads model data only from a
+    # bucket in the endpoint's own region.
+    base_model_uris: dict[str, str] = Field(default_factory=dict)
+    base_model_name: str = Field(default="microsoft/Phi-3.5-mini-instruct", min_length=1, max_length=128)
+    instance_type: str = Field(default="ml.g5.2xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    min_instances: int = Field(default=1, ge=1, le=10)
+    max_instances: int = Field(default=2, ge=1, le=10)
+    accelerators: int = Field(default=1, ge=0, le=8)
+    min_memory_mb: int = Field(default=16_384, ge=1024)
+    # The strategy variant's share of budgeting advice (0: promoted and probed, but sent no traffic).
+    weight: int = Field(default=0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> EndpointSettings:
+        if self.max_instances < self.min_instances:
+            raise ValueError("serving.endpoint.max_instances must be at least min_instances")
+        for region, uri in self.base_model_uris.items():
+            if not re.match(S3_URI, uri):
+                raise ValueError(f"serving.endpoint.base_model_uris[{region!r}] is not an s3:// prefix: {uri!r}")
+        if self.enabled and not self.image:
+            raise ValueError("serving.endpoint.enabled needs image: an LMI container URI in ECR")
+        return self
+
+    @property
+    def local_storage(self) -> bool:
+        """True when the instance type's storage is local NVMe (no KmsKeyId allowed)."""
+        return self.instance_type.split(".")[1] in LOCAL_STORAGE_FAMILIES
+
+    def image_uri(self, region: str) -> str:
+        return self.image.replace("{region}", region)
+
+    def variant(self) -> dict[str, Any]:
+        """The budgeting-advice variant this tier adds to the strategy; promotion fills in the
+        adapter's inference component."""
+        return {
+            "name": "endpoint",
+            "provider": "sagemaker",
+            "target": self.target,
+            "model_id": f"{self.target.replace('_', '-')}-lora",
+            "answer_format": "plan",
+            "weight": self.weight,
+            "max_tokens": 600,
+            "temperature": 0.4,
+        }
+
+
 class ServingSettings(BaseModel):
     """The container Lambdas that serve the fine-tuned adapters (issue 4)."""
 
@@ -179,6 +246,7 @@ class ServingSettings(BaseModel):
     memory_mb: int = Field(default=3008, ge=1024, le=10_240)
     advisor: ServingArtifact = ServingArtifact()
     sentiment: ServingArtifact = ServingArtifact()
+    endpoint: EndpointSettings = EndpointSettings()
 
 
 class BenchmarkSettings(BaseModel):
@@ -399,6 +467,32 @@ class PlatformConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _check_endpoint(self) -> PlatformConfig:
+        endpoint = self.serving.endpoint
+        if endpoint.enabled:
+            missing = [r for r in self.regions if r not in endpoint.base_model_uris]
+            if missing:
+                raise ValueError(
+                    f"serving.endpoint.base_model_uris has no base model for {missing}: each region's endpoint "
+                    "reads its weights from a bucket in its own region"
+                )
+        # A strategy that sends traffic to an endpoint this deployment does not provision would fail
+        # every such request; refuse it at synth rather than open circuits in production.
+        for use_case, entry in load_strategy()["use_cases"].items():
+            for variant in entry["variants"]:
+                if variant["provider"] == "sagemaker" and variant["weight"] > 0 and not endpoint.enabled:
+                    raise ValueError(
+                        f"strategy {use_case}:{variant['name']} sends traffic to a SageMaker endpoint, "
+                        "but serving.endpoint.enabled is false"
+                    )
+                if variant["provider"] == "sagemaker" and variant.get("target") != endpoint.target:
+                    raise ValueError(
+                        f"strategy {use_case}:{variant['name']} names endpoint target "
+                        f"{variant.get('target')!r}; this deployment serves {endpoint.target!r}"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _check_cross_fields(self) -> PlatformConfig:
         if self.primary_region == self.secondary_region:
             raise ValueError("primary_region and secondary_region must differ")
@@ -434,6 +528,11 @@ class PlatformConfig(BaseModel):
             for variant in entry["variants"]:
                 if variant["provider"] == "bedrock":
                     variant["model_id"] = models.translate(variant["model_id"])
+        endpoint = self.serving.endpoint
+        if endpoint.enabled:
+            variants = strategy["use_cases"]["budgeting_advice"]["variants"]
+            if not any(v["provider"] == "sagemaker" for v in variants):
+                variants.append(endpoint.variant())
         budgets = self.budgets if self.budgets is not None else strategy.get("budgets")
         if budgets is not None:
             prices = {m: list(p) for m, p in sorted(self.model_prices.items())}

@@ -40,3 +40,13 @@ def promote_function_name(region: str) -> str:
     """Each region's promote function: fixed, so the primary's pipeline can invoke every region's
     by ARN (Lambda function names are unique per region)."""
     return f"{STACK_PREFIX}-promote-{region}"
+
+
+def endpoint_name(target: str) -> str:
+    """A SageMaker endpoint's name (unique per account and region, so the same name in each region)."""
+    return f"finai-{target.replace('_', '-')}"
+
+
+def base_component_name(target: str) -> str:
+    """The inference component that holds the endpoint's base model; adapters are created inside it."""
+    return f"{endpoint_name(target)}-base"

@@ -192,6 +192,26 @@ class RegionState:
 
         self.path.lambdas.register(target, invoke, streaming(streamer) if streamer is not None else None)
 
+    def serve_endpoint_with_faults(self) -> None:
+        """Let chaos reach the endpoint tier: faults and latency set for the model ids whose
+        variants name an inference component apply to that component's invocations."""
+
+        def before_call(component: str) -> str | None:
+            for model_id in self._models_on_component(component):
+                self._delay(model_id)
+                fault = self.path.bedrock.draw_fault(model_id)
+                if fault is not None:
+                    return fault.error_code
+            return None
+
+        self.path.endpoint.before_call = before_call
+
+    def _models_on_component(self, component: str) -> set[str]:
+        if self.appconfig is None:
+            return set()
+        use_cases = self.appconfig.document["use_cases"].values()
+        return {v["model_id"] for uc in use_cases for v in uc["variants"] if v.get("inference_component") == component}
+
     def _models_served_by(self, target: str) -> set[str]:
         if self.appconfig is None:
             return set()
@@ -244,6 +264,7 @@ class RegionState:
                 "faults": faults,
                 "latency_ms": dict(self.latency_ms),
                 "lambda_invocations": dict(Counter(self.path.lambdas.invocations)),
+                "endpoint_invocations": dict(Counter(self.path.endpoint.calls)),
                 "strategy_version": self.appconfig.version if self.appconfig else None,
                 "appconfig": self.appconfig.ids if self.appconfig else None,
             }
@@ -386,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         state = RegionState(path, appconfig)
         for target in served:
             state.serve_with_faults(target)
+        state.serve_endpoint_with_faults()
         uvicorn.run(build_app(state), host="127.0.0.1", port=args.port, log_level="warning")
     return 0
 
@@ -419,9 +441,27 @@ def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, adapters:
         path.lambdas.register(target, *cold_start(target, artifact))
         targets[target] = f"arn:aws:lambda:{path.region}:123456789012:function:{target}"
     os.environ["LAMBDA_PROVIDERS"] = json.dumps(targets)
+    if "advisor" in adapters:
+        serve_endpoint(path, appconfig.document)
     router._strategy_source.cache_clear()
     router._lambda_provider.cache_clear()
+    router._sagemaker_provider.cache_clear()
     front.strategy_source.cache_clear()
+
+
+def serve_endpoint(path: RequestPath, document: dict[str, Any]) -> None:
+    """The endpoint tier, played by the advisor adapter on SmolLM2 (the model the advisor function
+    just loaded): every inference component the strategy's ``sagemaker`` variants name answers
+    with it, on the endpoint their target names."""
+    from advisor import handler as advisor
+    from cdk_app.names import endpoint_name
+    from local.sagemaker_endpoint import generator_chat_model
+
+    model = generator_chat_model(advisor.generator())
+    for entry in document["use_cases"].values():
+        for variant in entry["variants"]:
+            if variant["provider"] == "sagemaker" and variant.get("inference_component"):
+                path.endpoint.add_component(endpoint_name(variant["target"]), variant["inference_component"], model)
 
 
 def cold_start(target: str, artifact: Path) -> tuple[Any, Any]:

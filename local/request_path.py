@@ -22,7 +22,9 @@ from unittest import mock
 
 import boto3
 
+from cdk_app.names import endpoint_name
 from local.bedrock_stub import OfflineBedrock
+from local.sagemaker_endpoint import LocalEndpoint
 
 REPO = Path(__file__).resolve().parent.parent
 ASL_PATH = REPO / "statemachines" / "circuit_breaker.asl.json"
@@ -36,6 +38,8 @@ AUDIT_QUEUE = "finai-audit.fifo"
 # The one local API key's id, as API Gateway would put it in requestContext.identity.apiKeyId.
 LOCAL_API_KEY_ID = "localkeydefault0"
 LOCAL_CLIENT = "default"
+# The strategy targets served by a SageMaker endpoint (the seeds' larger advisor).
+ENDPOINT_TARGETS = ("advisor_large",)
 
 
 def audit_queue_url(region: str) -> str:
@@ -182,6 +186,8 @@ def function_env(region: str, table: str, state_machine_arn: str, max_prompt_cha
         "STATE_MACHINE_ARN": state_machine_arn,
         "MAX_PROMPT_CHARS": str(max_prompt_chars),
         "EXECUTION_MODE": "poll",
+        # The endpoint tier's targets, named as CDK names them (local.sagemaker_endpoint plays the endpoint).
+        "SAGEMAKER_ENDPOINTS": json.dumps({t: endpoint_name(t) for t in ENDPOINT_TARGETS}),
     }
 
 
@@ -278,6 +284,7 @@ class RequestPath:
     lambdas: InProcessLambdas
     bedrock: OfflineBedrock
     clock: dict[str, datetime]
+    endpoint: LocalEndpoint
 
     @property
     def sfn(self) -> Any:
@@ -410,6 +417,7 @@ def _reset_handler_caches() -> None:
         router._strategy_source,
         router._bedrock,
         router._lambda_provider,
+        router._sagemaker_provider,
         fallback._client,
         stream.settings,
         stream.strategy_source,
@@ -441,13 +449,14 @@ def local_request_path(
     from degradation import handler as degradation
     from fallback import handler as fallback
     from router import handler as router
-    from router.dal import BedrockProvider
+    from router.dal import BedrockProvider, SageMakerProvider, sagemaker_endpoints_from_env
     from stacks.circuit_breaker import transition_placeholders
 
     bedrock = bedrock or OfflineBedrock()
     clock = {"now": start or datetime(2026, 1, 1, tzinfo=UTC)}
     table = "finai-circuits"
     lambdas = InProcessLambdas(region)
+    endpoint = LocalEndpoint(region)
     arns = {name: f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}" for name in FUNCTIONS}
     sm_arn = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:circuit-breaker"
     env = function_env(region, table, sm_arn, max_prompt_chars)
@@ -484,6 +493,11 @@ def local_request_path(
         lambdas.register("degradation", degradation.lambda_handler)
         patches: list[Any] = [
             mock.patch.object(router, "_bedrock", lambda: BedrockProvider(client=bedrock)),
+            mock.patch.object(
+                router,
+                "_sagemaker_provider",
+                lambda: SageMakerProvider(sagemaker_endpoints_from_env(), client=endpoint),
+            ),
             mock.patch.object(fallback, "_client", lambda: bedrock),
             # Tests step a fixed clock; the served platform runs on real time (cooldowns elapse).
             mock.patch.object(router, "_now", (lambda: datetime.now(UTC)) if live_clock else (lambda: clock["now"])),
@@ -502,7 +516,7 @@ def local_request_path(
         for p in patches:
             p.start()
         try:
-            yield RequestPath(region, table, sm_arn, lambdas, bedrock, clock)
+            yield RequestPath(region, table, sm_arn, lambdas, bedrock, clock, endpoint)
         finally:
             for p in reversed(patches):
                 p.stop()

@@ -48,6 +48,7 @@ class TrainingPipeline:
     sagemaker: OfflineSageMaker
     lambdas: InProcessLambdas
     stores: dict[str, Any] = field(default_factory=dict)  # region -> that region's strategy store
+    retry_waits: list[float] = field(default_factory=list)  # the Retry intervals the ASL asked for
 
     def run(self, adapters: list[dict[str, Any]], timeout_s: float = 60.0, name: str | None = None) -> dict[str, Any]:
         from api_front.dal import PollingExecutor
@@ -74,15 +75,22 @@ REGIONS = ("us-east-1", "us-west-2")
 
 @contextmanager
 def local_training_pipeline(
-    sagemaker: OfflineSageMaker, promote_store: Any, secondary_store: Any | None = None, failing_region: str = ""
+    sagemaker: OfflineSageMaker,
+    promote_store: Any,
+    secondary_store: Any | None = None,
+    failing_region: str = "",
+    endpoints: dict[str, Any] | None = None,
 ) -> Iterator[TrainingPipeline]:
     """The pipeline in moto. Its promotion step is the real fan-out (promotion.handler), and each
     region's promote function the real handler over that region's store: ``promote_store`` for the
     primary, ``secondary_store`` for the secondary (a copy of the primary's document when None).
-    ``failing_region``'s function raises, as a region that cannot be reached would."""
+    ``failing_region``'s function raises, as a region that cannot be reached would. ``endpoints``:
+    region -> that region's endpoint tier (``promote.dal.EndpointAdapters``), when it has one."""
     import copy
+    from types import SimpleNamespace
 
     from moto import mock_aws
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
     from promote import handler as promote
     from promote.dal import InMemoryStrategyStore
@@ -97,14 +105,21 @@ def local_training_pipeline(
         def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
             if region == failing_region:
                 raise RuntimeError(f"{region} does not answer")
-            with mock.patch.object(promote, "_store", lambda: stores[region]):
+            endpoint = (endpoints or {}).get(region)
+            with (
+                mock.patch.object(promote, "_store", lambda: stores[region]),
+                mock.patch.object(promote, "_endpoint", lambda: endpoint),
+            ):
                 return dict(promote.lambda_handler(event, context))
 
         return handle
 
     functions = {r: f"arn:aws:lambda:{r}:{ACCOUNT}:function:FinAi-promote-{r}" for r in REGIONS}
     lambdas = InProcessLambdas("us-east-1")
+    # The ASL's Retry intervals (30 s to minutes) are recorded, not slept: tests read them.
+    retry_waits: list[float] = []
     with (
+        mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=retry_waits.append)),
         mock.patch.dict(
             os.environ,
             {
@@ -132,6 +147,7 @@ def local_training_pipeline(
             lambdas.register(f"FinAi-promote-{region}", regional(region))
         pipeline = TrainingPipeline(arn, sagemaker, lambdas)
         pipeline.stores = stores
+        pipeline.retry_waits = retry_waits
         yield pipeline
 
 

@@ -91,6 +91,7 @@ class ApiStream(Construct):
                 "STREAM_IDLE_TIMEOUT_S": str(settings.idle_timeout_s),
                 "STREAM_MAX_S": str(settings.max_stream_s),
                 "LAMBDA_PROVIDERS": json.dumps(serving.targets, sort_keys=True),
+                "SAGEMAKER_ENDPOINTS": json.dumps(serving.endpoints, sort_keys=True),
                 **guardrail.environment,
                 **model_config.strategy_environment(appconfig_agent_layer),
             },

@@ -58,7 +58,7 @@ class Benchmark(Construct):
         )
         self.function = self.handler.function
         model_config.environment.grant_read_config(self.function)
-        serving.grant_invoke(self.function)
+        serving.grant_invoke(self.function, endpoint=False)  # endpoint variants are not benchmarked
         grant_invoke(self.function, stack, model_ids)
         if settings.publish:
             self.function.add_to_role_policy(

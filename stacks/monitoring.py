@@ -85,6 +85,7 @@ class Monitoring(Construct):
         stream_variants: Sequence[tuple[str, str]] = (),  # (model id, variant) the stream route reports
         audit_queue: sqs.IQueue | None = None,
         audit_dead_letters: sqs.IQueue | None = None,
+        endpoint_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         period = Duration.seconds(settings.period_seconds)
@@ -313,6 +314,8 @@ class Monitoring(Construct):
             ],
         )
         self._budgets(settings, period, clients, model_ids)
+        if endpoint_name is not None:
+            self._endpoint(endpoint_name, period, enabled, settings)
         if audit_queue is not None and audit_dead_letters is not None:
             # Every audit record must reach the chain: one in the dead-letter queue is an incident,
             # and records waiting longer than ten minutes mean the ledger function is not keeping up.
@@ -364,6 +367,60 @@ class Monitoring(Construct):
                 alarm_rule=cloudwatch.AlarmRule.any_of(self.five_xx_alarm, self.model_path_alarm),
             )
             _notify(self.region_unhealthy, topic)
+
+    def _endpoint(self, endpoint_name: str, period: Duration, enabled: bool, settings: MonitoringSettings) -> None:
+        """The SageMaker endpoint tier: SageMaker's own invocation metrics for the endpoint, and per
+        adapter component by a search (promotion names a new component per training job)."""
+
+        def endpoint_metric(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name=name,
+                dimensions_map={"EndpointName": endpoint_name, "VariantName": "AllTraffic"},
+                statistic=statistic,
+                period=period,
+            )
+
+        def per_component(name: str, statistic: str, label: str) -> cloudwatch.MathExpression:
+            return cloudwatch.MathExpression(
+                expression=(
+                    "SEARCH('{AWS/SageMaker,InferenceComponentName} "
+                    f'MetricName="{name}" InferenceComponentName="finai-"\', '
+                    f"'{statistic}', {int(period.to_seconds())})"
+                ),
+                label=label,
+                period=period,
+            )
+
+        self.facade.monitor_custom(
+            alarm_friendly_name="Endpoint",
+            human_readable_name=f"SageMaker endpoint {endpoint_name} (adapters as inference components)",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title="Invocations and errors",
+                    metrics=[
+                        endpoint_metric("Invocations", "Sum"),
+                        endpoint_metric("Invocation4XXErrors", "Sum"),
+                        _alarmed(
+                            f"Endpoint5XX-{endpoint_name}",
+                            endpoint_metric("Invocation5XXErrors", "Sum"),
+                            "Warning",
+                            settings.task_failures,
+                            cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                            enabled=enabled,
+                        ),
+                    ],
+                ),
+                mc.CustomMetricGroup(
+                    title="Model latency p95 (microseconds)",
+                    metrics=[endpoint_metric("ModelLatency", "p95")],
+                ),
+                mc.CustomMetricGroup(
+                    title="Invocations per adapter component",
+                    metrics=[per_component("Invocations", "Sum", "")],
+                ),
+            ],
+        )
 
     def _budgets(
         self, settings: MonitoringSettings, period: Duration, clients: Sequence[str], model_ids: Sequence[str]

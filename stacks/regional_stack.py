@@ -42,7 +42,15 @@ class RegionalStack(Stack):
         )
         serving = Serving(self, "Serving", key=key, settings=config.serving, primary_region=config.primary_region)
         # The training pipeline (primary region) promotes into every region through this function.
-        self.promote = Promote(self, "Promote", key=key, model_config=model_config, powertools_layer_version=layer)
+        self.promote = Promote(
+            self,
+            "Promote",
+            key=key,
+            model_config=model_config,
+            powertools_layer_version=layer,
+            endpoint=serving.endpoint,
+            primary_region=config.primary_region,
+        )
         router = Router(
             self,
             "Router",
@@ -51,6 +59,7 @@ class RegionalStack(Stack):
             bedrock_model_ids=models.primary,
             model_config=model_config,
             lambda_providers=serving.targets,
+            sagemaker_endpoints=serving.endpoints,
             appconfig_agent_layer=config.appconfig_agent_layers.get(region),
         )
         serving.grant_invoke(router.function)
@@ -173,6 +182,7 @@ class RegionalStack(Stack):
             ),
             audit_queue=self.ledger.queue,
             audit_dead_letters=self.ledger.dead_letters,
+            endpoint_name=serving.endpoint.endpoint_name if serving.endpoint else None,
         )
         if config.dns_failover_enabled and config.domain_name and config.hosted_zone_id:
             if not (self.monitoring.five_xx_alarm and self.monitoring.model_path_alarm):

@@ -1,4 +1,4 @@
-"""The router function: model selection from AppConfig, then Bedrock or a serving Lambda."""
+"""The router function: model selection from AppConfig, then Bedrock, a serving Lambda or an endpoint."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Router(Construct):
         bedrock_model_ids: tuple[str, ...],
         model_config: ModelConfig,
         lambda_providers: dict[str, str] | None = None,
+        sagemaker_endpoints: dict[str, str] | None = None,
         appconfig_agent_layer: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -39,6 +40,7 @@ class Router(Construct):
             environment={
                 **model_config.strategy_environment(appconfig_agent_layer),
                 "LAMBDA_PROVIDERS": json.dumps(lambda_providers or {}, sort_keys=True),
+                "SAGEMAKER_ENDPOINTS": json.dumps(sagemaker_endpoints or {}, sort_keys=True),
             },
         )
         self.function = self.handler.function

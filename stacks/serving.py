@@ -19,6 +19,7 @@ from cdk_app.compliance import acknowledge
 from cdk_app.config import ServingArtifact, ServingSettings
 from cdk_app.names import JOB_NAME_PREFIX, TRAINING_OUTPUT_PREFIX, artifacts_bucket_pattern
 from stacks.common import LAMBDAS_DIR, function_logs_and_role
+from stacks.sagemaker_endpoint import SageMakerEndpoint
 
 COMPONENTS = ("advisor", "sentiment")
 # Only what the Dockerfiles COPY: the zip functions, tests and caches stay out of the build
@@ -76,7 +77,7 @@ class ServingFunction(Construct):
         if artifact.bucket:
             bucket = s3.Bucket.from_bucket_name(self, "ArtifactBucket", artifact.bucket)
             bucket.grant_read(self.function, f"{artifact.prefix}/*" if artifact.prefix else "*")
-        self._grant_promoted(stack, primary_region)
+        grant_read_promoted(self.role, stack, primary_region)
         acknowledge(
             self,
             [
@@ -117,32 +118,34 @@ class ServingFunction(Construct):
             ],
         )
 
-    def _grant_promoted(self, stack: Stack, primary_region: str) -> None:
-        """Read what promotion points at: a training job's model.tar.gz in the primary region's
-        artifacts bucket, from either region. The bucket is KMS-encrypted with the training
-        stack's key, which lives in the primary region: Decrypt is allowed only through S3 there
-        and only for that bucket (S3 Bucket Keys make the bucket ARN the encryption context)."""
-        bucket_arn = f"arn:{stack.partition}:s3:::{artifacts_bucket_pattern()}"
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[f"{bucket_arn}/{TRAINING_OUTPUT_PREFIX}/{JOB_NAME_PREFIX}*/output/model.tar.gz"],
-            )
+
+def grant_read_promoted(role: iam.IRole, stack: Stack, primary_region: str) -> None:
+    """Read what promotion points at: a training job's model.tar.gz in the primary region's
+    artifacts bucket, from either region. The bucket is KMS-encrypted with the training
+    stack's key, which lives in the primary region: Decrypt is allowed only through S3 there
+    and only for that bucket (S3 Bucket Keys make the bucket ARN the encryption context)."""
+    bucket_arn = f"arn:{stack.partition}:s3:::{artifacts_bucket_pattern()}"
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[f"{bucket_arn}/{TRAINING_OUTPUT_PREFIX}/{JOB_NAME_PREFIX}*/output/model.tar.gz"],
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt"],
-                resources=[f"arn:{stack.partition}:kms:{primary_region}:{stack.account}:key/*"],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{primary_region}.amazonaws.com"},
-                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": bucket_arn},
-                },
-            )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["kms:Decrypt"],
+            resources=[f"arn:{stack.partition}:kms:{primary_region}:{stack.account}:key/*"],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"s3.{primary_region}.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": bucket_arn},
+            },
         )
+    )
 
 
 class Serving(Construct):
-    """Both serving functions; ``targets`` is the router's LAMBDA_PROVIDERS mapping."""
+    """Both serving functions, and the SageMaker endpoint tier when enabled; ``targets`` is the
+    router's LAMBDA_PROVIDERS mapping, ``endpoints`` its SAGEMAKER_ENDPOINTS."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, key: kms.IKey, settings: ServingSettings, primary_region: str
@@ -168,11 +171,24 @@ class Serving(Construct):
             artifact=settings.sentiment,
             primary_region=primary_region,
         )
+        self.endpoint = (
+            SageMakerEndpoint(self, "Endpoint", key=key, settings=settings.endpoint)
+            if settings.endpoint.enabled
+            else None
+        )
 
     @property
     def targets(self) -> dict[str, str]:
         return {"advisor": self.advisor.function.function_arn, "sentiment": self.sentiment.function.function_arn}
 
-    def grant_invoke(self, grantee: iam.IGrantable) -> None:
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Strategy target -> SageMaker endpoint name (empty when the tier is off)."""
+        return {self.endpoint.target: self.endpoint.endpoint_name} if self.endpoint else {}
+
+    def grant_invoke(self, grantee: iam.IGrantable, *, endpoint: bool = True) -> None:
+        """Invoke both serving functions, and (``endpoint``) the endpoint tier when there is one."""
         for serving in (self.advisor, self.sentiment):
             serving.function.grant_invoke(grantee)
+        if endpoint and self.endpoint is not None:
+            self.endpoint.grant_invoke(grantee)

@@ -21,7 +21,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk_app.compliance import acknowledge
-from cdk_app.config import TrainingSettings
+from cdk_app.config import EndpointSettings, TrainingSettings
 from cdk_app.names import promote_function_name
 from stacks.common import PythonFunction, access_log_bucket, asl_state_machine
 from stacks.model_registry import ModelRegistry
@@ -67,6 +67,7 @@ class TrainingPipeline(Construct):
         settings: TrainingSettings,
         regions: tuple[str, ...],
         powertools_layer_version: int,
+        endpoint: EndpointSettings | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -189,7 +190,7 @@ class TrainingPipeline(Construct):
             description="Periodic retraining of the adapters (disabled unless training.schedule_enabled)",
             targets=[
                 targets.SfnStateMachine(
-                    self.state_machine, input=events.RuleTargetInput.from_object(self.default_input(settings))
+                    self.state_machine, input=events.RuleTargetInput.from_object(self.default_input(settings, endpoint))
                 )
             ],
         )
@@ -218,15 +219,18 @@ class TrainingPipeline(Construct):
         )
         return configured
 
-    def default_input(self, settings: TrainingSettings) -> dict[str, Any]:
-        """What the schedule starts: both adapters, reading data and base models from the data bucket."""
+    def default_input(self, settings: TrainingSettings, endpoint: EndpointSettings | None = None) -> dict[str, Any]:
+        """What the schedule starts: both adapters (and the endpoint tier's, when it is enabled),
+        reading data and base models from the data bucket."""
 
-        def adapter(name: str, program: str, threshold: float, extra: dict[str, str]) -> dict[str, Any]:
+        def adapter(
+            name: str, program: str, threshold: float, extra: dict[str, str], data: str | None = None
+        ) -> dict[str, Any]:
             return {
                 "name": name,
                 "target": name,
                 "threshold": threshold,
-                "train_uri": self.data.s3_url_for_object(f"{name}/"),
+                "train_uri": self.data.s3_url_for_object(f"{data or name}/"),
                 "base_model_uri": self.data.s3_url_for_object(f"base-models/{name}/"),
                 # sagemaker_submit_directory is set by the pipeline: the code channel's path.
                 "hyperparameters": {
@@ -245,6 +249,27 @@ class TrainingPipeline(Construct):
                     settings.advisor_gate_grounded,
                     # The share of held-out advice the platform would serve: well-formed and grounded.
                     {"epochs": "3", "gate-metric": "served_grounded_rate"},
+                ),
+                *(
+                    [
+                        # The endpoint's advisor: the same task on its larger base (Phi-3.5-mini class),
+                        # served by the endpoint with the adapter at run time, so no ONNX export; gated
+                        # on the grounded share of its own generated advice.
+                        adapter(
+                            endpoint.target,
+                            "train_advisor.py",
+                            settings.advisor_gate_grounded,
+                            {
+                                "epochs": "2",
+                                "lora-r": "16",
+                                "export-onnx": "false",
+                                "gate-metric": "grounded_rate",
+                            },
+                            data="advisor",  # the same synthetic pairs as the Lambda's advisor
+                        )
+                    ]
+                    if endpoint is not None and endpoint.enabled
+                    else []
                 ),
             ]
         }

@@ -27,6 +27,7 @@ class TrainingStack(Stack):
             settings=config.training,
             regions=tuple(config.regions),
             powertools_layer_version=config.powertools_layer_version,
+            endpoint=config.serving.endpoint,
         )
         self.cleanup = Cleanup(
             self,

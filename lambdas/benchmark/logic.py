@@ -81,10 +81,13 @@ def estimate_cost(
 
 
 def candidates_from(strategy: dict[str, Any]) -> list[Candidate]:
-    """Every provider the strategy names, once."""
+    """Every provider the strategy names, once. Endpoint variants are left out: their cost is
+    instance-hours, not calls, so they are compared by their A/B metrics on the dashboard."""
     found: dict[str, Candidate] = {}
     for entry in strategy["use_cases"].values():
         for variant in entry["variants"]:
+            if variant["provider"] == "sagemaker":
+                continue
             candidate = Candidate(variant["provider"], variant["model_id"], variant.get("target"))
             found.setdefault(candidate.key, candidate)
     return list(found.values())
@@ -166,7 +169,8 @@ def strategy_with_winners(
         entry = updated["use_cases"][use_case]
         template = dict(entry["variants"][0])
         candidate = by_key[row["model"]]
-        variant = {k: v for k, v in template.items() if k not in ("provider", "model_id", "target", "artifact_uri")}
+        provider_keys = ("provider", "model_id", "target", "artifact_uri", "inference_component", "answer_format")
+        variant = {k: v for k, v in template.items() if k not in provider_keys}
         variant.update({"name": "A", "provider": candidate.provider, "model_id": candidate.model_id, "weight": 100})
         if candidate.target:
             variant["target"] = candidate.target

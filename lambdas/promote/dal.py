@@ -75,3 +75,78 @@ class InMemoryStrategyStore:
     def deploy(self, version: int, description: str) -> int:
         self.deployed.append(version)
         return len(self.deployed)
+
+
+class AdapterNotReady(RuntimeError):
+    """The adapter's inference component is still being created: promote again later (the
+    pipeline's promotion step retries on this)."""
+
+
+class AdapterFailed(RuntimeError):
+    """SageMaker could not create the adapter's inference component; the reason says why."""
+
+
+class EndpointAdapters:
+    """This region's SageMaker endpoint tier, as promotion sees it: an adapter is copied into the
+    region's adapter bucket (SageMaker reads model data only from its own region, and the copy
+    outlives the training run's cleanup), then created as an adapter inference component inside
+    the base component. Every step is idempotent, so a retried promotion resumes where it stopped."""
+
+    def __init__(
+        self,
+        target: str,
+        endpoint: str,
+        base_component: str,
+        bucket: str,
+        sagemaker: Any | None = None,
+        s3: Any | None = None,
+    ) -> None:
+        self.target = target
+        self._endpoint = endpoint
+        self._base = base_component
+        self._bucket = bucket
+        self._sagemaker = sagemaker or boto3.client("sagemaker")
+        self._s3 = s3 or boto3.client("s3")
+
+    def ensure(self, job: str, artifacts: str) -> tuple[str, str]:
+        """(component name, adapter URI in this region) once the component is InService.
+
+        Raises :class:`AdapterNotReady` while it is being created, :class:`AdapterFailed` if it failed.
+        """
+        from botocore.exceptions import ClientError
+
+        component = job  # training-job names are unique and valid component names (finai-...)
+        key = f"adapters/{job}/model.tar.gz"
+        uri = f"s3://{self._bucket}/{key}"
+        try:
+            status = self._describe(component)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("ValidationException", "ResourceNotFound"):
+                raise
+            self._copy(artifacts, key)
+            self._sagemaker.create_inference_component(
+                InferenceComponentName=component,
+                EndpointName=self._endpoint,
+                VariantName="AllTraffic",
+                Specification={"BaseInferenceComponentName": self._base, "Container": {"ArtifactUrl": uri}},
+                Tags=[{"Key": "finai:platform", "Value": "true"}, {"Key": "finai:training-job", "Value": job}],
+            )
+            status = {"InferenceComponentStatus": "Creating"}
+        state = status.get("InferenceComponentStatus")
+        if state == "InService":
+            return component, uri
+        if state == "Failed":
+            raise AdapterFailed(f"inference component {component}: {status.get('FailureReason', 'no reason given')}")
+        raise AdapterNotReady(f"inference component {component} is {state}; promotion resumes when it is InService")
+
+    def _describe(self, component: str) -> dict[str, Any]:
+        return dict(self._sagemaker.describe_inference_component(InferenceComponentName=component))
+
+    def _copy(self, artifacts: str, key: str) -> None:
+        bucket, _, source_key = artifacts.removeprefix("s3://").partition("/")
+        self._s3.copy_object(
+            Bucket=self._bucket,
+            Key=key,
+            CopySource={"Bucket": bucket, "Key": source_key},
+            ServerSideEncryption="aws:kms",
+        )

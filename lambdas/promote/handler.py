@@ -1,7 +1,8 @@
 """Promote Lambda (one per region): publishes the new adapters in this region's AppConfig.
 
 The training pipeline's promotion step (``promotion.handler``, in the primary region) invokes this
-function in every region, primary first. The new strategy version goes out with the
+function in every region, primary first. An adapter for the SageMaker endpoint tier is first
+created as an inference component on this region's endpoint. The new strategy version goes out with the
 environment's deployment strategy, which rolls back on the model-errors alarm. A promotion that
 this region already has (a retried step) publishes nothing.
 """
@@ -15,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from promote.dal import AppConfigStrategyStore, StrategyStore
+from promote.dal import AppConfigStrategyStore, EndpointAdapters, StrategyStore
 from promote.logic import repoint
 from shared.observability import logger, tracer
 
@@ -49,21 +50,46 @@ def _store() -> StrategyStore:
     )
 
 
-def promote(event: PromoteEvent, store: StrategyStore) -> dict[str, Any]:
-    """Repoint every candidate's serving variants in one new strategy version, deployed once."""
+@cache
+def _endpoint() -> EndpointAdapters | None:
+    """This region's endpoint tier, when the deployment has one (``ENDPOINT_*`` set by CDK)."""
+    env = os.environ
+    if not env.get("ENDPOINT_NAME"):
+        return None
+    return EndpointAdapters(
+        env["ENDPOINT_TARGET"], env["ENDPOINT_NAME"], env["ENDPOINT_BASE_COMPONENT"], env["ENDPOINT_ADAPTER_BUCKET"]
+    )
+
+
+def promote(event: PromoteEvent, store: StrategyStore, endpoint: EndpointAdapters | None = None) -> dict[str, Any]:
+    """Repoint every candidate's serving variants in one new strategy version, deployed once.
+
+    A candidate for the endpoint tier is first made an inference component in this region
+    (``EndpointAdapters.ensure``); until it is InService this raises ``AdapterNotReady`` before
+    anything is published, and the pipeline's retry promotes the whole run again.
+    """
     version, latest = store.latest()
     document = latest
     variants: list[str] = []
     skipped: list[dict[str, str]] = []
     for candidate in event.candidates:
+        on_endpoint = endpoint is not None and candidate.target == endpoint.target
+        component, artifact_uri = None, candidate.artifacts
+        if endpoint is not None and on_endpoint:
+            component, artifact_uri = endpoint.ensure(candidate.job, candidate.artifacts)
         document, changed = repoint(
-            document, target=candidate.target, model_id=candidate.job, artifact_uri=candidate.artifacts
+            document,
+            target=candidate.target,
+            model_id=candidate.job,
+            artifact_uri=artifact_uri,
+            inference_component=component,
         )
         if changed:
             variants += changed
         else:
-            logger.info("no lambda variant serves this target", extra={"target": candidate.target})
-            skipped.append({"adapter": candidate.adapter, "reason": f"no lambda variant targets {candidate.target!r}"})
+            kind = "sagemaker" if on_endpoint else "lambda"
+            logger.info(f"no {kind} variant serves this target", extra={"target": candidate.target})
+            skipped.append({"adapter": candidate.adapter, "reason": f"no {kind} variant targets {candidate.target!r}"})
     if not variants:
         return {"promoted": False, "version": version, "variants": [], "skipped": skipped}
     promoted = [c for c in event.candidates if c.adapter not in {s["adapter"] for s in skipped}]
@@ -89,4 +115,4 @@ def promote(event: PromoteEvent, store: StrategyStore) -> dict[str, Any]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return promote(PromoteEvent.model_validate(event), _store())
+    return promote(PromoteEvent.model_validate(event), _store(), _endpoint())

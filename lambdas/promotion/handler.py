@@ -26,6 +26,19 @@ class PromotionIncomplete(RuntimeError):
     """A region could not be promoted; the message names the regions that were."""
 
 
+class PromotionPending(PromotionIncomplete):
+    """A region's endpoint adapter is still being created; the pipeline retries this on a timer
+    (minutes), and every region already promoted publishes nothing the second time."""
+
+
+class RegionFailed(RuntimeError):
+    """A region's promote function raised; ``error_type`` is its exception's name."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+
+
 def targets_from_env(env: dict[str, str] | None = None) -> dict[str, str]:
     """``PROMOTE_FUNCTIONS``: region -> that region's promote function ARN, primary first."""
     raw = json.loads((os.environ if env is None else env)["PROMOTE_FUNCTIONS"])
@@ -42,7 +55,7 @@ def invoke_region(region: str, function: str, event: dict[str, Any]) -> dict[str
     )
     payload = json.loads(result["Payload"].read() or b"{}")
     if result.get("FunctionError"):
-        raise RuntimeError(f"{payload.get('errorType', 'Error')}: {payload.get('errorMessage')}")
+        raise RegionFailed(str(payload.get("errorType", "Error")), str(payload.get("errorMessage")))
     return dict(payload)
 
 
@@ -56,7 +69,8 @@ def fan_out(event: PromoteEvent, targets: dict[str, str], invoke: Invoke = invok
         except Exception as exc:
             done = ", ".join(regions) or "none"
             logger.exception("region not promoted", extra={"region": region})
-            raise PromotionIncomplete(
+            pending = isinstance(exc, RegionFailed) and exc.error_type == "AdapterNotReady"
+            raise (PromotionPending if pending else PromotionIncomplete)(
                 f"promotion failed in {region} ({type(exc).__name__}: {exc}); already promoted: {done}"
             ) from exc
         logger.info("region promoted", extra={"region": region, "version": regions[region].get("version")})

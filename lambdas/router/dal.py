@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from shared.bedrock import GUARDRAIL_INTERVENED, Completion, GuardrailRef, apply_output_guardrail, converse, failure
+from shared.budgeting import PlanError, render_plan
 from shared.failures import ModelCallError
 from shared.sentiment import SentimentResult, from_classifier
 from shared.strategy.source import (  # noqa: F401  # re-exported: the router's tests and handler import them here
@@ -158,6 +160,120 @@ def refused(model_id: str, status: int, body: Any) -> ModelCallError:
         code = "PromptTooLong" if body.get("error") == "prompt_too_long" else "InputRejected"
         return failure(model_id, code, str(body.get("message") or body)[:300])
     return failure(model_id, "BadResponse", str(body)[:300])
+
+
+class SageMakerProvider:
+    """A SageMaker real-time endpoint: ``InvokeEndpoint`` on an adapter inference component.
+
+    The request and the answer follow the OpenAI chat-completions schema that SageMaker's
+    Large Model Inference containers serve (``messages`` in; ``choices`` and ``usage`` out), so
+    the answer carries its token counts and its finish reason.
+    """
+
+    def __init__(self, endpoints: dict[str, str], client: Any | None = None) -> None:
+        self._endpoints = endpoints
+        # One bounded attempt, as for the other providers: the router's 9 s bounds the call.
+        self._client = client or boto3.client(
+            "sagemaker-runtime",
+            config=Config(connect_timeout=1, read_timeout=CALL_TIMEOUT_S, retries={"total_max_attempts": 1}),
+        )
+
+    def complete_target(
+        self,
+        target: str,
+        model_id: str,
+        request: ModelRequest,
+        inference_component: str | None,
+        answer_format: str = "text",
+    ) -> Completion:
+        endpoint = self._endpoints.get(target)
+        if endpoint is None:
+            raise failure(model_id, "UnknownTarget", f"no SageMaker endpoint configured for target {target!r}")
+        if not inference_component:
+            # The variant names no adapter yet: the platform's fault (nothing promoted), counted and said.
+            raise failure(model_id, "NoArtifact", f"no adapter inference component promoted for target {target!r}")
+        body = self._invoke(endpoint, inference_component, model_id, chat_request(request))
+        text, input_tokens, output_tokens, stop_reason = read_chat_answer(model_id, body)
+        if answer_format == "plan":
+            try:
+                # The adapter chose the steps; every amount is computed from the person's figures.
+                text = render_plan(request.prompt, text)
+            except PlanError as exc:
+                raise failure(model_id, "MalformedPlan", str(exc)[:300]) from exc
+        return Completion(text, model_id, input_tokens, output_tokens, stop_reason)
+
+    def _invoke(self, endpoint: str, component: str, model_id: str, payload: dict[str, Any]) -> Any:
+        try:
+            result = self._client.invoke_endpoint(
+                EndpointName=endpoint,
+                InferenceComponentName=component,
+                ContentType="application/json",
+                Accept="application/json",
+                Body=json.dumps(payload).encode(),
+            )
+            raw = result["Body"].read()
+        except ClientError as exc:
+            raise endpoint_failure(model_id, exc) from exc
+        try:
+            return json.loads(raw or b"{}")
+        except json.JSONDecodeError as exc:
+            raise failure(model_id, "BadResponse", f"the endpoint answered with no JSON: {raw[:200]!r}") from exc
+
+
+def chat_request(request: ModelRequest) -> dict[str, Any]:
+    messages = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
+    payload: dict[str, Any] = {
+        "messages": [*messages, {"role": "user", "content": request.prompt}],
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    if request.top_p is not None:
+        payload["top_p"] = request.top_p
+    return payload
+
+
+# The container's finish reasons in Converse's words, which the guard and the audit already read.
+FINISH_REASONS = {"stop": "end_turn", "length": "max_tokens", "eos_token": "end_turn"}  # nosec B105 - not secrets
+
+
+def read_chat_answer(model_id: str, body: Any) -> tuple[str, int, int, str]:
+    """Text, input and output tokens and stop reason from a chat-completions answer."""
+    try:
+        choice = body["choices"][0]
+        text = choice["message"]["content"]
+        usage = body.get("usage") or {}
+        input_tokens, output_tokens = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise failure(model_id, "BadResponse", f"not a chat completion: {str(body)[:200]}") from exc
+    if not isinstance(text, str) or not text.strip():
+        raise failure(model_id, "EmptyResponse", "the endpoint returned no text")
+    reason = str(choice.get("finish_reason") or "stop")
+    return text, input_tokens, output_tokens, FINISH_REASONS.get(reason, reason)
+
+
+def endpoint_failure(model_id: str, exc: ClientError) -> ModelCallError:
+    """``InvokeEndpoint``'s error as a classified failure.
+
+    ``ModelError`` means the container answered with an error status (``OriginalStatusCode``): a
+    400, 413 or 422 is the container refusing this input (a prompt over its window), not counted
+    against the circuit; any other status is the model's. Other codes (``ValidationError`` for an
+    endpoint or component that does not exist, throttling, ``ModelNotReadyException``) go through
+    the shared table.
+    """
+    error = exc.response.get("Error", {})
+    code, message = str(error.get("Code", "ClientError")), str(error.get("Message", exc))[:300]
+    if code == "ModelError":
+        status = int(exc.response.get("OriginalStatusCode") or 0)
+        code = "EndpointRejectedInput" if status in (400, 413, 422) else "ModelError"
+    return failure(model_id, code, message)
+
+
+def sagemaker_endpoints_from_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``SAGEMAKER_ENDPOINTS``: logical target -> endpoint name (``{}`` when the tier is off)."""
+    endpoints = json.loads((os.environ if env is None else env).get("SAGEMAKER_ENDPOINTS", "{}"))
+    if not isinstance(endpoints, dict):
+        raise ValueError("SAGEMAKER_ENDPOINTS must be a JSON object of target name to endpoint name")
+    return {str(k): str(v) for k, v in endpoints.items()}
 
 
 def lambda_targets_from_env(env: dict[str, str] | None = None) -> dict[str, str]:

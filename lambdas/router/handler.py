@@ -23,8 +23,10 @@ from router.dal import (
     BedrockProvider,
     LambdaProvider,
     ModelRequest,
+    SageMakerProvider,
     StrategySource,
     lambda_targets_from_env,
+    sagemaker_endpoints_from_env,
     strategy_source_from_env,
 )
 from router.logic import select, select_probe
@@ -56,10 +58,12 @@ class Selection(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     variant: str
-    provider: Literal["bedrock", "lambda"]
+    provider: Literal["bedrock", "lambda", "sagemaker"]
     model_id: str
     target: str | None = None
     artifact_uri: str | None = None
+    inference_component: str | None = None
+    answer_format: Literal["text", "plan"] = "text"
     max_tokens: int
     temperature: float
     top_p: float | None = None
@@ -88,6 +92,11 @@ def _bedrock() -> BedrockProvider:
 @cache
 def _lambda_provider() -> LambdaProvider:
     return LambdaProvider(lambda_targets_from_env(), guardrail=guardrail_from_env())
+
+
+@cache
+def _sagemaker_provider() -> SageMakerProvider:
+    return SageMakerProvider(sagemaker_endpoints_from_env())
 
 
 def handle_select(event: SelectEvent) -> dict[str, Any]:
@@ -168,20 +177,31 @@ def _counted(exc: ModelCallError, model_id: str) -> ModelCallError:
 def _complete(selection: Selection, request: ModelRequest, deadline: float) -> Completion:
     if selection.provider == "bedrock":
         return _bedrock().complete(selection.model_id, request, deadline)
+    if selection.provider == "sagemaker":
+        return _sagemaker_provider().complete_target(
+            selection.target or "",
+            selection.model_id,
+            request,
+            selection.inference_component,
+            selection.answer_format,
+        )
     return _lambda_provider().complete_target(
         selection.target or "", selection.model_id, request, artifact_uri=selection.artifact_uri
     )
 
 
 def _classify(selection: Selection, request: ModelRequest, deadline: float) -> tuple[Completion, SentimentResult]:
-    """A sentiment label from the classifier adapter, or from a generative model told to give one."""
+    """A sentiment label from the classifier adapter, or from a generative model (Bedrock or an
+    endpoint) told to give one."""
     if selection.provider == "lambda":
         result, version = _lambda_provider().classify_target(
             selection.target or "", selection.model_id, request.prompt, artifact_uri=selection.artifact_uri
         )
         return Completion(describe(result), version, 0, 0, CLASSIFIED), result
     system_prompt = "\n\n".join(filter(None, (request.system_prompt, LABEL_INSTRUCTION)))
-    completion = _bedrock().complete(selection.model_id, replace(request, system_prompt=system_prompt), deadline)
+    # Bedrock or an endpoint's generative model, told to answer with a label.
+    labelled = selection.model_copy(update={"answer_format": "text"})
+    completion = _complete(labelled, replace(request, system_prompt=system_prompt), deadline)
     label = label_from_text(completion.text)
     if label is None:
         # An answer the API cannot turn into a label is the model failing this task: the breaker

@@ -63,6 +63,9 @@ def _selection(
         "target": variant.target,
         # What promotion wrote: the serving function loads exactly this artifact for the request.
         "artifact_uri": variant.artifact_uri,
+        # A SageMaker variant: the adapter inference component to invoke, and how to read its answer.
+        "inference_component": variant.inference_component,
+        "answer_format": variant.answer_format,
         "max_tokens": variant.max_tokens if max_tokens is None else max_tokens,
         "temperature": variant.temperature,
         "top_p": variant.top_p,

@@ -64,6 +64,12 @@ CLASSIFICATION: dict[str, tuple[FailureClass, str]] = {
         "the serving function has no artifact to serve (none promoted, configured or baked)",
     ),
     "ArtifactError": (FailureClass.MODEL, "the promoted artifact fails its checksums or cannot be fetched"),
+    # SageMaker's InvokeEndpoint (router.dal.SageMakerProvider).
+    "ModelError": (FailureClass.MODEL, "the endpoint's container failed while answering (a 5xx of its own)"),
+    "ValidationError": (FailureClass.MODEL, "the endpoint or inference component does not exist for us"),
+    "ServiceUnavailable": (FailureClass.MODEL, "SageMaker runtime is down"),
+    "InternalFailure": (FailureClass.MODEL, "a 5xx inside SageMaker"),
+    "EndpointRejectedInput": (FailureClass.REQUEST, "the endpoint's container refused this input (400, 413, 422)"),
     "ValidationException": (FailureClass.REQUEST, "Bedrock refused this input (too long, malformed content)"),
     "InvalidRequest": (FailureClass.REQUEST, "the event failed the shared request model"),
     "UnreadableLabel": (FailureClass.TASK, "the answer names no single sentiment label"),

@@ -52,12 +52,29 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, gate_metrics: list[str
         default=None,
         help="Hub commit to pin when --base-model is a Hub id (ignored for local directories)",
     )
+    # SageMaker passes hyperparameters as "--name value", so a pipeline can only say
+    # "--export-onnx false"; the flag forms (--export-onnx, --no-export-onnx) work as well.
     parser.add_argument(
         "--export-onnx",
-        action=argparse.BooleanOptionalAction,
+        nargs="?",
+        const=True,
         default=True,
-        help="after training, merge the adapter and write the int8 ONNX serving artifact to <model-dir>/serve",
+        type=_flag,
+        help="after training, merge the adapter and write the int8 ONNX serving artifact to <model-dir>/serve "
+        "(false for a model served from a SageMaker endpoint, too large for a Lambda)",
     )
+    parser.add_argument(
+        "--no-export-onnx", dest="export_onnx", action="store_false", help="same as --export-onnx false"
+    )
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {value!r}")
 
 
 def check_optimisation(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -29,11 +29,13 @@ class Variant(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    provider: Literal["bedrock", "lambda"]
+    provider: Literal["bedrock", "lambda", "sagemaker"]
     model_id: str
     weight: int
     target: str | None = None
     artifact_uri: str | None = None
+    inference_component: str | None = None
+    answer_format: Literal["text", "plan"] = "text"
     max_tokens: int = 800
     temperature: float = 0.3
     top_p: float | None = None
