@@ -3,6 +3,7 @@
 import copy
 import json
 import re
+from unittest import mock
 
 import pytest
 
@@ -207,3 +208,126 @@ def test_a_region_that_cannot_be_promoted_fails_the_step_and_says_which_were(str
     assert (result["status"], result["error"]) == ("FAILED", "PromotionIncomplete")
     assert "promotion failed in us-west-2" in result["cause"] and "already promoted: us-east-1" in result["cause"]
     assert strategy.deployed == [2] and len(secondary.versions) == 1 and secondary.deployed == []
+
+
+ENDPOINT_VARIANT = {
+    "name": "endpoint",
+    "provider": "sagemaker",
+    "target": "advisor_large",
+    "model_id": "advisor-large-lora",
+    "answer_format": "plan",
+    "weight": 0,
+}
+
+
+def test_an_endpoint_adapter_is_created_in_each_region_before_its_variant_is_repointed(strategy):
+    """train (offline) -> gate -> register -> promote: in each region the adapter is copied into the
+    region's adapter bucket and created as an inference component on the base; promotion waits
+    (PromotionPending, on the ASL's timer) until it is InService, then the variant invokes it and
+    a request through the router is answered by exactly that component."""
+    import boto3
+
+    from local.sagemaker_endpoint import LocalEndpoint, LocalInferenceComponents
+    from promote.dal import EndpointAdapters
+    from router import handler as router
+    from router.dal import SageMakerProvider
+    from shared.budgeting import advise, plan_of, suggest
+    from tests.statemachine.test_grounded_advice import PROFILE, PROMPT
+
+    strategy.versions[-1]["use_cases"]["budgeting_advice"]["variants"].append(copy.deepcopy(ENDPOINT_VARIANT))
+    secondary = InMemoryStrategyStore(copy.deepcopy(strategy.latest()[1]))
+    sagemaker = OfflineSageMaker(gate_values={"advisor_large": 0.97}, model_tarballs={"advisor_large": b"adapter"})
+    plan = plan_of(PROFILE, suggest(PROFILE))
+    served: dict[str, list[str]] = {}
+    endpoints, planes = {}, {}
+    for region in ("us-east-1", "us-west-2"):
+        endpoint = LocalEndpoint(region)
+        endpoint.add_component("finai-advisor-large", "finai-advisor-large-base", lambda m, n: ("base", 1, 1, "stop"))
+        # The adapter's model is named by the URL it was created from: the test sees which one answers.
+        planes[region] = LocalInferenceComponents(
+            endpoint,
+            lambda url, r=region: lambda m, n: (served.setdefault(r, []).append(url) or plan, 40, 9, "stop"),
+            creating_polls=2,
+            base_components={"finai-advisor-large-base"},
+        )
+    large = adapter_input("advisor_large", "advisor_large", 0.95, "train_advisor.py")
+    with local_training_pipeline(sagemaker, strategy, secondary, endpoints=endpoints) as pipeline:
+        for region in planes:
+            s3 = boto3.client("s3", region_name=region)
+            bucket = f"finai-endpoint-adapters-{region}"
+            s3.create_bucket(
+                Bucket=bucket,
+                **({"CreateBucketConfiguration": {"LocationConstraint": region}} if region != "us-east-1" else {}),
+            )
+            endpoints[region] = EndpointAdapters(
+                "advisor_large", "finai-advisor-large", "finai-advisor-large-base", bucket, planes[region], s3
+            )
+        result = pipeline.run([large])
+        assert result["status"] == "SUCCEEDED", result
+        job = sagemaker.requests[0]["TrainingJobName"]
+        # Created once per region, and the pipeline waited on its timer rather than failing.
+        assert 60 in pipeline.retry_waits
+        for region, store in pipeline.stores.items():
+            (created,) = planes[region].created.values()
+            assert created["InferenceComponentName"] == job
+            assert created["Specification"]["BaseInferenceComponentName"] == "finai-advisor-large-base"
+            url = created["Specification"]["Container"]["ArtifactUrl"]
+            assert url == f"s3://finai-endpoint-adapters-{region}/adapters/{job}/model.tar.gz"
+            copied = boto3.client("s3", region_name=region).get_object(
+                Bucket=url[5:].split("/", 1)[0], Key=url.split("/", 3)[3]
+            )
+            assert copied["Body"].read() == b"adapter"
+            variant = next(
+                v
+                for v in store.latest()[1]["use_cases"]["budgeting_advice"]["variants"]
+                if v["provider"] == "sagemaker"
+            )
+            assert (variant["model_id"], variant["inference_component"], variant["artifact_uri"]) == (job, job, url)
+            # A request in this region is answered by the promoted component.
+            event = router.InvokeEvent.model_validate(
+                {
+                    "action": "invoke",
+                    "request_id": "c0ffee00c0ffee00",
+                    "use_case": "budgeting_advice",
+                    "prompt": PROMPT,
+                    "selection": {**variant, "variant": variant["name"], "max_tokens": 600, "temperature": 0.4},
+                }
+            )
+            provider = SageMakerProvider({"advisor_large": "finai-advisor-large"}, planes[region].endpoint)
+            with mock.patch.object(router, "_sagemaker_provider", lambda p=provider: p):
+                answer = router.handle_invoke(event, deadline=float("inf"))
+            assert answer["model_used"] == job and answer["response"] == advise(PROMPT)
+            assert served[region] == [url]
+
+
+def test_a_failed_adapter_component_fails_the_promotion_and_publishes_nothing(strategy):
+    from promote.dal import AdapterFailed, EndpointAdapters
+    from promote.handler import PromoteEvent, promote
+
+    class Failing:
+        def describe_inference_component(self, **_):
+            return {
+                "InferenceComponentStatus": "Failed",
+                "FailureReason": "adapter rank 64 exceeds OPTION_MAX_LORA_RANK",
+            }
+
+    strategy.versions[-1]["use_cases"]["budgeting_advice"]["variants"].append(copy.deepcopy(ENDPOINT_VARIANT))
+    event = PromoteEvent.model_validate(
+        {
+            "candidates": [
+                {
+                    "adapter": "advisor_large",
+                    "target": "advisor_large",
+                    "job": "finai-0-2-0",
+                    "artifacts": "s3://artifacts/training/finai-0-2-0/output/model.tar.gz",
+                    "model_package_arn": "arn:aws:sagemaker:us-east-1:1:model-package/g/1",
+                }
+            ]
+        }
+    )
+    endpoint = EndpointAdapters(
+        "advisor_large", "finai-advisor-large", "finai-advisor-large-base", "b", Failing(), object()
+    )
+    with pytest.raises(AdapterFailed, match="OPTION_MAX_LORA_RANK"):
+        promote(event, strategy, endpoint)
+    assert len(strategy.versions) == 1 and strategy.deployed == []
