@@ -253,7 +253,11 @@ class RegionState:
     def state(self) -> dict[str, Any]:
         with self.lock:
             records = self.path.audit_records()
-            circuits = {m: self.path.circuit(m) for m in strategy_models()}
+            # The shipped strategy's models and the ones the published strategy routes to (the
+            # local strategy adds the endpoint's).
+            published = self.appconfig.document["use_cases"].values() if self.appconfig else []
+            models = set(strategy_models()) | {v["model_id"] for uc in published for v in uc["variants"]}
+            circuits = {m: self.path.circuit(m) for m in sorted(models)}
             faults = {m: {"error_rate": f.rate, "code": f.error_code} for m, f in self.path.bedrock.faults.items()}
             return {
                 "region": self.path.region,
@@ -445,7 +449,6 @@ def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, adapters:
         serve_endpoint(path, appconfig.document)
     router._strategy_source.cache_clear()
     router._lambda_provider.cache_clear()
-    router._sagemaker_provider.cache_clear()
     front.strategy_source.cache_clear()
 
 

@@ -128,6 +128,10 @@ class LocalInferenceComponents:
 
         self._model = boto3.client("sagemaker", region_name=self.endpoint.region).meta.service_model
 
+    @property
+    def region(self) -> str:
+        return self.endpoint.region
+
     def _validate(self, operation: str, request: dict[str, Any]) -> None:
         from botocore.validate import validate_parameters
 

@@ -106,7 +106,10 @@ def local_training_pipeline(
             if region == failing_region:
                 raise RuntimeError(f"{region} does not answer")
             endpoint = (endpoints or {}).get(region)
+            # The function's environment in that region, as Lambda and CDK would set it.
+            environment = {"AWS_REGION": region, **(endpoint.environment if endpoint else {})}
             with (
+                mock.patch.dict(os.environ, environment),
                 mock.patch.object(promote, "_store", lambda: stores[region]),
                 mock.patch.object(promote, "_endpoint", lambda: endpoint),
             ):

@@ -108,6 +108,16 @@ class EndpointAdapters:
         self._sagemaker = sagemaker or boto3.client("sagemaker")
         self._s3 = s3 or boto3.client("s3")
 
+    @property
+    def environment(self) -> dict[str, str]:
+        """The function environment that configures this tier (``promote.handler._endpoint``)."""
+        return {
+            "ENDPOINT_TARGET": self.target,
+            "ENDPOINT_NAME": self._endpoint,
+            "ENDPOINT_BASE_COMPONENT": self._base,
+            "ENDPOINT_ADAPTER_BUCKET": self._bucket,
+        }
+
     def ensure(self, job: str, artifacts: str) -> tuple[str, str]:
         """(component name, adapter URI in this region) once the component is InService.
 

@@ -20,7 +20,12 @@ from cdk_app.model_catalogue import catalogue
 
 PARTITION = "aws"
 # botocore service name -> IAM service prefix.
-IAM_PREFIX = {"bedrock-runtime": "bedrock", "appconfigdata": "appconfig", "stepfunctions": "states"}
+IAM_PREFIX = {
+    "bedrock-runtime": "bedrock",
+    "appconfigdata": "appconfig",
+    "stepfunctions": "states",
+    "sagemaker-runtime": "sagemaker",
+}
 # Operations authorised by an action of another name (Service Authorization Reference).
 ACTION_OF = {
     ("bedrock-runtime", "Converse"): "bedrock:InvokeModel",
@@ -31,6 +36,7 @@ ACTION_OF = {
     ("s3", "HeadObject"): "s3:GetObject",
     ("s3", "HeadBucket"): "s3:ListBucket",
     ("s3", "DeleteObjects"): "s3:DeleteObject",
+    ("s3", "CopyObject"): "s3:PutObject",
 }
 
 
@@ -134,6 +140,14 @@ def needs_of(call: CallSite, sessions: dict[str, str]) -> list[Need]:  # noqa: C
     elif call.service == "s3":
         bucket = p.get("Bucket")
         resources = [f"arn:{PARTITION}:s3:::{bucket}/{p['Key']}" if "Key" in p else f"arn:{PARTITION}:s3:::{bucket}"]
+        if call.operation == "CopyObject":  # reads the source as well (S3 User Guide, CopyObject)
+            source = p["CopySource"]
+            extra.append(Need("s3:GetObject", f"arn:{PARTITION}:s3:::{source['Bucket']}/{source['Key']}"))
+    elif call.service == "sagemaker-runtime":
+        # InvokeEndpoint authorises the endpoint, and the inference component it names.
+        resources = [_arn("sagemaker", r, a, f"endpoint/{p['EndpointName']}")]
+        if "InferenceComponentName" in p:
+            resources.append(_arn("sagemaker", r, a, f"inference-component/{p['InferenceComponentName']}"))
     elif call.service == "bedrock-runtime" and "modelId" in p:
         return _model_needs(action, str(p["modelId"]), r, a)
     elif call.service == "bedrock-runtime" and "guardrailIdentifier" in p:
@@ -191,6 +205,7 @@ def _appconfig_resources(operation: str, p: dict[str, Any], region: str, account
 
 
 SAGEMAKER_NAMES = {
+    "InferenceComponentName": "inference-component",
     "TrainingJobName": "training-job",
     "ModelName": "model",
     "EndpointName": "endpoint",

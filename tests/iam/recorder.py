@@ -54,6 +54,8 @@ KEPT_PARAMS = frozenset(
         "EndpointName",
         "EndpointConfigName",
         "ModelPackageGroupName",
+        "InferenceComponentName",
+        "CopySource",
         "QueueUrl",
         "Name",
     }
@@ -173,6 +175,15 @@ class Recorder:
         self._record_calls(OfflineBedrock, "converse", "bedrock-runtime", "Converse")
         self._record_calls(OfflineBedrock, "converse_stream", "bedrock-runtime", "ConverseStream")
         self._record_calls(LocalLambdaStreams, "invoke_with_response_stream", "lambda", "InvokeWithResponseStream")
+        # The endpoint tier's stand-ins (moto has no InvokeEndpoint answers and no inference components).
+        from local.sagemaker_endpoint import LocalEndpoint, LocalInferenceComponents
+
+        self._record_calls(LocalEndpoint, "invoke_endpoint", "sagemaker-runtime", "InvokeEndpoint")
+        for method, operation in (
+            ("create_inference_component", "CreateInferenceComponent"),
+            ("describe_inference_component", "DescribeInferenceComponent"),
+        ):
+            self._record_calls(LocalInferenceComponents, method, "sagemaker", operation)
 
     def _record_calls(self, owner: type, method: str, service: str, operation: str) -> None:
         """Patch ``owner.method`` to record each call as ``service:operation`` by the current principal."""
@@ -183,7 +194,9 @@ class Recorder:
         def recording(stand_in: Any, **request: Any) -> Any:
             principal = recorder.principal()
             if principal is not None:
-                region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+                # A stand-in for one region says which; otherwise the function's own region.
+                default = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+                region = getattr(stand_in, "region", None) or default
                 recorder.record(principal, service, operation, region, request)
             return original(stand_in, **request)
 

@@ -55,6 +55,36 @@ def stacks(synthesized: Any) -> list[StackTemplate]:
     return stacks_of(synthesized)
 
 
+@pytest.fixture(scope="module")
+def endpoint_stacks(tmp_path_factory: pytest.TempPathFactory) -> list[StackTemplate]:
+    """The app with the SageMaker endpoint tier on (off by default): its calls are judged here."""
+    from tests.infrastructure.conftest import synthesize
+    from tests.infrastructure.test_sagemaker_endpoint import ENDPOINT
+
+    return stacks_of(synthesize(Path(tmp_path_factory.mktemp("iam-endpoint")), {"serving": {"endpoint": ENDPOINT}}))
+
+
+def endpoint_tier(call: Recorded) -> bool:
+    """A call only a deployment with the endpoint tier makes (InvokeEndpoint, adapter components,
+    the adapter copy): judged against that deployment's templates."""
+    return (
+        call.service == "sagemaker-runtime"
+        or (call.service == "sagemaker" and "InferenceComponent" in call.operation)
+        or call.site.startswith("EndpointAdapters.")
+    )
+
+
+def test_the_router_may_invoke_only_its_own_endpoint_and_components(endpoint_stacks, stacks):
+    env = env_of(endpoint_stacks, "FinAi-us-east-1", "router")
+    own = call("router", "sagemaker-runtime", "InvokeEndpoint", env, EndpointName="finai-advisor-large")
+    own.params["InferenceComponentName"] = "finai-0123-2-0"
+    assert not judge([own], endpoint_stacks).denied
+    other = call("router", "sagemaker-runtime", "InvokeEndpoint", env, EndpointName="someone-elses-endpoint")
+    assert judge([other], endpoint_stacks).denied
+    # Without the tier (the default deployment) the router may invoke no endpoint at all.
+    assert judge([own], stacks).denied
+
+
 def test_the_router_may_call_its_primary_model_through_the_profile(stacks):
     env = env_of(stacks, "FinAi-us-east-1", "router")
     model = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -178,7 +208,9 @@ def test_the_recorder_names_the_function_and_skips_test_code():
 
 
 @pytest.mark.iam_coverage
-def test_every_recorded_call_is_allowed(recorder: Recorder, stacks: list[StackTemplate]):
+def test_every_recorded_call_is_allowed(
+    recorder: Recorder, stacks: list[StackTemplate], endpoint_stacks: list[StackTemplate]
+):
     """Runs last: every call any test made from a function, judged against that function's role."""
     from local.request_path import local_request_path
 
@@ -200,9 +232,14 @@ def test_every_recorded_call_is_allowed(recorder: Recorder, stacks: list[StackTe
             path.api("POST", "/v1/generate", ask)
             front.settings.cache_clear()
             front.executor.cache_clear()
-    report = judge(recorder.calls, stacks)
+    report = judge([c for c in recorder.calls if not endpoint_tier(c)], stacks)
+    tier = judge([c for c in recorder.calls if endpoint_tier(c)], endpoint_stacks)
     REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text(json.dumps(report.as_json(), indent=2, sort_keys=True) + "\n")
+    REPORT.write_text(
+        json.dumps({**report.as_json(), "endpoint_tier": tier.as_json()}, indent=2, sort_keys=True) + "\n"
+    )
+    assert not tier.unknown_principals, tier.unknown_principals
+    assert not tier.denied, "\n".join(f.describe() for f in tier.denied)
     principals = {c.principal for c in recorder.calls}
     assert {"router", "api_front"} <= principals, principals
     assert not report.unknown_principals, report.unknown_principals

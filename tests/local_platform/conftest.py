@@ -25,11 +25,12 @@ class Served:
     def __init__(self, url: str, template: dict, port: int) -> None:
         self.url, self.template, self.port = url, template, port
 
-    def generate(self, prompt: str, use_case: str = "general", key: str | None = KEY) -> requests.Response:
+    def generate(
+        self, prompt: str, use_case: str = "general", key: str | None = KEY, user_id: str | None = None
+    ) -> requests.Response:
         headers = {"x-api-key": key} if key is not None else {}
-        return requests.post(
-            f"{self.url}/v1/generate", json={"use_case": use_case, "prompt": prompt}, headers=headers, timeout=60
-        )
+        body = {"use_case": use_case, "prompt": prompt} | ({"user_id": user_id} if user_id else {})
+        return requests.post(f"{self.url}/v1/generate", json=body, headers=headers, timeout=60)
 
     def status(self) -> dict:
         return requests.get(f"{self.url}/admin/status", timeout=30).json()

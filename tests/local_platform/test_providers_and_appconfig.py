@@ -18,17 +18,44 @@ PROFILE_PROMPT = (
     "Recurring payments: none.\n"
     "Change vs previous period: Dining +30%."
 )
+# The local strategy splits budgeting advice 80/20 between the advisor Lambda (B) and the endpoint
+# (C), sticky per user (router.logic.bucket): these users land in each.
+LAMBDA_USER, ENDPOINT_USER = "grace", "ivan"
 
 
 def test_budgeting_advice_is_served_by_the_local_adapter(served):
     served.reset()
     before = served.status()["regions"]["us-east-1"]["lambda_invocations"].get("advisor", 0)
-    response = served.generate(PROFILE_PROMPT, use_case="budgeting_advice")
+    response = served.generate(PROFILE_PROMPT, use_case="budgeting_advice", user_id=LAMBDA_USER)
     assert response.status_code == 200
     body = response.json()
     assert body["tier"] == "primary"
     assert body["model_used"].startswith("advisor-seq2seq-int8-")  # the artifact's model_version
     assert served.status()["regions"]["us-east-1"]["lambda_invocations"]["advisor"] == before + 1
+
+
+def test_the_endpoint_tier_serves_its_share_of_budgeting_advice_and_its_faults_count(served):
+    """Variant C: the SageMaker endpoint stand-in, through the real router (InvokeEndpoint).
+    The tiny test advisor writes free plans, so either the endpoint's plan is rendered (primary)
+    or it names an unsupported step and the baseline answers (a task failure, not counted)."""
+    served.reset()
+    before = served.status()["regions"]["us-east-1"]["endpoint_invocations"].get("finai-advisor-large-local", 0)
+    body = served.generate(PROFILE_PROMPT, use_case="budgeting_advice", user_id=ENDPOINT_USER).json()
+    assert served.status()["regions"]["us-east-1"]["endpoint_invocations"]["finai-advisor-large-local"] == before + 1
+    if body["tier"] == "primary":
+        assert body["model_used"] == "advisor-large-lora"
+    else:
+        assert (body["primary_failure"]["model"], body["primary_failure"]["code"]) == (
+            "advisor-large-lora",
+            "MalformedPlan",
+        )
+    # Chaos by model id reaches the endpoint as SageMaker's ModelError, and the circuit counts it.
+    served.admin("/admin/chaos", {"model": "advisor-large-lora", "error_rate": 1.0, "region": "us-east-1"})
+    body = served.generate(PROFILE_PROMPT, use_case="budgeting_advice", user_id=ENDPOINT_USER).json()
+    assert body["tier"] == "fallback" and body["primary_failure"]["code"] == "ModelError"
+    circuit = served.status()["regions"]["us-east-1"]["circuits"]["advisor-large-lora"]
+    assert (circuit["state"], circuit["failures"]) == ("CLOSED", 1)
+    served.reset()
 
 
 def test_sentiment_is_served_by_the_local_classifier_and_falls_back_under_chaos(served):
@@ -72,10 +99,10 @@ def test_publishing_a_strategy_moves_traffic_and_invalid_ones_are_refused(served
     bedrock_only = json.loads(json.dumps(LOCAL_STRATEGY))
     bedrock_only["version"] = "local-bedrock-1"
     variants = bedrock_only["use_cases"]["budgeting_advice"]["variants"]
-    variants[0]["weight"], variants[1]["weight"] = 100, 0
+    variants[0]["weight"], variants[1]["weight"], variants[2]["weight"] = 100, 0, 0
     versions = served.admin("/admin/strategy", bedrock_only)["versions"]
     assert set(versions) == {"us-east-1", "us-west-2"}
-    body = served.generate(PROFILE_PROMPT, use_case="budgeting_advice").json()
+    body = served.generate(PROFILE_PROMPT, use_case="budgeting_advice", user_id=ENDPOINT_USER).json()
     assert body["model_used"] == "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
     broken = json.loads(json.dumps(LOCAL_STRATEGY))
@@ -83,4 +110,5 @@ def test_publishing_a_strategy_moves_traffic_and_invalid_ones_are_refused(served
     response = requests.post(f"{served.url}/admin/strategy", json=broken, timeout=10)
     assert response.status_code == 400 and "strategy rejected" in response.json()["message"]
     served.admin("/admin/strategy", LOCAL_STRATEGY)
-    assert served.generate(PROFILE_PROMPT, use_case="budgeting_advice").json()["model_used"].startswith("advisor-")
+    answer = served.generate(PROFILE_PROMPT, use_case="budgeting_advice", user_id=LAMBDA_USER).json()
+    assert answer["model_used"].startswith("advisor-seq2seq-int8-")

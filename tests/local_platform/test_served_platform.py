@@ -192,8 +192,9 @@ def test_the_advisor_streams_the_tokens_it_generates_and_they_are_the_sync_answe
 
     served.reset()
     prompt = "Groceries 410, dining 260, transport 95. How can I save?"
-    body = {"use_case": "budgeting_advice", "prompt": prompt}
-    sync = served.generate(prompt, use_case="budgeting_advice").json()
+    # A user the local strategy sends to the advisor Lambda (its 80% of budgeting advice).
+    body = {"use_case": "budgeting_advice", "prompt": prompt, "user_id": "grace"}
+    sync = served.generate(prompt, use_case="budgeting_advice", user_id="grace").json()
     response = requests.post(f"{served.url}/v1/generate/stream", json=body, headers={"x-api-key": KEY}, timeout=60)
     events = parse_events(response.text)
     assert events[0].name == "meta" and events[-1].name == "done", events

@@ -252,7 +252,7 @@ def test_an_endpoint_adapter_is_created_in_each_region_before_its_variant_is_rep
         )
     large = adapter_input("advisor_large", "advisor_large", 0.95, "train_advisor.py")
     with local_training_pipeline(sagemaker, strategy, secondary, endpoints=endpoints) as pipeline:
-        for region in planes:
+        for region, plane in planes.items():
             s3 = boto3.client("s3", region_name=region)
             bucket = f"finai-endpoint-adapters-{region}"
             s3.create_bucket(
@@ -260,7 +260,7 @@ def test_an_endpoint_adapter_is_created_in_each_region_before_its_variant_is_rep
                 **({"CreateBucketConfiguration": {"LocationConstraint": region}} if region != "us-east-1" else {}),
             )
             endpoints[region] = EndpointAdapters(
-                "advisor_large", "finai-advisor-large", "finai-advisor-large-base", bucket, planes[region], s3
+                "advisor_large", "finai-advisor-large", "finai-advisor-large-base", bucket, plane, s3
             )
         result = pipeline.run([large])
         assert result["status"] == "SUCCEEDED", result
