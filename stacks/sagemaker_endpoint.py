@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -27,12 +27,14 @@ from constructs import Construct
 from cdk_app.compliance import acknowledge
 from cdk_app.config import ECR_IMAGE_URI, EndpointSettings
 from cdk_app.names import base_component_name, endpoint_name
-from stacks.common import access_log_bucket
+from stacks.common import access_log_bucket, encrypted_bucket
 
 VARIANT = "AllTraffic"
 # The promote function names adapter components after their training job (finai-...).
 ADAPTER_COMPONENT_PREFIX = "finai-"
 ADAPTER_PREFIX = "adapters"
+# A replaced adapter copy stays recoverable this long (rollback reads the previous component's).
+ADAPTER_NONCURRENT_DAYS = 90
 
 
 class SageMakerEndpoint(Construct):
@@ -52,20 +54,8 @@ class SageMakerEndpoint(Construct):
         # Promoted adapters, copied here by this region's promote function: SageMaker reads model
         # data only from its own region, and a copy outlives the training run's cleanup.
         self.access_logs = access_log_bucket(self, "AccessLogs")
-        self.adapters = s3.Bucket(
-            self,
-            "Adapters",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            versioned=True,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="endpoint-adapters/",
-            removal_policy=RemovalPolicy.RETAIN,
-            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))],
+        self.adapters = encrypted_bucket(
+            self, "Adapters", key, self.access_logs, "endpoint-adapters/", ADAPTER_NONCURRENT_DAYS
         )
 
         self.role = iam.Role(

@@ -9,13 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -23,7 +22,7 @@ from constructs import Construct
 from cdk_app.compliance import acknowledge
 from cdk_app.config import EndpointSettings, TrainingSettings
 from cdk_app.names import promote_function_name
-from stacks.common import PythonFunction, access_log_bucket, asl_state_machine
+from stacks.common import PythonFunction, access_log_bucket, asl_state_machine, encrypted_bucket
 from stacks.model_registry import ModelRegistry
 from stacks.training_source import build_sourcedir
 
@@ -31,30 +30,6 @@ ASL_FILE = Path(__file__).resolve().parent.parent / "statemachines" / "training_
 IMAGE_DIR = Path(__file__).resolve().parent.parent / "training_jobs" / "image"
 # How long a deleted or replaced object stays recoverable in the data and artifacts buckets.
 NONCURRENT_VERSION_DAYS = 30
-
-
-def _bucket(scope: Construct, construct_id: str, key: kms.IKey, logs: s3.IBucket, prefix: str) -> s3.Bucket:
-    return s3.Bucket(
-        scope,
-        construct_id,
-        encryption=s3.BucketEncryption.KMS,
-        encryption_key=key,
-        bucket_key_enabled=True,
-        versioned=True,
-        enforce_ssl=True,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        server_access_logs_bucket=logs,
-        server_access_logs_prefix=prefix,
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        removal_policy=RemovalPolicy.RETAIN,
-        # Versioning makes a delete add a marker: old versions must expire, or cleanup frees nothing.
-        lifecycle_rules=[
-            s3.LifecycleRule(
-                noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
-                abort_incomplete_multipart_upload_after=Duration.days(7),
-            )
-        ],
-    )
 
 
 class TrainingPipeline(Construct):
@@ -72,10 +47,12 @@ class TrainingPipeline(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.access_logs = access_log_bucket(self, "AccessLogs")
-        self.data = _bucket(self, "Data", key, self.access_logs, "data/")
+        self.data = encrypted_bucket(self, "Data", key, self.access_logs, "data/", NONCURRENT_VERSION_DAYS)
         # Not named: it is retained on destroy. Serving functions are granted on its generated
         # name's pattern (cdk_app.names.artifacts_bucket_pattern).
-        self.artifacts = _bucket(self, "Artifacts", key, self.access_logs, "artifacts/")
+        self.artifacts = encrypted_bucket(
+            self, "Artifacts", key, self.access_logs, "artifacts/", NONCURRENT_VERSION_DAYS
+        )
         for bucket in (self.data, self.artifacts):
             acknowledge(
                 bucket,
