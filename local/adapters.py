@@ -93,15 +93,31 @@ def ensure_sentiment(cache: Path = SENTIMENT_CACHE, base: str = SENTIMENT_BASE, 
     return _train_once("sentiment classifier", cache, job, args)
 
 
+def cached(name: str) -> Path | None:
+    """The adapter's serve/ directory if it is already trained, else None (nothing is trained)."""
+    cache = {"advisor": CACHE, "sentiment": SENTIMENT_CACHE}[name]
+    serve = cache / "model" / "serve"
+    return serve if (serve / "manifest.json").is_file() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train (once) and locate the local adapters")
     parser.add_argument("--cache", type=Path, default=CACHE, help="advisor cache")
     parser.add_argument("--base-model", default=BASE, help="advisor base model")
     parser.add_argument("--sentiment-cache", type=Path, default=SENTIMENT_CACHE)
     parser.add_argument("--sentiment-base-model", default=SENTIMENT_BASE)
+    parser.add_argument("--only", choices=("advisor", "sentiment"), default=None, help="train just this one")
+    parser.add_argument(
+        "--print-serve", action="store_true", help="end with 'SERVE <dir>' lines (local.background reads them)"
+    )
     args = parser.parse_args(argv)
-    print(ensure_advisor(args.cache, args.base_model))
-    print(ensure_sentiment(args.sentiment_cache, args.sentiment_base_model))
+    serves = []
+    if args.only in (None, "advisor"):
+        serves.append(ensure_advisor(args.cache, args.base_model))
+    if args.only in (None, "sentiment"):
+        serves.append(ensure_sentiment(args.sentiment_cache, args.sentiment_base_model))
+    for serve in serves:
+        print(f"SERVE {serve}" if args.print_serve else serve, flush=True)
     return 0
 
 

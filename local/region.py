@@ -192,6 +192,23 @@ class RegionState:
 
         self.path.lambdas.register(target, invoke, streaming(streamer) if streamer is not None else None)
 
+    def load_adapter(self, target: str, artifact: Path) -> None:
+        """Hot-swap a newly trained adapter in: its serving function loads the artifact (under the
+        lock: a request waits the seconds it takes rather than meet a half-loaded model), the router
+        learns its function, chaos reaches it, and the advisor also plays the endpoint tier."""
+        from router import handler as router
+
+        with self.lock:
+            self.path.lambdas.register(target, *cold_start(target, artifact))
+            targets = json.loads(os.environ.get("LAMBDA_PROVIDERS", "{}"))
+            targets[target] = f"arn:aws:lambda:{self.path.region}:123456789012:function:{target}"
+            os.environ["LAMBDA_PROVIDERS"] = json.dumps(targets)
+            router._lambda_provider.cache_clear()
+            self.serve_with_faults(target)
+            if target == "advisor" and self.appconfig is not None:
+                serve_endpoint(self.path, self.appconfig.document)
+                self.serve_endpoint_with_faults()
+
     def serve_endpoint_with_faults(self) -> None:
         """Let chaos reach the endpoint tier: faults and latency set for the model ids whose
         variants name an inference component apply to that component's invocations."""
@@ -371,6 +388,20 @@ async def publish(request: Request) -> Response:
     return JSONResponse({"version": version})
 
 
+async def adapters(request: Request) -> Response:
+    """``{"target": "advisor"|"sentiment", "artifact": "<serve dir>"}``: hot-swap that adapter in."""
+    state: RegionState = request.app.state.region
+    try:
+        body = await request.json()
+        target, artifact = str(body["target"]), Path(str(body["artifact"]))
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        return JSONResponse({"error": "bad_request", "message": f"need target and artifact: {exc}"}, 400)
+    if target not in ("advisor", "sentiment") or not (artifact / "manifest.json").is_file():
+        return JSONResponse({"error": "bad_request", "message": f"no {target!r} artifact at {artifact}"}, 400)
+    await run_in_threadpool(state.load_adapter, target, artifact)
+    return JSONResponse({"loaded": target, "artifact": str(artifact)})
+
+
 def build_app(state: RegionState) -> Starlette:
     routes = [Route(path, stream if path == STREAM_PATH else api, methods=[method]) for method, path in api_routes()]
     routes += [
@@ -382,6 +413,7 @@ def build_app(state: RegionState) -> Starlette:
         Route("/admin/heal", heal, methods=["POST"]),
         Route("/admin/state", status, methods=["GET"]),
         Route("/admin/reset", reset, methods=["POST"]),
+        Route("/admin/adapters", adapters, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     app.state.region = state

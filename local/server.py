@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from local.background import BackgroundTraining, strategy_while_training
 from local.failover import FailoverFront, HealthCheckSettings, Region
 from local.region import STREAM_PATH, api_routes
 
@@ -119,8 +120,8 @@ class RegionProcess:
         headers = {"Content-Type": content_type} if content_type else {}
         return requests.post(f"{self.url}{STREAM_PATH}", data=body, headers=headers, stream=True, timeout=(2, 90))
 
-    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = self.session.request(method, f"{self.url}{path}", json=body, timeout=10)
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 10) -> Any:
+        response = self.session.request(method, f"{self.url}{path}", json=body, timeout=timeout)
         return response.status_code, response.json()
 
     def stop(self) -> None:
@@ -151,6 +152,8 @@ class Platform:
             Region(secondary.name, secondary.probe, lambda body: (0, {})),
         )
         self.requests_by_region: dict[str, int] = dict.fromkeys(self.regions, 0)
+        # Adapters still training behind the platform (make demo on a fresh clone), if any.
+        self.training: BackgroundTraining | None = None
         self.rejected = 0
         self._stop = threading.Event()
         self._clock = threading.Thread(target=self._run_checks, daemon=True)
@@ -186,6 +189,7 @@ class Platform:
             regions[name] = {**state, "healthy": checks[name], "down": region.down}
         return {
             "active_region": active,
+            "adapters": self.training.snapshot() if self.training else {},
             "regions": regions,
             "requests_by_region": dict(self.requests_by_region),
             "rejected_by_api_key": self.rejected,
@@ -197,8 +201,24 @@ class Platform:
             },
         }
 
+    def publish(self, document: dict[str, Any]) -> None:
+        for region in self.regions.values():
+            code, body = region.admin("POST", "/admin/strategy", document)
+            if code != 200:
+                raise RuntimeError(f"{region.name} refused the strategy: {body}")
+
+    def hot_swap(self, name: str, serve: Path, document: dict[str, Any]) -> None:
+        """Load a newly trained adapter in every region, then move its variants' traffic to it."""
+        for region in self.regions.values():
+            code, body = region.admin("POST", "/admin/adapters", {"target": name, "artifact": str(serve)}, timeout=120)
+            if code != 200:
+                raise RuntimeError(f"{region.name} could not load the {name} adapter: {body}")
+        self.publish(document)
+
     def stop(self) -> None:
         self._stop.set()
+        if self.training is not None:
+            self.training.stop()
         for region in self.regions.values():
             region.stop()
 
@@ -223,7 +243,20 @@ async def api(request: Request) -> Response:
         return JSONResponse(message, 503, headers={"x-finai-region": region.name})
     platform.requests_by_region[region.name] += 1
     headers = {**passed, "x-finai-region": region.name}
+    if path == "/v1/health" and platform.training is not None:
+        content = with_adapters(content, platform.training.snapshot())
     return Response(content, status, media_type="application/json", headers=headers)
+
+
+def with_adapters(content: bytes, adapters: dict[str, Any]) -> bytes:
+    """Health as the region answers it, plus (locally) the adapters still training behind it."""
+    try:
+        body = json.loads(content)
+    except json.JSONDecodeError:
+        return content
+    if not isinstance(body, dict):
+        return content
+    return json.dumps({**body, "local_adapters": adapters}).encode()
 
 
 async def stream(platform: Platform, region: RegionProcess, body: bytes, content_type: str | None) -> Response:
@@ -374,6 +407,26 @@ def burst(platform: Platform, count: int, concurrency: int, use_case: str) -> di
     }
 
 
+def start_training(platform: Platform, missing: list[str], document: dict[str, Any], logs: Path) -> None:
+    """Serve at once with the adapters' traffic on the Bedrock variants, train the missing adapters
+    in a child process, and hot-swap each in as it is ready."""
+    ready = {"advisor", "sentiment"} - set(missing)
+    platform.publish(strategy_while_training(document, ready))
+
+    def on_ready(name: str, serve: Path) -> None:
+        ready.add(name)
+        platform.hot_swap(name, serve, strategy_while_training(document, ready))
+        print(f"[adapters] {name} adapter hot-swapped in; no restart", flush=True)
+
+    platform.training = BackgroundTraining(missing, on_ready, logs)
+    print(
+        f"[adapters] not trained yet: {', '.join(missing)}. The platform serves now (their use cases on the "
+        "Bedrock stand-in); training runs in a separate process and each adapter is swapped in when ready.",
+        flush=True,
+    )
+    platform.training.start()
+
+
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
@@ -393,11 +446,14 @@ def main(argv: list[str] | None = None) -> int:
         "(trained on first use, then cached)",
     )
     args = parser.parse_args(argv)
+    missing: list[str] = []
     if args.local_adapters:
-        from local.adapters import ensure_advisor, ensure_sentiment
+        from local.adapters import cached
 
-        args.advisor_artifact = args.advisor_artifact or ensure_advisor()
-        args.sentiment_artifact = args.sentiment_artifact or ensure_sentiment()
+        # Cached adapters serve from the start; the others train behind the running platform.
+        args.advisor_artifact = args.advisor_artifact or cached("advisor")
+        args.sentiment_artifact = args.sentiment_artifact or cached("sentiment")
+        missing = [n for n, a in (("sentiment", args.sentiment_artifact), ("advisor", args.advisor_artifact)) if not a]
         args.strategy = args.strategy or ROOT / "local" / "strategy.local.json"
     extra = ["--strategy", str(args.strategy)] if args.strategy else []
     extra += ["--advisor-artifact", str(args.advisor_artifact)] if args.advisor_artifact else []
@@ -418,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"starting regions {args.primary} and {args.secondary} (logs in {logs}) ...", flush=True)
         platform.start()
+        if missing:
+            start_training(platform, missing, json.loads(args.strategy.read_text()), logs)
         url = f"http://127.0.0.1:{args.port}"
         print(f"\nFinAI platform at {url}  (web UI: {url}/)", flush=True)
         print(f"health checks: every {settings.request_interval} s, {settings.failure_threshold} failures ({source})")
