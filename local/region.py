@@ -274,11 +274,13 @@ class RegionState:
             # local strategy adds the endpoint's).
             published = self.appconfig.document["use_cases"].values() if self.appconfig else []
             models = set(strategy_models()) | {v["model_id"] for uc in published for v in uc["variants"]}
-            circuits = {m: self.path.circuit(m) for m in sorted(models)}
+            # Every model's circuit, closed ones too (a model with no item yet is CLOSED, no failures).
+            closed = {"state": "CLOSED", "failures": 0}
+            circuits = {m: self.path.circuit(m) or dict(closed) for m in sorted(models)}
             faults = {m: {"error_rate": f.rate, "code": f.error_code} for m, f in self.path.bedrock.faults.items()}
             return {
                 "region": self.path.region,
-                "circuits": {m: c for m, c in circuits.items() if c},
+                "circuits": circuits,
                 "tiers": dict(Counter(str(r.get("tier") or "rejected (4xx)") for r in records)),
                 "audit_records": len(records),
                 "model_calls": dict(Counter(self.path.bedrock.calls)),
@@ -287,6 +289,7 @@ class RegionState:
                 "lambda_invocations": dict(Counter(self.path.lambdas.invocations)),
                 "endpoint_invocations": dict(Counter(self.path.endpoint.calls)),
                 "strategy_version": self.appconfig.version if self.appconfig else None,
+                "strategy": self.appconfig.document["version"] if self.appconfig else None,
                 "appconfig": self.appconfig.ids if self.appconfig else None,
             }
 

@@ -66,6 +66,7 @@ class RegionProcess:
         self.name, self.port = name, port
         self.url = f"http://127.0.0.1:{port}"
         self.down = False
+        self.last_health = "not checked yet"  # the last health check's answer, in words (the console's "why")
         self.session = requests.Session()
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log = (log_dir / f"region-{name}.log").open("w")
@@ -98,8 +99,14 @@ class RegionProcess:
 
     def probe(self) -> tuple[int, str]:
         if self.down:
+            self.last_health = "taken down from the console: health checks get no answer"
             raise ConnectionError(f"region {self.name} is down")
-        response = self.session.get(f"{self.url}/v1/health", timeout=2)
+        try:
+            response = self.session.get(f"{self.url}/v1/health", timeout=2)
+        except requests.RequestException as exc:
+            self.last_health = f"no answer: {type(exc).__name__}"
+            raise
+        self.last_health = describe_health(response.status_code, response.text)
         return response.status_code, response.text
 
     def forward(
@@ -131,6 +138,21 @@ class RegionProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self._log.close()
+
+
+def describe_health(status: int, text: str) -> str:
+    """A health answer in words: its status and, when degraded, which circuits are open."""
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError:
+        return f"HTTP {status}"
+    if not isinstance(body, dict):
+        return f"HTTP {status}"
+    opened = sorted(
+        m for m, c in (body.get("circuits") or {}).items() if isinstance(c, dict) and c.get("state") == "OPEN"
+    )
+    why = f"; open circuits: {', '.join(opened)}" if opened else ""
+    return f"HTTP {status}, {body.get('status', '?')}{why}"
 
 
 class Platform:
@@ -186,7 +208,7 @@ class Platform:
                 _, state = region.admin("GET", "/admin/state")
             except requests.RequestException as exc:
                 state = {"error": str(exc)}
-            regions[name] = {**state, "healthy": checks[name], "down": region.down}
+            regions[name] = {**state, "healthy": checks[name], "down": region.down, "health": region.last_health}
         return {
             "active_region": active,
             "adapters": self.training.snapshot() if self.training else {},
@@ -354,10 +376,28 @@ async def index(request: Request) -> Response:
     return FileResponse(WEB / "index.html")
 
 
+async def favicon(request: Request) -> Response:
+    return FileResponse(WEB / "favicon.svg", media_type="image/svg+xml")
+
+
+async def strategies(request: Request) -> Response:
+    """The strategies the console can publish: the shipped one (Bedrock only) and the local one."""
+    from shared.strategy import DOCUMENT_PATH
+
+    return JSONResponse(
+        {
+            "shipped (Bedrock)": json.loads(DOCUMENT_PATH.read_text()),
+            "local adapters": json.loads((ROOT / "local" / "strategy.local.json").read_text()),
+        }
+    )
+
+
 def build_app(platform: Platform) -> Starlette:
     routes_ = [Route(path, api, methods=[method]) for method, path in api_routes()]
     routes_ += [
         Route("/", index, methods=["GET"]),
+        Route("/favicon.svg", favicon, methods=["GET"]),
+        Route("/admin/strategies", strategies, methods=["GET"]),
         Route("/admin/status", status, methods=["GET"]),
         Route("/admin/routes", routes, methods=["GET"]),
         Route("/admin/chaos", chaos, methods=["POST"]),
