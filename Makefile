@@ -93,7 +93,7 @@ synth: setup
 	rm -rf $(CDK_OUT)
 	$(CDK) synth --strict --quiet --output $(CDK_OUT) $(CONTEXT)
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(CDK_OUT)/*.template.json
-	.venv-checkov/bin/checkov -d $(CDK_OUT) --framework cloudformation --compact --quiet
+	.venv-checkov/bin/checkov -d $(CDK_OUT) --framework cloudformation --compact --quiet --skip-download
 	@echo "Templates and cdk-nag reports are in $(CDK_OUT)/"
 
 # Stack names come from cdk_app.deploy_plan (a test checks them against the synthesized manifest):
