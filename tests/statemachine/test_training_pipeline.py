@@ -77,8 +77,11 @@ def test_a_failed_training_job_fails_the_pipeline(strategy):
         failures = pipeline.task_failures()
     assert result["status"] == "FAILED"
     # moto re-raises a States.* error out of a Map as States.Runtime; the task's own event is exact.
-    assert [f["error"] for f in failures] == ["States.TaskFailed"]
-    assert "AlgorithmError: scripted failure" in failures[0]["cause"]
+    scripted = [f for f in failures if "AlgorithmError: scripted failure" in f.get("cause", "")]
+    assert [f["error"] for f in scripted] == ["States.TaskFailed"]
+    # On a loaded machine the sibling iteration, cancelled when the Map fails, may add moto's
+    # States.Runtime event (seen once in a full run); nothing else may fail.
+    assert {f["error"] for f in failures} <= {"States.TaskFailed", "States.Runtime"}
     assert strategy.deployed == []
     assert len(strategy.versions) == 1
 
