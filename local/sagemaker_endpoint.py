@@ -22,6 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+CREATE, DESCRIBE = "CreateInferenceComponent", "DescribeInferenceComponent"
 # messages in; (text, input tokens, output tokens, finish reason) out.
 ChatModel = Callable[[list[dict[str, str]], int], tuple[str, int, int, str]]
 
@@ -83,11 +84,11 @@ class LocalEndpoint:
         return {"Body": io.BytesIO(json.dumps(answer).encode()), "ContentType": "application/json"}
 
 
-def _error(code: str, message: str, status: int | None = None) -> ClientError:
+def _error(code: str, message: str, status: int | None = None, operation: str = "InvokeEndpoint") -> ClientError:
     response: dict[str, Any] = {"Error": {"Code": code, "Message": message}}
     if status is not None:
         response["OriginalStatusCode"] = status
-    return ClientError(response, "InvokeEndpoint")
+    return ClientError(response, operation)
 
 
 def generator_chat_model(generator: Any, repetition_penalty: float = 1.1) -> ChatModel:
@@ -141,11 +142,13 @@ class LocalInferenceComponents:
         self._validate("CreateInferenceComponent", request)
         name, spec = request["InferenceComponentName"], request["Specification"]
         if name in self.created:
-            raise _error("ValidationException", f"Cannot create already existing inference component {name}.")
+            raise _error(
+                "ValidationException", f"Cannot create already existing inference component {name}.", None, CREATE
+            )
         if request["EndpointName"] not in self.endpoint.endpoints:
-            raise _error("ValidationException", f"Could not find endpoint {request['EndpointName']}.")
+            raise _error("ValidationException", f"Could not find endpoint {request['EndpointName']}.", None, CREATE)
         if spec.get("BaseInferenceComponentName") not in self.base_components:
-            raise _error("ValidationException", "Could not find base inference component.")
+            raise _error("ValidationException", "Could not find base inference component.", None, CREATE)
         self.created[name] = {**request, "polls": 0}
         return {
             "InferenceComponentArn": f"arn:aws:sagemaker:{self.endpoint.region}:123456789012:inference-component/{name}"
@@ -156,7 +159,7 @@ class LocalInferenceComponents:
         name = request["InferenceComponentName"]
         found = self.created.get(name)
         if found is None:
-            raise _error("ValidationException", f"Could not find inference component {name}.")
+            raise _error("ValidationException", f"Could not find inference component {name}.", None, DESCRIBE)
         found["polls"] += 1
         if found["polls"] <= self.creating_polls:
             return {"InferenceComponentName": name, "InferenceComponentStatus": "Creating"}
