@@ -42,6 +42,7 @@ from local.region import STREAM_PATH, api_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = Path(__file__).resolve().parent / "web"
+ADMIN_TIMEOUT_S = 60  # a region serialises requests: an admin call may wait behind a slow answer
 DEFAULT_API_KEY = "local-demo-key"  # a local stand-in for API Gateway's generated keys
 FORBIDDEN = '{{"error": "forbidden", "message": "a valid API key or signature is required", "request_id": "{id}"}}'
 
@@ -318,11 +319,7 @@ async def chaos(request: Request) -> Response:
 
 
 async def heal(request: Request) -> Response:
-    platform: Platform = request.app.state.platform
-    for region in platform.regions.values():
-        region.down = False
-        await run_in_threadpool(region.admin, "POST", "/admin/heal")
-    return JSONResponse(await run_in_threadpool(platform.status))
+    return await every_region(request, "/admin/heal")
 
 
 async def strategy(request: Request) -> Response:
@@ -342,10 +339,21 @@ async def strategy(request: Request) -> Response:
 
 
 async def reset(request: Request) -> Response:
+    return await every_region(request, "/admin/reset")
+
+
+async def every_region(request: Request, path: str) -> Response:
+    """Bring every region up and send it ``path``; a region that does not answer in time (it holds
+    its lock while it serves) is named in a 503 rather than a bare 500."""
     platform: Platform = request.app.state.platform
     for region in platform.regions.values():
         region.down = False
-        await run_in_threadpool(region.admin, "POST", "/admin/reset")
+        try:
+            await run_in_threadpool(region.admin, "POST", path, None, ADMIN_TIMEOUT_S)
+        except requests.RequestException as exc:
+            waited = f"within {ADMIN_TIMEOUT_S} s ({type(exc).__name__})"
+            message = f"{region.name} did not complete {path} {waited}; try again"
+            return JSONResponse({"error": "region_busy", "message": message}, 503)
     return JSONResponse(await run_in_threadpool(platform.status))
 
 
