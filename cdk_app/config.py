@@ -101,6 +101,12 @@ def _check_model_id(model_id: str) -> str:
 ECR_IMAGE_URI = r"^(\d{12})\.dkr\.ecr\.(\{region\}|[a-z0-9-]+)\.amazonaws\.com/([a-z0-9._/-]+):[A-Za-z0-9._-]+$"
 
 
+def ecr_repository(uri: str | None) -> tuple[str, str, str] | None:
+    """(account, region, repository) of an ECR image URI, for its pull grant; None for no URI."""
+    match = re.match(ECR_IMAGE_URI, uri) if uri else None
+    return (match.group(1), match.group(2), match.group(3)) if match else None
+
+
 class TrainingSettings(BaseModel):
     """The SageMaker training pipeline (primary region only)."""
 
@@ -130,9 +136,7 @@ class TrainingSettings(BaseModel):
     def image_repository(self, region: str) -> tuple[str, str, str] | None:
         """(account, region, repository) of the configured image, for its pull grant; None when
         the platform builds its own."""
-        uri = self.image_uri(region)
-        match = re.match(ECR_IMAGE_URI, uri) if uri else None
-        return (match.group(1), match.group(2), match.group(3)) if match else None
+        return ecr_repository(self.image_uri(region))
 
     def variant(self) -> str:
         if self.image_variant is not None:
@@ -221,6 +225,10 @@ class EndpointSettings(BaseModel):
 
     def image_uri(self, region: str) -> str:
         return self.image.replace("{region}", region)
+
+    def image_repository(self, region: str) -> tuple[str, str, str] | None:
+        """(account, region, repository) of the LMI image, for its pull grant."""
+        return ecr_repository(self.image_uri(region))
 
     def variant(self) -> dict[str, Any]:
         """The budgeting-advice variant this tier adds to the strategy; promotion fills in the

@@ -7,6 +7,7 @@ into the stand-in to walk through the circuit breaker's states.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -43,13 +44,7 @@ class Demo:
         self.count += 1
         raw = body if isinstance(body, str) else json.dumps(body)
         started = time.perf_counter()
-        # The front Lambda prints its EMF metrics to stdout; the walkthrough shows its own table instead.
-        with open(os.devnull, "w") as sink:
-            stdout, sys.stdout = sys.stdout, sink
-            try:
-                status, answer = self.path.api("POST", "/v1/generate", raw)
-            finally:
-                sys.stdout = stdout
+        status, answer = generate(self.path, raw)
         ms = (time.perf_counter() - started) * 1000
         use_case = body.get("use_case", "?") if isinstance(body, dict) else "(malformed)"
         if status == 200:
@@ -59,6 +54,13 @@ class Demo:
 
     def circuit(self) -> str:
         return describe_circuit(self.path.circuit(PRIMARY))
+
+
+def generate(path: RequestPath, raw: str) -> tuple[int, dict[str, Any]]:
+    """``POST /v1/generate``, with whatever the functions print to stdout (EMF metric lines, when
+    metrics are on) kept out of the walkthrough's table."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        return path.api("POST", "/v1/generate", raw)
 
 
 def show(number: int, use_case: str, status: int, answer: dict[str, Any], ms: float, note: str = "") -> None:
@@ -116,12 +118,7 @@ def failover(path: RequestPath, secondary: Any, number: int) -> bool:
     for model in {v.model_id for uc in STRATEGY.use_cases.values() for v in uc.variants} | {FALLBACK}:
         path.bedrock.fail(model)
     for _ in range(STRATEGY.breaker.failure_threshold):
-        with open(os.devnull, "w") as sink:
-            stdout, sys.stdout = sys.stdout, sink
-            try:
-                path.api("POST", "/v1/generate", json.dumps({"prompt": "What is an ISA?", "use_case": "general"}))
-            finally:
-                sys.stdout = stdout
+        generate(path, json.dumps({"prompt": "What is an ISA?", "use_case": "general"}))
     status, health = path.api("GET", "/v1/health")
     print(f"    {describe_health(status, health)}")
     while front.active().name == path.region and front.now < settings.detection_window_s * 3:

@@ -199,15 +199,9 @@ class RegionState:
         from router import handler as router
 
         with self.lock:
-            self.path.lambdas.register(target, *cold_start(target, artifact))
-            targets = json.loads(os.environ.get("LAMBDA_PROVIDERS", "{}"))
-            targets[target] = f"arn:aws:lambda:{self.path.region}:123456789012:function:{target}"
-            os.environ["LAMBDA_PROVIDERS"] = json.dumps(targets)
+            attach_adapter(self.path, target, artifact, self.appconfig.document if self.appconfig else None)
             router._lambda_provider.cache_clear()
             self.serve_with_faults(target)
-            if target == "advisor" and self.appconfig is not None:
-                serve_endpoint(self.path, self.appconfig.document)
-                self.serve_endpoint_with_faults()
 
     def serve_endpoint_with_faults(self) -> None:
         """Let chaos reach the endpoint tier: faults and latency set for the model ids whose
@@ -224,16 +218,17 @@ class RegionState:
         self.path.endpoint.before_call = before_call
 
     def _models_on_component(self, component: str) -> set[str]:
-        if self.appconfig is None:
-            return set()
-        use_cases = self.appconfig.document["use_cases"].values()
-        return {v["model_id"] for uc in use_cases for v in uc["variants"] if v.get("inference_component") == component}
+        return self._models_where("inference_component", component)
 
     def _models_served_by(self, target: str) -> set[str]:
+        return self._models_where("target", target)
+
+    def _models_where(self, key: str, value: str) -> set[str]:
+        """The model ids of the published strategy's variants whose ``key`` is ``value``."""
         if self.appconfig is None:
             return set()
         use_cases = self.appconfig.document["use_cases"].values()
-        return {v["model_id"] for uc in use_cases for v in uc["variants"] if v.get("target") == target}
+        return {v["model_id"] for uc in use_cases for v in uc["variants"] if v.get(key) == value}
 
     def chaos(self, model: str, error_rate: float, latency_ms: int, throttle: bool) -> None:
         with self.lock:
@@ -475,16 +470,23 @@ def configure(path: RequestPath, appconfig: LocalAppConfig, port: int, adapters:
             "APPCONFIG_PROFILE": appconfig.profile,
         }
     )
-    targets = {}
+    os.environ["LAMBDA_PROVIDERS"] = "{}"
     for target, artifact in adapters.items():
-        path.lambdas.register(target, *cold_start(target, artifact))
-        targets[target] = f"arn:aws:lambda:{path.region}:123456789012:function:{target}"
-    os.environ["LAMBDA_PROVIDERS"] = json.dumps(targets)
-    if "advisor" in adapters:
-        serve_endpoint(path, appconfig.document)
+        attach_adapter(path, target, artifact, appconfig.document)
     router._strategy_source.cache_clear()
     router._lambda_provider.cache_clear()
     front.strategy_source.cache_clear()
+
+
+def attach_adapter(path: RequestPath, target: str, artifact: Path, document: dict[str, Any] | None) -> None:
+    """Load a serving function's artifact and add it to the router's LAMBDA_PROVIDERS; the
+    advisor also plays the endpoint tier for the strategy's ``sagemaker`` variants."""
+    path.lambdas.register(target, *cold_start(target, artifact))
+    targets = json.loads(os.environ.get("LAMBDA_PROVIDERS", "{}"))
+    targets[target] = f"arn:aws:lambda:{path.region}:123456789012:function:{target}"
+    os.environ["LAMBDA_PROVIDERS"] = json.dumps(targets)
+    if target == "advisor" and document is not None:
+        serve_endpoint(path, document)
 
 
 def serve_endpoint(path: RequestPath, document: dict[str, Any]) -> None:

@@ -141,6 +141,14 @@ class RegionProcess:
         self._log.close()
 
 
+class StrategyRefused(RuntimeError):
+    """A region refused a strategy document (its schema check); ``body`` is its answer."""
+
+    def __init__(self, region: str, code: int, body: Any) -> None:
+        super().__init__(f"{region} refused the strategy: {body}")
+        self.code, self.body = code, body
+
+
 def describe_health(status: int, text: str) -> str:
     """A health answer in words: its status and, when degraded, which circuits are open."""
     try:
@@ -224,11 +232,15 @@ class Platform:
             },
         }
 
-    def publish(self, document: dict[str, Any]) -> None:
+    def publish(self, document: dict[str, Any]) -> dict[str, int]:
+        """Publish a strategy to every region's AppConfig; each region's new version number."""
+        versions = {}
         for region in self.regions.values():
             code, body = region.admin("POST", "/admin/strategy", document)
             if code != 200:
-                raise RuntimeError(f"{region.name} refused the strategy: {body}")
+                raise StrategyRefused(region.name, code, body)
+            versions[region.name] = int(body["version"])
+        return versions
 
     def hot_swap(self, name: str, serve: Path, document: dict[str, Any]) -> None:
         """Load a newly trained adapter in every region, then move its variants' traffic to it."""
@@ -329,13 +341,11 @@ async def strategy(request: Request) -> Response:
         document = await request.json()
     except json.JSONDecodeError as exc:
         return JSONResponse({"error": "bad_request", "message": f"not JSON: {exc}"}, 400)
-    results = {}
-    for name, region in platform.regions.items():
-        code, body = await run_in_threadpool(region.admin, "POST", "/admin/strategy", document)
-        if code != 200:
-            return JSONResponse(body, code)
-        results[name] = body["version"]
-    return JSONResponse({"versions": results})
+    try:
+        versions = await run_in_threadpool(platform.publish, document)
+    except StrategyRefused as exc:
+        return JSONResponse(exc.body, exc.code)
+    return JSONResponse({"versions": versions})
 
 
 async def reset(request: Request) -> Response:

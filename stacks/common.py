@@ -101,6 +101,17 @@ def access_log_bucket(scope: Construct, construct_id: str) -> s3.Bucket:
     return bucket
 
 
+def grant_image_pull(role: iam.IRole, partition: str, repository: tuple[str, str, str]) -> None:
+    """Pull one ECR repository's images: ``repository`` is (account, region, name)."""
+    account, region, name = repository
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            resources=[f"arn:{partition}:ecr:{region}:{account}:repository/{name}"],
+        )
+    )
+
+
 def encrypted_bucket(
     scope: Construct, construct_id: str, key: kms.IKey, logs: s3.IBucket, prefix: str, noncurrent_days: int
 ) -> s3.Bucket:

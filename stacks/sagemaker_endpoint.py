@@ -15,8 +15,6 @@ What AWS enforces that the stand-ins do not, and this construct respects (tests 
 
 from __future__ import annotations
 
-import re
-
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -25,9 +23,9 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from cdk_app.compliance import acknowledge
-from cdk_app.config import ECR_IMAGE_URI, EndpointSettings
+from cdk_app.config import EndpointSettings
 from cdk_app.names import base_component_name, endpoint_name
-from stacks.common import access_log_bucket, encrypted_bucket
+from stacks.common import access_log_bucket, encrypted_bucket, grant_image_pull
 
 VARIANT = "AllTraffic"
 # The promote function names adapter components after their training job (finai-...).
@@ -77,15 +75,10 @@ class SageMakerEndpoint(Construct):
         self.adapters.grant_read(self.role, f"{ADAPTER_PREFIX}/*")
         key.grant_decrypt(self.role)
         image = settings.image_uri(region)
-        match = re.match(ECR_IMAGE_URI, image)
-        if match is None:  # EndpointSettings validated the pattern; this narrows the type
+        repository = settings.image_repository(region)
+        if repository is None:  # EndpointSettings validated the pattern; this narrows the type
             raise ValueError(f"serving.endpoint.image is not an ECR image URI: {image!r}")
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[f"arn:{partition}:ecr:{match.group(2)}:{match.group(1)}:repository/{match.group(3)}"],
-            )
-        )
+        grant_image_pull(self.role, partition, repository)
         self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
         self.role.add_to_policy(
             iam.PolicyStatement(

@@ -22,7 +22,7 @@ from constructs import Construct
 from cdk_app.compliance import acknowledge
 from cdk_app.config import EndpointSettings, TrainingSettings
 from cdk_app.names import promote_function_name
-from stacks.common import PythonFunction, access_log_bucket, asl_state_machine, encrypted_bucket
+from stacks.common import PythonFunction, access_log_bucket, asl_state_machine, encrypted_bucket, grant_image_pull
 from stacks.model_registry import ModelRegistry
 from stacks.training_source import build_sourcedir
 
@@ -187,13 +187,7 @@ class TrainingPipeline(Construct):
             )
             asset.repository.grant_pull(self.role)
             return asset.image_uri
-        account, region, name = repository
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[f"arn:{stack.partition}:ecr:{region}:{account}:repository/{name}"],
-            )
-        )
+        grant_image_pull(self.role, stack.partition, repository)
         return configured
 
     def default_input(self, settings: TrainingSettings, endpoint: EndpointSettings | None = None) -> dict[str, Any]:

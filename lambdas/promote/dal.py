@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import boto3
@@ -110,13 +111,22 @@ class EndpointAdapters:
 
     @property
     def environment(self) -> dict[str, str]:
-        """The function environment that configures this tier (``promote.handler._endpoint``)."""
+        """The function environment that configures this tier (read back by :meth:`from_environment`)."""
         return {
             "ENDPOINT_TARGET": self.target,
             "ENDPOINT_NAME": self._endpoint,
             "ENDPOINT_BASE_COMPONENT": self._base,
             "ENDPOINT_ADAPTER_BUCKET": self._bucket,
         }
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> EndpointAdapters | None:
+        """This region's tier from the function's environment; None when the deployment has none."""
+        if not env.get("ENDPOINT_NAME"):
+            return None
+        return cls(
+            env["ENDPOINT_TARGET"], env["ENDPOINT_NAME"], env["ENDPOINT_BASE_COMPONENT"], env["ENDPOINT_ADAPTER_BUCKET"]
+        )
 
     def ensure(self, job: str, artifacts: str) -> tuple[str, str]:
         """(component name, adapter URI in this region) once the component is InService.

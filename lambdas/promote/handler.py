@@ -53,12 +53,7 @@ def _store() -> StrategyStore:
 @cache
 def _endpoint() -> EndpointAdapters | None:
     """This region's endpoint tier, when the deployment has one (``ENDPOINT_*`` set by CDK)."""
-    env = os.environ
-    if not env.get("ENDPOINT_NAME"):
-        return None
-    return EndpointAdapters(
-        env["ENDPOINT_TARGET"], env["ENDPOINT_NAME"], env["ENDPOINT_BASE_COMPONENT"], env["ENDPOINT_ADAPTER_BUCKET"]
-    )
+    return EndpointAdapters.from_environment(os.environ)
 
 
 def promote(event: PromoteEvent, store: StrategyStore, endpoint: EndpointAdapters | None = None) -> dict[str, Any]:
@@ -73,9 +68,8 @@ def promote(event: PromoteEvent, store: StrategyStore, endpoint: EndpointAdapter
     variants: list[str] = []
     skipped: list[dict[str, str]] = []
     for candidate in event.candidates:
-        on_endpoint = endpoint is not None and candidate.target == endpoint.target
         component, artifact_uri = None, candidate.artifacts
-        if endpoint is not None and on_endpoint:
+        if endpoint is not None and candidate.target == endpoint.target:
             component, artifact_uri = endpoint.ensure(candidate.job, candidate.artifacts)
         document, changed = repoint(
             document,
@@ -87,7 +81,7 @@ def promote(event: PromoteEvent, store: StrategyStore, endpoint: EndpointAdapter
         if changed:
             variants += changed
         else:
-            kind = "sagemaker" if on_endpoint else "lambda"
+            kind = "lambda" if component is None else "sagemaker"
             logger.info(f"no {kind} variant serves this target", extra={"target": candidate.target})
             skipped.append({"adapter": candidate.adapter, "reason": f"no {kind} variant targets {candidate.target!r}"})
     if not variants:

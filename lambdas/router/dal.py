@@ -270,15 +270,16 @@ def endpoint_failure(model_id: str, exc: ClientError) -> ModelCallError:
 
 def sagemaker_endpoints_from_env(env: dict[str, str] | None = None) -> dict[str, str]:
     """``SAGEMAKER_ENDPOINTS``: logical target -> endpoint name (``{}`` when the tier is off)."""
-    endpoints = json.loads((os.environ if env is None else env).get("SAGEMAKER_ENDPOINTS", "{}"))
-    if not isinstance(endpoints, dict):
-        raise ValueError("SAGEMAKER_ENDPOINTS must be a JSON object of target name to endpoint name")
-    return {str(k): str(v) for k, v in endpoints.items()}
+    return _targets_from_env(env, "SAGEMAKER_ENDPOINTS", "endpoint name")
 
 
 def lambda_targets_from_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    raw = (os.environ if env is None else env).get("LAMBDA_PROVIDERS", "{}")
-    targets = json.loads(raw)
+    """``LAMBDA_PROVIDERS``: logical target -> serving function ARN."""
+    return _targets_from_env(env, "LAMBDA_PROVIDERS", "function ARN")
+
+
+def _targets_from_env(env: dict[str, str] | None, name: str, value: str) -> dict[str, str]:
+    targets = json.loads((os.environ if env is None else env).get(name, "{}"))
     if not isinstance(targets, dict):
-        raise ValueError("LAMBDA_PROVIDERS must be a JSON object of target name to function ARN")
+        raise ValueError(f"{name} must be a JSON object of target name to {value}")
     return {str(k): str(v) for k, v in targets.items()}

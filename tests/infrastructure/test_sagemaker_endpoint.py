@@ -176,6 +176,10 @@ def test_each_regions_promote_function_may_create_adapter_components_and_copy_ad
             if v["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == "promote"
         ]
         variables = function["Properties"]["Environment"]["Variables"]
+        # The names the function reads its tier from (promote.dal) are the names CDK sets.
+        from promote.dal import EndpointAdapters
+
+        assert set(EndpointAdapters("t", "e", "b", "k", object(), object()).environment) <= set(variables)
         assert variables["ENDPOINT_NAME"] == "finai-advisor-large"
         assert variables["ENDPOINT_BASE_COMPONENT"] == "finai-advisor-large-base"
 
