@@ -1,9 +1,10 @@
-"""Greedy generation over the exported graphs, with the KV cache kept in onnxruntime.
+"""Greedy generation, with the decoding rules ours and the forward passes an engine's.
 
-The loop is deliberately lean: the cache never leaves onnxruntime (IO binding hands each step's
-``present`` outputs back as the next step's ``past`` inputs), and only the last logits row is
-copied to numpy. At 64 tokens the per-step overhead is what separates a fast path from a slow
-one once the weights are int8.
+Two engines give the next token's logits: our exported graphs (seq2seq advisors, and causal
+artifacts exported with ``--engine graphs``), whose KV cache never leaves onnxruntime (each
+step's ``present`` OrtValues are the next step's ``past``); and onnxruntime-genai for causal
+advisors (serving.genai). Either way only the last logits row reaches numpy, and the choice of
+token (greedy, repetition penalty, minimum length, plan constraint) is made here, once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from serving.artifacts import Artifact, ArtifactError
+from serving.genai import ENGINE, GenaiDecoder, GenaiSession
 from serving.runtime import InputTooLong, session, tokenizer
 
 
@@ -70,8 +72,19 @@ class Generator:
         # "plan": the model writes structured steps that the handler renders (shared.budgeting).
         self.answer_format = str(manifest.get("answer_format", "text"))
         self.tokenizer = tokenizer(artifact)
-        self.decoder = session(artifact, "decoder.onnx")
-        self.encoder = session(artifact, "encoder.onnx") if self.kind == "seq2seq" else None
+        self.engine = str(manifest.get("engine", "graphs"))
+        self.genai: GenaiDecoder | None = None
+        self.decoder: ort.InferenceSession | None = None
+        self.encoder: ort.InferenceSession | None = None
+        if self.engine == ENGINE:
+            if self.kind != "causal":
+                raise ArtifactError(f"{artifact.path}: {ENGINE} serves causal advisors, not {self.kind}")
+            self.genai = GenaiDecoder(artifact)
+        elif self.engine == "graphs":
+            self.decoder = session(artifact, "decoder.onnx")
+            self.encoder = session(artifact, "encoder.onnx") if self.kind == "seq2seq" else None
+        else:
+            raise ArtifactError(f"{artifact.path}: unknown engine {self.engine!r}")
         self._past_names = [f"past.{i}.{part}" for i in range(self.layers) for part in ("key", "value")]
         self._present_names = [f"present.{i}.{part}" for i in range(self.layers) for part in ("key", "value")]
         self._cross_names = [f"cross.{i}.{part}" for i in range(self.layers) for part in ("key", "value")]
@@ -202,27 +215,14 @@ class Generator:
         With a ``constraint`` (``accepts(text, final)``), each step takes the most probable token
         whose decoded text the constraint still accepts, and EOS only where it accepts the text as
         final: the model chooses, among what the constraint allows."""
-        prompt = np.asarray([ids], dtype=np.int64)
-        feeds: dict[str, ort.OrtValue] = {}
-        if self.encoder is not None:
-            mask = ort.OrtValue.ortvalue_from_numpy(np.ones_like(prompt))
-            encoded = self.encoder.run_with_ort_values(
-                ["encoder_states", *self._cross_names],
-                {"input_ids": ort.OrtValue.ortvalue_from_numpy(prompt), "attention_mask": mask},
-            )
-            feeds["encoder_attention_mask"] = mask
-            feeds.update(zip(self._cross_names, encoded[1:], strict=True))
-            step_input = np.asarray([[self.start_token]], dtype=np.int64)
-        else:
-            step_input = prompt
-        feeds.update(zip(self._past_names, self._empty_past(), strict=True))
-        outputs_wanted = ["logits", *self._present_names]
+        steps: GenaiSession | _GraphSession
+        steps = self.genai.session(ids, max_new_tokens) if self.genai else _GraphSession(self, ids)
+        if max_new_tokens <= 0:
+            return
+        logits = steps.start()
         generated: list[int] = []
-        for _ in range(max_new_tokens):
-            feeds["input_ids"] = ort.OrtValue.ortvalue_from_numpy(step_input)
-            # OrtValues in, OrtValues out: the cache stays inside onnxruntime between steps.
-            outputs = self.decoder.run_with_ort_values(outputs_wanted, feeds)
-            logits = _penalise(outputs[0].numpy()[0, -1], generated, repetition_penalty)
+        while True:
+            logits = _penalise(logits, generated, repetition_penalty)
             banned = self.eos if len(generated) < min_new_tokens else None
             if constraint is None:
                 token, probability = _softmax_pick(logits, banned)
@@ -232,5 +232,43 @@ class Generator:
                 return
             generated.append(token)
             yield token, probability
-            feeds.update(zip(self._past_names, outputs[1:], strict=True))
-            step_input = np.asarray([[token]], dtype=np.int64)
+            if len(generated) >= max_new_tokens:
+                return  # no forward pass for a token nobody will read
+            logits = steps.step(token)
+
+
+class _GraphSession:
+    """One generation over our exported graphs; the cache stays inside onnxruntime."""
+
+    def __init__(self, model: Generator, ids: list[int]) -> None:
+        if model.decoder is None:
+            raise ArtifactError("this artifact has no decoder graph")
+        self.model, self.decoder = model, model.decoder
+        prompt = np.asarray([ids], dtype=np.int64)
+        self.feeds: dict[str, ort.OrtValue] = {}
+        if model.encoder is not None:
+            mask = ort.OrtValue.ortvalue_from_numpy(np.ones_like(prompt))
+            encoded = model.encoder.run_with_ort_values(
+                ["encoder_states", *model._cross_names],
+                {"input_ids": ort.OrtValue.ortvalue_from_numpy(prompt), "attention_mask": mask},
+            )
+            self.feeds["encoder_attention_mask"] = mask
+            self.feeds.update(zip(model._cross_names, encoded[1:], strict=True))
+            self.first = np.asarray([[model.start_token]], dtype=np.int64)
+        else:
+            self.first = prompt
+        self.feeds.update(zip(model._past_names, model._empty_past(), strict=True))
+        self.wanted = ["logits", *model._present_names]
+
+    def _run(self, step_input: np.ndarray) -> np.ndarray:
+        self.feeds["input_ids"] = ort.OrtValue.ortvalue_from_numpy(step_input)
+        # OrtValues in, OrtValues out: the cache stays inside onnxruntime between steps.
+        outputs = self.decoder.run_with_ort_values(self.wanted, self.feeds)
+        self.feeds.update(zip(self.model._past_names, outputs[1:], strict=True))
+        return np.asarray(outputs[0].numpy()[0, -1])
+
+    def start(self) -> np.ndarray:
+        return self._run(self.first)
+
+    def step(self, token: int) -> np.ndarray:
+        return self._run(np.asarray([[token]], dtype=np.int64))

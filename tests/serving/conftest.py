@@ -15,6 +15,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def genai_base_cache(tmp_path_factory):
+    """A fresh onnxruntime-genai base cache for the session: a test never serves a base another
+    run built, and the tests that check the cache see only their own builds."""
+    previous = os.environ.get("FINAI_GENAI_BASE_CACHE")
+    os.environ["FINAI_GENAI_BASE_CACHE"] = str(tmp_path_factory.mktemp("genai-bases"))
+    yield Path(os.environ["FINAI_GENAI_BASE_CACHE"])
+    if previous is None:
+        os.environ.pop("FINAI_GENAI_BASE_CACHE", None)
+    else:
+        os.environ["FINAI_GENAI_BASE_CACHE"] = previous
+
+
 def export_both(adapter: Path, out: Path, **kwargs) -> dict[str, Path]:
     from training_jobs.export.onnx_export import export
 
@@ -58,6 +71,14 @@ def llama_artifacts(tmp_path_factory, advisor_texts):
     base = build_llama(root / "base", [p["prompt"] + " " + p["target"] for p in advisor_texts])
     adapter = random_adapter(base, root / "adapter")
     return {"base": base, "adapter": adapter, **export_both(adapter, root, max_input_tokens=512)}
+
+
+@pytest.fixture(scope="session")
+def llama_graph_artifacts(llama_artifacts, tmp_path_factory):
+    """The same adapter exported to our own causal step graph (``--engine graphs``), which the
+    benchmark keeps as the row the onnxruntime-genai engine replaced."""
+    root = tmp_path_factory.mktemp("llama-graphs")
+    return {**llama_artifacts, **export_both(llama_artifacts["adapter"], root, max_input_tokens=512, engine="graphs")}
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,15 @@ def merged(artifacts, loader):
     return PeftModel.from_pretrained(model, artifacts["adapter"]).merge_and_unload().eval()
 
 
-@pytest.mark.parametrize("kind", ["t5", "llama"])
-def test_fp32_greedy_matches_transformers_generate(kind, t5_artifacts, llama_artifacts, advisor_texts):
+@pytest.mark.parametrize("kind", ["t5", "llama", "llama-graphs"])
+def test_fp32_greedy_matches_transformers_generate(
+    kind, t5_artifacts, llama_artifacts, llama_graph_artifacts, advisor_texts
+):
+    """Both causal engines (onnxruntime-genai with the runtime adapter, and our own graph) and
+    the seq2seq graphs decode exactly what transformers does with the adapter merged."""
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    artifacts = t5_artifacts if kind == "t5" else llama_artifacts
+    artifacts = {"t5": t5_artifacts, "llama": llama_artifacts, "llama-graphs": llama_graph_artifacts}[kind]
     model = merged(artifacts, AutoModelForSeq2SeqLM if kind == "t5" else AutoModelForCausalLM)
     generator = Generator(verify(artifacts["fp32"]))
     for pair in advisor_texts[:3]:
@@ -133,7 +137,15 @@ def test_manifest_describes_the_artifact(t5_artifacts, llama_artifacts, bert_art
     t5, llama, bert = (manifest(a["int8"]) for a in (t5_artifacts, llama_artifacts, bert_artifacts))
     assert (t5["architecture"], t5["task"], t5["precision"]) == ("seq2seq", "advisor", "int8")
     assert set(t5["files"]) == {"encoder.onnx", "decoder.onnx", "tokenizer.json"}
-    assert llama["architecture"] == "causal" and set(llama["files"]) == {"decoder.onnx", "tokenizer.json"}
+    assert (llama["architecture"], llama["engine"]) == ("causal", "onnxruntime-genai")
+    assert set(llama["files"]) == {
+        "model.onnx",
+        "model.onnx.data",
+        "genai_config.json",
+        "adapter.onnx_adapter",
+        "tokenizer.json",
+    }
+    assert t5["engine"] == bert["engine"] == "graphs"
     assert bert["labels"] == ["negative", "neutral", "positive"] and "classifier.onnx" in bert["files"]
     assert t5["model_version"] != manifest(t5_artifacts["fp32"])["model_version"]
 
@@ -186,13 +198,13 @@ def test_repetition_penalty_changes_only_repeated_tokens(t5_artifacts, advisor_t
 
 
 @pytest.mark.parametrize("kind", ["t5", "llama"])
-def test_head_reshapes_are_constants_not_shape_arithmetic(kind, t5_artifacts, llama_artifacts):
+def test_head_reshapes_are_constants_not_shape_arithmetic(kind, t5_artifacts, llama_graph_artifacts):
     """Each attention head split or merge reshapes to a constant shape (batch 1), so no
     Shape/Gather/Concat chain runs before it at every generated token: that glue cost as much as
     the int8 products. Only the cache length (past_length) may be read from a tensor."""
     import onnx
 
-    artifacts = t5_artifacts if kind == "t5" else llama_artifacts
+    artifacts = t5_artifacts if kind == "t5" else llama_graph_artifacts
     graph = onnx.load(str(artifacts["fp32"] / "decoder.onnx"), load_external_data=False).graph
     constants = {i.name for i in graph.initializer}
     constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
