@@ -114,7 +114,8 @@ def strip_lora(model_dir: Path) -> dict[str, list[Any]]:
 
     model = onnx.load(str(model_dir / "model.onnx"), load_external_data=True)
     graph = model.graph
-    nodes, dropped, inputs = [], set(), {}
+    nodes, dropped = [], set()
+    inputs: dict[str, list[Any]] = {}
     for node in graph.node:
         weight = GRAPH_WEIGHT.match(node.input[1]) if len(node.input) > 1 else None
         if node.op_type not in ("MatMul", "MatMulNBits") or weight is None:
@@ -139,9 +140,10 @@ def strip_lora(model_dir: Path) -> dict[str, list[Any]]:
     del graph.initializer[:]
     graph.initializer.extend(kept)
     for name, shape in sorted(inputs.items()):
-        graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+        dims: list[str | int | None] = [d if isinstance(d, int) else str(d) for d in shape]  # rank is symbolic
+        graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
         # The default is a rank-0 LoRA: with no adapter active, the graph is exactly the base.
-        empty = [0 if dim == RANK else dim for dim in shape]
+        empty = [0 if dim == RANK else int(dim) for dim in shape]
         graph.initializer.append(helper.make_tensor(name, TensorProto.FLOAT, empty, []))
     (model_dir / "model.onnx.data").unlink(missing_ok=True)
     onnx.save(

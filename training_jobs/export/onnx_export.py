@@ -253,6 +253,26 @@ class _DropMessage(logging.Filter):
         return self.fragment not in record.getMessage()
 
 
+def _export_graphs(
+    adapter_dir: Path, out: Path, precision: str, base_model: str | None, revision: str | None
+) -> tuple[Any, dict[str, Any]]:
+    """Our own graphs: merge, export, quantise. Returns the tokenizer and the manifest settings."""
+    print(f"[export] merging {adapter_dir} into its base", flush=True)
+    model, tokenizer, kind = load_merged(adapter_dir, base_model, revision)
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        print(f"[export] exporting {kind} graphs to ONNX", flush=True)
+        exporter = {"seq2seq": export_seq2seq, "causal": export_causal, "classifier": export_classifier}[kind]
+        settings = {"engine": "graphs", **exporter(model, work)}
+        for graph in sorted(work.glob("*.onnx")):
+            if precision == "int8":
+                print(f"[export] quantising {graph.name} to int8", flush=True)
+                quantize(graph, out / graph.name)
+            else:
+                shutil.copy(graph, out / graph.name)
+    return tokenizer, settings
+
+
 def export(
     adapter_dir: Path,
     out: Path,
@@ -296,19 +316,7 @@ def export(
         eos = json.loads((out / "genai_config.json").read_text())["model"]["eos_token_id"]
         settings["eos_token_id"] = int(eos[0] if isinstance(eos, list) else eos)
     else:
-        print(f"[export] merging {adapter_dir} into its base", flush=True)
-        model, tokenizer, kind = load_merged(adapter_dir, base_model, revision)
-        with tempfile.TemporaryDirectory() as scratch:
-            work = Path(scratch)
-            print(f"[export] exporting {kind} graphs to ONNX", flush=True)
-            exporter = {"seq2seq": export_seq2seq, "causal": export_causal, "classifier": export_classifier}[kind]
-            settings = {"engine": "graphs", **exporter(model, work)}
-            for graph in sorted(work.glob("*.onnx")):
-                if precision == "int8":
-                    print(f"[export] quantising {graph.name} to int8", flush=True)
-                    quantize(graph, out / graph.name)
-                else:
-                    shutil.copy(graph, out / graph.name)
+        tokenizer, settings = _export_graphs(adapter_dir, out, precision, base_model, revision)
     if not getattr(tokenizer, "is_fast", False):
         raise JobSetupError("the runtime needs a fast tokenizer (tokenizer.json); this base has none")
     tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
