@@ -140,8 +140,8 @@ def strip_lora(model_dir: Path) -> dict[str, list[Any]]:
     del graph.initializer[:]
     graph.initializer.extend(kept)
     for name, shape in sorted(inputs.items()):
-        dims: list[str | int | None] = [d if isinstance(d, int) else str(d) for d in shape]  # rank is symbolic
-        graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
+        shape_names: list[str | int | None] = [d if isinstance(d, int) else str(d) for d in shape]  # rank is symbolic
+        graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape_names))
         # The default is a rank-0 LoRA: with no adapter active, the graph is exactly the base.
         empty = [0 if dim == RANK else int(dim) for dim in shape]
         graph.initializer.append(helper.make_tensor(name, TensorProto.FLOAT, empty, []))
