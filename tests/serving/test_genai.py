@@ -115,9 +115,17 @@ def test_an_adapter_that_does_not_fit_the_base_graph_is_refused(llama_artifacts)
     from training_jobs.export.genai_export import adapter_parameters, build_base
 
     built = build_base(str(llama_artifacts["base"]), llama_artifacts["adapter"], "fp32")  # from the cache
-    inputs = json.loads((built / "lora_inputs.json").read_text())
-    assert set(adapter_parameters(llama_artifacts["adapter"], inputs)) == set(inputs)
-    fewer = dict(list(inputs.items())[1:])
+    pairs = json.loads((built / "lora_inputs.json").read_text())
+    parameters = adapter_parameters(llama_artifacts["adapter"], pairs)
+    assert set(parameters) == {f"{stem}.{part}" for stem in pairs for part in "AB"}
+    # q and v share the fused qkv projection: A holds both ranks, B writes q's and v's columns only.
+    stem, pair = next(iter(pairs.items()))
+    assert [slot["module"] for slot in pair["slots"]] == ["q_proj", "v_proj"]
+    b = parameters[f"{stem}.B"]
+    k_columns = slice(pair["slots"][0]["columns"][1], pair["slots"][1]["columns"][0])
+    assert parameters[f"{stem}.A"].shape == (pair["k"], 16) and b.shape == (16, pair["n"])
+    assert not b[:, k_columns].any() and b[:8, : pair["slots"][0]["columns"][1]].any()
+    fewer = dict(list(pairs.items())[1:])
     with pytest.raises(JobSetupError, match="adapter and base graph disagree"):
         adapter_parameters(llama_artifacts["adapter"], fewer)
 
