@@ -62,7 +62,9 @@ def genai_merged(merged: Path, out: Path, precision: str) -> Path:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(merged), "-o", str(scratch)]
-    _run([*command, "-p", precision, "-e", "cpu", "-c", str(scratch / "cache")], scratch / "builder.log", "builder")
+    command += ["-p", precision, "-e", "cpu", "-c", str(scratch / "cache")]
+    # As a user tuning it would (and as our export does): logits for the last prompt position only.
+    _run([*command, "--extra_options", "prune_lm_head=true"], scratch / "builder.log", "builder")
     shutil.rmtree(scratch / "cache", ignore_errors=True)
     scratch.rename(out)
     return out

@@ -38,7 +38,7 @@ from training_jobs.common.errors import JobSetupError
 
 GENAI_PRECISIONS = ("int8", "int4", "fp32")
 ADAPTER_FILE = "adapter.onnx_adapter"
-LAYOUT = 2
+LAYOUT = 3
 # PEFT's names for LoRA weights on a Llama-family model.
 PEFT_WEIGHT = re.compile(r"^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])\.weight$")
 # Files the builder writes that the runtime reads (the chat template lives in the manifest).
@@ -111,6 +111,10 @@ def _run_builder(base: str, precision: str, out: Path, scratch: Path) -> None:
         "cpu",
         "-c",
         str(scratch / "hf-cache"),
+        # Logits for the last prompt position only: the prefill of a 96-token prompt took 197 ms
+        # instead of 241 ms, the 64-token answer 666 instead of 698 ms, with the same tokens.
+        "--extra_options",
+        "prune_lm_head=true",
     ]
     log_path = scratch / "builder.log"
     with log_path.open("w") as handle:
