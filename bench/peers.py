@@ -13,6 +13,7 @@ prints in place of the row.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess  # nosec B404 - pip, venv and the engines' own converters, with fixed arguments
@@ -86,6 +87,13 @@ def ct2_model(merged: Path, out: Path) -> Path:
     except Exception as exc:  # the converter raises many types for unsupported models
         raise PeerUnavailable(f"CTranslate2 cannot convert this model: {str(exc).splitlines()[0][:200]}") from exc
     shutil.copy(merged / "tokenizer.json", scratch / "tokenizer.json")
+    config_path = scratch / "config.json"
+    config = json.loads(config_path.read_text())
+    if config.get("bos_token") is None:
+        # CTranslate2 will not load a model whose BOS token is null; the bench hands it the prompt's
+        # own tokens, so this placeholder is never inserted.
+        config["bos_token"] = config.get("eos_token")
+        config_path.write_text(json.dumps(config, indent=2))
     scratch.rename(out)
     return out
 

@@ -69,8 +69,12 @@ def test_peer_workers_decode_the_same_greedy_tokens_as_fp32(tmp_path, llama_arti
     common = {"threads": 1, "prompt_ids": prompt, "new_tokens": 6, "agreement_prompts": [prompt], "agreement_tokens": 6}
     genai_dir = peers.genai_merged(merged, tmp_path / "genai-fp32", "fp32")
     ct2_dir = peers.ct2_model(merged, tmp_path / "ct2")
-    genai = Worker({**common, "kind": "genai", "model": str(genai_dir), "path": "tiny-genai"}).finish()
-    ct2 = Worker({**common, "kind": "ct2", "model": str(ct2_dir), "path": "tiny-ct2"}).finish()
+    results = []
+    for kind, model_dir in (("genai", genai_dir), ("ct2", ct2_dir)):
+        worker = Worker({**common, "kind": kind, "model": str(model_dir), "path": f"tiny-{kind}"})
+        worker.run_once()
+        results.append(worker.finish())
+    genai, ct2 = results
     assert genai["agreement_tokens"] == [expected]
     assert ct2["agreement_tokens"][0][:2] == expected[:2]
     assert not genai["torch_imported"] and not ct2["torch_imported"]

@@ -32,18 +32,26 @@ from advisor import handler
 from local.request_path import FakeContext
 result = handler.lambda_handler({"query": "Dining 420, groceries 300", "max_new_tokens": 6}, FakeContext("a", "r"))
 assert not any(m.split(".")[0] in ("torch", "transformers") for m in sys.modules), "torch was imported"
+from serving import genai
+print("GENAI " + str(genai.loaded_bases() > 0))  # a base model loaded: onnxruntime-genai answered
 print("RESULT " + result["body"])
 """
 
 
-def test_int8_artifact_answers_with_torch_blocked(t5_artifacts):
-    env = {"MODEL_DIR": str(t5_artifacts["int8"]), "PYTHONPATH": f"{ROOT}:{LAMBDAS}", "PATH": "/usr/bin:/bin"}
+@pytest.mark.parametrize(("artifacts", "version", "genai"), [
+    ("t5_artifacts", "advisor-seq2seq-int8-", False),
+    ("llama_artifacts", "advisor-causal-int8-", True),  # the causal advisor runs on onnxruntime-genai
+])  # fmt: skip
+def test_int8_artifact_answers_with_torch_blocked(artifacts, version, genai, request):
+    model_dir = request.getfixturevalue(artifacts)["int8"]
+    env = {"MODEL_DIR": str(model_dir), "PYTHONPATH": f"{ROOT}:{LAMBDAS}", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, "-c", BLOCK_TORCH], capture_output=True, text=True, env=env, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert f"GENAI {genai}" in done.stdout
     body = json.loads(done.stdout.split("RESULT ", 1)[1])
-    assert body["model_version"].startswith("advisor-seq2seq-int8-")
+    assert body["model_version"].startswith(version)
 
 
 def test_blocking_really_blocks(t5_artifacts):

@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from training_jobs.common.checksums import sha256_file
+from serving.artifacts import sha256_file
 from training_jobs.common.errors import JobSetupError
 
 GENAI_PRECISIONS = ("int8", "int4", "fp32")

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from training_jobs.common.checksums import sha256_file
+from serving.artifacts import sha256_file
 from training_jobs.common.errors import JobSetupError
 from training_jobs.common.models import resolve_base_model
 from training_jobs.export import graphs
