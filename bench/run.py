@@ -469,7 +469,7 @@ def plot(results: dict[str, Any], target: Path) -> None:
                         ha="center", va="bottom", fontsize=8)  # fmt: skip
         peer = best_peer(results["advisor"], model)
         if peer:
-            ax.axhline(peer["p50_s"] * 1000, color="#e93", linestyle="--", label=f"best peer ({peer['key']})")
+            ax.axhline(peer["p50_s"] * 1000, color="#e93", linestyle="--", label=f"fastest 8-bit peer ({peer['key']})")
         if model == "flan-t5-small":  # the absolute target is set for the FLAN-T5-small class
             ax.axhline(TARGETS["advisor_p50_s"] * 1000, color="red", linestyle=":", label="300 ms target")
         if ax.get_legend_handles_labels()[0]:

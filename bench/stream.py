@@ -44,7 +44,7 @@ def advisor_stream(model: str, int8: Path, prompt_ids: list[int], new_tokens: in
         generator.generate_ids(prompt_ids, new_tokens, new_tokens)
         whole.append(time.perf_counter() - started)
     return {
-        "path": f"advisor {model} (int8 ONNX)",
+        "path": f"advisor {model} (int8, {'onnxruntime-genai' if generator.genai else 'our ONNX graphs'})",
         "ttft": percentiles(first),
         "sync": percentiles(whole),
         "tokens": new_tokens,

@@ -88,6 +88,14 @@ def test_two_adapters_share_one_loaded_base(tmp_path, llama_artifacts, advisor_t
     assert a.generate_ids(ids, 10, 10).token_ids != b.generate_ids(ids, 10, 10).token_ids
 
 
+def test_every_artifact_file_is_readable_by_the_lambda_user(llama_artifacts, t5_artifacts):
+    """Lambda runs a container image's code as a non-root user: a file only root may read (onnx
+    writes external weights as 0600) would fail the cold start on AWS, never here."""
+    for artifacts in (llama_artifacts, t5_artifacts):
+        for path in artifacts["int8"].iterdir():
+            assert path.stat().st_mode & 0o004, f"{path.name} is not world-readable"
+
+
 def test_adapters_the_runtime_cannot_apply_exactly_are_refused(tmp_path, llama_artifacts):
     from training_jobs.export.genai_export import lora_settings
     from training_jobs.export.onnx_export import export

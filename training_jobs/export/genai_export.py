@@ -262,6 +262,10 @@ def build_base(base: str, adapter_dir: Path, precision: str, revision: str | Non
         _run_builder(base, precision, built, Path(scratch))
         inputs = attach_lora(built, settings["targets"])
         (built / "lora_inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n")
+        for path in built.iterdir():
+            # onnx writes external data as 0600; Lambda runs an image's code as a non-root user,
+            # which could not read a baked-in model file that only root may read.
+            path.chmod(0o644)
         shutil.rmtree(target, ignore_errors=True)
         built.rename(target)  # whole or not at all: a cut build is never taken from the cache
     log(f"onnxruntime-genai base with {len(inputs)} LoRA input pairs -> {target}")
@@ -330,6 +334,8 @@ def export_causal(adapter_dir: Path, out: Path, precision: str, base: str, revis
         except OSError:
             shutil.copy(built / name, out / name)
     write_adapter(adapter_parameters(adapter_dir, inputs), out / ADAPTER_FILE)
+    for name in (*RUNTIME_FILES, ADAPTER_FILE):
+        (out / name).chmod(0o644)  # also for a base cached before build_base set it (see there)
     config = json.loads((built / "genai_config.json").read_text())["model"]["decoder"]
     digest = hashlib.sha256()
     for name in RUNTIME_FILES:
