@@ -97,6 +97,34 @@ def manifest(path: Path) -> dict:
     return json.loads((path / "manifest.json").read_text())
 
 
+def merged(base: Path, adapter: Path, loader: type | None = None):
+    """The fp32 reference every serving path is held to: PyTorch with the LoRA adapter merged."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = (loader or AutoModelForCausalLM).from_pretrained(base, dtype=torch.float32)
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
+
+
+def greedy(model, ids: list[int], steps: int):
+    """transformers' greedy decoding of exactly `steps` tokens, with the scores of every step."""
+    import torch
+
+    tensor = torch.tensor([ids])
+    with torch.no_grad():
+        return model.generate(
+            input_ids=tensor,
+            attention_mask=torch.ones_like(tensor),
+            max_new_tokens=steps,
+            min_new_tokens=steps,
+            do_sample=False,
+            pad_token_id=0,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+
+
 @pytest.fixture(scope="session")
 def t5_plan_artifact(tmp_path_factory, t5_artifacts):
     """The tiny T5 adapter exported as a plan advisor (it writes steps; the handler renders them)."""

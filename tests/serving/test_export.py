@@ -9,14 +9,7 @@ import torch
 from serving.artifacts import ArtifactError, verify
 from serving.classifier import Classifier
 from serving.generator import Generator
-from tests.serving.conftest import manifest
-
-
-def merged(artifacts, loader):
-    from peft import PeftModel
-
-    model = loader.from_pretrained(artifacts["base"])
-    return PeftModel.from_pretrained(model, artifacts["adapter"]).merge_and_unload().eval()
+from tests.serving.conftest import greedy, manifest, merged
 
 
 @pytest.mark.parametrize("kind", ["t5", "llama", "llama-graphs"])
@@ -28,38 +21,19 @@ def test_fp32_greedy_matches_transformers_generate(
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     artifacts = {"t5": t5_artifacts, "llama": llama_artifacts, "llama-graphs": llama_graph_artifacts}[kind]
-    model = merged(artifacts, AutoModelForSeq2SeqLM if kind == "t5" else AutoModelForCausalLM)
+    loader = AutoModelForSeq2SeqLM if kind == "t5" else AutoModelForCausalLM
+    model = merged(artifacts["base"], artifacts["adapter"], loader)
     generator = Generator(verify(artifacts["fp32"]))
     for pair in advisor_texts[:3]:
         ids = generator.encode(pair["prompt"], truncate=True)
         ours = generator.generate_ids(ids, max_new_tokens=12, min_new_tokens=12).token_ids
-        tensor = torch.tensor([ids])
-        with torch.no_grad():
-            out = model.generate(
-                input_ids=tensor,
-                attention_mask=torch.ones_like(tensor),
-                max_new_tokens=12,
-                min_new_tokens=12,
-                do_sample=False,
-                pad_token_id=0,
-            )
+        out = greedy(model, ids, 12).sequences
         reference = out[0, 1:] if kind == "t5" else out[0, len(ids) :]
         assert ours == reference.tolist()
 
 
 def mean_top_probability(model, ids, steps):
-    tensor = torch.tensor([ids])
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=tensor,
-            attention_mask=torch.ones_like(tensor),
-            max_new_tokens=steps,
-            min_new_tokens=steps,
-            do_sample=False,
-            pad_token_id=0,
-            output_scores=True,
-            return_dict_in_generate=True,
-        )
+    out = greedy(model, ids, steps)
     return float(np.mean([torch.softmax(score[0], -1).max().item() for score in out.scores]))
 
 
@@ -70,7 +44,7 @@ def test_confidence_is_the_merged_models_mean_token_probability(t5_artifacts, ad
     generator = Generator(verify(t5_artifacts["fp32"]))
     ids = generator.encode(advisor_texts[0]["prompt"], truncate=True)
     ours = generator.generate_ids(ids, 8, 8).confidence
-    tuned = mean_top_probability(merged(t5_artifacts, AutoModelForSeq2SeqLM), ids, 8)
+    tuned = mean_top_probability(merged(t5_artifacts["base"], t5_artifacts["adapter"], AutoModelForSeq2SeqLM), ids, 8)
     base = mean_top_probability(AutoModelForSeq2SeqLM.from_pretrained(t5_artifacts["base"]).eval(), ids, 8)
     assert ours == pytest.approx(tuned, abs=1e-3)
     assert abs(ours - base) > 1e-3

@@ -12,16 +12,8 @@ import torch
 from serving import genai
 from serving.artifacts import Artifact, verify
 from serving.generator import Generator
-from tests.serving.conftest import manifest
+from tests.serving.conftest import greedy, manifest, merged
 from training_jobs.common.errors import JobSetupError
-
-
-def merged_model(base, adapter):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    return PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
 
 
 def next_logits(model, ids):
@@ -38,12 +30,12 @@ def test_base_without_the_adapter_is_exactly_the_base_model(llama_artifacts, adv
     bare = Artifact(artifact.path, {**artifact.manifest, "adapter_file": None})
     with_adapter, without = genai.GenaiDecoder(artifact), genai.GenaiDecoder(bare)
     base = AutoModelForCausalLM.from_pretrained(llama_artifacts["base"], dtype=torch.float32).eval()
-    merged = merged_model(llama_artifacts["base"], llama_artifacts["adapter"])
+    reference = merged(llama_artifacts["base"], llama_artifacts["adapter"])
     ids = Generator(artifact).encode(advisor_texts[0]["prompt"], truncate=True)
     ours_base = without.session(ids, 1).start()
     ours_merged = with_adapter.session(ids, 1).start()
     np.testing.assert_allclose(ours_base, next_logits(base, ids), atol=1e-4)
-    np.testing.assert_allclose(ours_merged, next_logits(merged, ids), atol=1e-4)
+    np.testing.assert_allclose(ours_merged, next_logits(reference, ids), atol=1e-4)
     assert np.abs(ours_merged - ours_base).max() > 1e-2  # the adapter really changes the answer
 
 
@@ -72,7 +64,7 @@ def test_two_adapters_share_one_loaded_base(tmp_path, llama_artifacts, advisor_t
     assert genai.loaded_bases() <= before + 1
     ids = a.encode(advisor_texts[1]["prompt"], truncate=True)
     for generator, adapter in ((a, llama_artifacts["adapter"]), (b, second)):
-        reference = merged_model(llama_artifacts["base"], adapter)
+        reference = merged(llama_artifacts["base"], adapter)
         tensor = torch.tensor([ids])
         with torch.no_grad():
             out = reference.generate(
@@ -163,23 +155,12 @@ def test_int8_keeps_the_first_greedy_tokens_of_fp32_on_real_weights(smollm2, adv
     fp32's token at (nearly) every step where fp32 is decisive (top-2 gap >= 0.05). One prompt of
     six diverges at a near-tie after 6 tokens (measured): greedy decoding amplifies a near-tie,
     which is why the whole-answer figure is the median and the decisive steps are checked too."""
-    reference = merged_model(smollm2["base"], smollm2["adapter"])
+    reference = merged(smollm2["base"], smollm2["adapter"])
     generator = Generator(verify(smollm2["int8"]))
     equal, decisive, agree = [], 0, 0
     for pair in advisor_texts[:6]:
         ids = generator.encode(pair["prompt"], truncate=True)
-        tensor = torch.tensor([ids])
-        with torch.no_grad():
-            out = reference.generate(
-                input_ids=tensor,
-                attention_mask=torch.ones_like(tensor),
-                max_new_tokens=FIRST,
-                min_new_tokens=FIRST,
-                do_sample=False,
-                pad_token_id=0,
-                output_scores=True,
-                return_dict_in_generate=True,
-            )
+        out = greedy(reference, ids, FIRST)
         forced = out.sequences[0, len(ids) :].tolist()
         ours = generator.generate_ids(ids, FIRST, FIRST).token_ids
         equal.append(sum(x == y for x, y in zip(ours, forced, strict=True)))
