@@ -22,7 +22,7 @@ INCLUDED_SUFFIXES = (".py", ".yaml")
 OPERATOR_ONLY = ("training_jobs/launch.py",)
 SHARED_MODULES = ("__init__.py", "budgeting.py", "grounding.py")
 # The advisor job's served evaluation runs the serving runtime (lambdas/serving) on its artifact.
-SERVING_MODULES = ("__init__.py", "artifacts.py", "generator.py", "plans.py", "runtime.py")
+SERVING_MODULES = ("__init__.py", "artifacts.py", "genai.py", "generator.py", "plans.py", "runtime.py")
 
 
 def _entry_script(module: str) -> bytes:
