@@ -69,6 +69,17 @@ class BedrockProvider:
         )
 
 
+def _served_usage(model_id: str, body: dict[str, Any]) -> tuple[int, int]:
+    """The tokens a serving function reports (its ``usage``): what the client's token budget is
+    charged, as on the streamed path. An answer without them cannot be settled exactly, so it is
+    the function's bad response, not a free one."""
+    usage = body.get("usage")
+    counts = [usage.get(key) for key in ("input_tokens", "output_tokens")] if isinstance(usage, dict) else []
+    if len(counts) != 2 or not all(type(count) is int and count >= 0 for count in counts):
+        raise failure(model_id, "BadResponse", f"the serving function reported no token usage: {str(usage)[:200]}")
+    return counts[0], counts[1]
+
+
 class LambdaProvider:
     """Invokes a serving Lambda (the fine-tuned adapters) by logical target name."""
 
@@ -97,13 +108,14 @@ class LambdaProvider:
             raise failure(model_id, "BadResponse", str(body)[:300])
         if self._guardrail is not None and self._bedrock is None:
             self._bedrock = boto3.client("bedrock-runtime")
+        input_tokens, output_tokens = _served_usage(model_id, body)
         original = str(body["response"])
         text = apply_output_guardrail(self._bedrock, self._guardrail, original)
         return Completion(
             text=text,
             model_id=str(body.get("model_version") or model_id),
-            input_tokens=0,
-            output_tokens=0,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             stop_reason="end_turn" if text == original else GUARDRAIL_INTERVENED,
         )
 

@@ -32,6 +32,8 @@ def test_budgeting_advice_is_served_by_the_local_adapter(served):
     assert body["tier"] == "primary"
     assert body["model_used"].startswith("advisor-seq2seq-int8-")  # the artifact's model_version
     assert served.status()["regions"]["us-east-1"]["lambda_invocations"]["advisor"] == before + 1
+    # Charged what the serving function counted: the prompt's tokens and the answer's.
+    assert body["usage"]["input_tokens"] > 0 and body["usage"]["output_tokens"] > 0
 
 
 def test_the_endpoint_tier_serves_its_share_of_budgeting_advice_and_its_faults_count(served):

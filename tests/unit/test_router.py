@@ -175,13 +175,22 @@ def test_lambda_provider_invokes_the_target_and_reads_its_answer():
     client = FakeLambda(
         {
             "statusCode": 200,
-            "body": json.dumps({"response": "Cut dining by 10%", "confidence": 0.8, "model_version": "advisor-v3"}),
+            "body": json.dumps(
+                {
+                    "response": "Cut dining by 10%",
+                    "confidence": 0.8,
+                    "model_version": "advisor-v3",
+                    "usage": {"input_tokens": 57, "output_tokens": 12},
+                }
+            ),
         }
     )
     provider = dal.LambdaProvider({"advisor": "arn:aws:lambda:us-east-1:123456789012:function:advisor"}, client)
     completion = provider.complete_target("advisor", "advisor-lora", REQUEST)
     assert completion.text == "Cut dining by 10%"
     assert completion.model_id == "advisor-v3"
+    # The function's own token counts are what the client's budget is charged (never zero).
+    assert (completion.input_tokens, completion.output_tokens) == (57, 12)
     assert client.invoked == [
         ("arn:aws:lambda:us-east-1:123456789012:function:advisor", {"query": "Where does my money go?"})
     ]
@@ -195,6 +204,12 @@ def test_lambda_provider_invokes_the_target_and_reads_its_answer():
         ({"statusCode": 400, "body": json.dumps({"error": "prompt_too_long"})}, None, "PromptTooLong"),
         ({"statusCode": 500, "body": json.dumps({"error": "boom"})}, None, "BadResponse"),
         ({"response": ""}, None, "BadResponse"),
+        ({"statusCode": 200, "body": json.dumps({"response": "Cut dining"})}, None, "BadResponse"),
+        (
+            {"statusCode": 200, "body": json.dumps({"response": "x", "usage": {"input_tokens": -1}})},
+            None,
+            "BadResponse",
+        ),
     ],
 )
 def test_lambda_provider_failures_raise_model_call_errors(payload, function_error, code):
@@ -229,7 +244,7 @@ def test_lambda_provider_output_passes_through_the_guardrail():
             return {"action": "GUARDRAIL_INTERVENED", "outputs": [{"text": "masked answer"}]}
 
     guard = Guard()
-    client = FakeLambda({"statusCode": 200, "body": json.dumps({"response": "raw answer", "model_version": "v1"})})
+    client = FakeLambda({"statusCode": 200, "body": json.dumps({"response": "raw answer", "model_version": "v1", "usage": {"input_tokens": 9, "output_tokens": 2}})})
     provider = dal.LambdaProvider({"advisor": "arn"}, client, guardrail=GuardrailRef("gr", "2"), bedrock_client=guard)
     assert provider.complete_target("advisor", "advisor-lora", REQUEST).text == "masked answer"
     assert guard.calls[0]["source"] == "OUTPUT"

@@ -258,7 +258,7 @@ def build_base(base: str, adapter_dir: Path, precision: str, revision: str | Non
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         built = Path(scratch) / "model"
-        log(f"onnxruntime-genai model builder: {base} at {precision} (about 20 s for 135M parameters)")
+        log(f"onnxruntime-genai model builder: {base} at {precision}, about 20 s for 135M parameters")
         _run_builder(base, precision, built, Path(scratch))
         inputs = attach_lora(built, settings["targets"])
         (built / "lora_inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n")
