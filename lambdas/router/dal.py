@@ -75,9 +75,10 @@ def _served_usage(model_id: str, body: dict[str, Any]) -> tuple[int, int]:
     the function's bad response, not a free one."""
     usage = body.get("usage")
     counts = [usage.get(key) for key in ("input_tokens", "output_tokens")] if isinstance(usage, dict) else []
-    if len(counts) != 2 or not all(type(count) is int and count >= 0 for count in counts):
+    tokens = [count for count in counts if type(count) is int and count >= 0]  # bool is not a count
+    if len(tokens) != 2:
         raise failure(model_id, "BadResponse", f"the serving function reported no token usage: {str(usage)[:200]}")
-    return counts[0], counts[1]
+    return tokens[0], tokens[1]
 
 
 class LambdaProvider:

@@ -244,7 +244,14 @@ def test_lambda_provider_output_passes_through_the_guardrail():
             return {"action": "GUARDRAIL_INTERVENED", "outputs": [{"text": "masked answer"}]}
 
     guard = Guard()
-    client = FakeLambda({"statusCode": 200, "body": json.dumps({"response": "raw answer", "model_version": "v1", "usage": {"input_tokens": 9, "output_tokens": 2}})})
+    client = FakeLambda(
+        {
+            "statusCode": 200,
+            "body": json.dumps(
+                {"response": "raw answer", "model_version": "v1", "usage": {"input_tokens": 9, "output_tokens": 2}}
+            ),
+        }
+    )
     provider = dal.LambdaProvider({"advisor": "arn"}, client, guardrail=GuardrailRef("gr", "2"), bedrock_client=guard)
     assert provider.complete_target("advisor", "advisor-lora", REQUEST).text == "masked answer"
     assert guard.calls[0]["source"] == "OUTPUT"
