@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT_CACHE = Path(os.environ.get("FINAI_MODEL_CACHE", Path.home() / ".cache" / "finai-models"))
 # The recipe's version is in the name: a cached adapter from an older recipe is not reused.
@@ -44,10 +45,13 @@ def quiet_loading() -> None:
         )
 
 
-def stale_engine(serve: Path) -> bool:
+def _manifest(serve: Path) -> dict[str, Any]:
     import json
 
-    manifest = json.loads((serve / "manifest.json").read_text())
+    return dict(json.loads((serve / "manifest.json").read_text()))
+
+
+def stale_engine(manifest: dict[str, Any]) -> bool:
     return manifest.get("architecture") == "causal" and manifest.get("engine") != "onnxruntime-genai"
 
 
@@ -55,13 +59,10 @@ def current_engine(serve: Path) -> Path:
     """A cached causal adapter exported before the advisor moved to onnxruntime-genai (issue 20) is
     exported again from the same adapter (about 20 s; no retraining), so the demo serves what the
     Lambda would."""
-    import json
-
-    if not stale_engine(serve):
+    manifest = _manifest(serve)
+    if not stale_engine(manifest):
         return serve
     from training_jobs.export.onnx_export import export
-
-    manifest = json.loads((serve / "manifest.json").read_text())
 
     print(f"[adapters] {serve} holds our old causal graphs: exporting it for onnxruntime-genai", flush=True)
     export(
@@ -128,7 +129,7 @@ def cached(name: str) -> Path | None:
     None (nothing is trained here: the region's background job trains or re-exports it)."""
     cache = {"advisor": CACHE, "sentiment": SENTIMENT_CACHE}[name]
     serve = cache / "model" / "serve"
-    return serve if (serve / "manifest.json").is_file() and not stale_engine(serve) else None
+    return serve if (serve / "manifest.json").is_file() and not stale_engine(_manifest(serve)) else None
 
 
 def main(argv: list[str] | None = None) -> int:

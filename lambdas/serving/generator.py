@@ -215,10 +215,10 @@ class Generator:
         With a ``constraint`` (``accepts(text, final)``), each step takes the most probable token
         whose decoded text the constraint still accepts, and EOS only where it accepts the text as
         final: the model chooses, among what the constraint allows."""
-        steps: GenaiSession | _GraphSession
-        steps = self.genai.session(ids, max_new_tokens) if self.genai else _GraphSession(self, ids)
         if max_new_tokens <= 0:
             return
+        steps: GenaiSession | _GraphSession
+        steps = self.genai.session(ids, max_new_tokens) if self.genai else _GraphSession(self, ids)
         logits = steps.start()
         generated: list[int] = []
         while True:

@@ -33,7 +33,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from serving.artifacts import sha256_file
 from training_jobs.common.errors import JobSetupError
 
 GENAI_PRECISIONS = ("int8", "int4", "fp32")
@@ -336,18 +335,24 @@ def export_causal(adapter_dir: Path, out: Path, precision: str, base: str, revis
     write_adapter(adapter_parameters(adapter_dir, inputs), out / ADAPTER_FILE)
     for name in (*RUNTIME_FILES, ADAPTER_FILE):
         (out / name).chmod(0o644)  # also for a base cached before build_base set it (see there)
-    config = json.loads((built / "genai_config.json").read_text())["model"]["decoder"]
-    digest = hashlib.sha256()
-    for name in RUNTIME_FILES:
-        digest.update(sha256_file(out / name).encode())
+    config = json.loads((built / "genai_config.json").read_text())["model"]
+    decoder, eos = config["decoder"], config["eos_token_id"]
     log(f"adapter {adapter_dir.name}: {len(inputs)} LoRA pairs -> {out / ADAPTER_FILE}")
     return {
         "engine": "onnxruntime-genai",
         "engine_version": _version(),
         "adapter_file": ADAPTER_FILE,
-        # Artifacts with the same base share one loaded model in a function (serving.genai).
-        "base_sha256": digest.hexdigest(),
-        "layers": int(config["num_hidden_layers"]),
-        "kv_heads": int(config["num_key_value_heads"]),
-        "head_dim": int(config["head_size"]),
+        "eos_token_id": int(eos[0] if isinstance(eos, list) else eos),
+        "layers": int(decoder["num_hidden_layers"]),
+        "kv_heads": int(decoder["num_key_value_heads"]),
+        "head_dim": int(decoder["head_size"]),
     }
+
+
+def base_digest(files: dict[str, str]) -> str:
+    """The manifest's ``base_sha256``, from its per-file SHA-256s of the base graph's files:
+    artifacts with the same base share one loaded model in a function (serving.genai)."""
+    digest = hashlib.sha256()
+    for name in RUNTIME_FILES:
+        digest.update(files[name].encode())
+    return digest.hexdigest()

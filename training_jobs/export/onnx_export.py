@@ -313,14 +313,14 @@ def export(
 
         tokenizer = load_tokenizer(adapter_dir, base, revision)
         settings = genai_export.export_causal(adapter_dir, out, precision, base, revision)
-        eos = json.loads((out / "genai_config.json").read_text())["model"]["eos_token_id"]
-        settings["eos_token_id"] = int(eos[0] if isinstance(eos, list) else eos)
     else:
         tokenizer, settings = _export_graphs(adapter_dir, out, precision, base_model, revision)
     if not getattr(tokenizer, "is_fast", False):
         raise JobSetupError("the runtime needs a fast tokenizer (tokenizer.json); this base has none")
     tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
     files = {path.name: sha256_file(path) for path in sorted(out.iterdir())}
+    if engine == "genai":
+        settings["base_sha256"] = genai_export.base_digest(files)
     fingerprint = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:12]
     manifest = {
         "format": FORMAT,
